@@ -1,0 +1,109 @@
+# kvkit build. Plain make: one compiler invocation per file, no configure
+# step, and the whole build fits on one screen.
+#   make            kvkit, vfkit (hard link), libkvkit.a/.so
+#   make check-unit unit tests (no KVM needed)
+#   make SAN=1      AddressSanitizer + UndefinedBehaviorSanitizer build
+#   make CC=clang   the same with clang
+#   make fuzz       libFuzzer harnesses (clang)
+#   make install PREFIX=/usr/local
+
+CC ?= gcc
+PREFIX ?= /usr/local
+BUILD ?= build
+VERSION := 0.1.0
+
+WARN := -Wall -Wextra -Werror -Wno-unused-parameter
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 $(WARN) -Iinclude -I$(BUILD) -pthread -fno-strict-aliasing -DKVKIT_VERSION=\"$(VERSION)\"
+LDFLAGS += -pthread
+ifeq ($(SAN),1)
+CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+LIB_SRCS := lib/config.c lib/options.c lib/cmdline.c
+CORE_SRCS := src/util/log.c src/vmm/guest_mem.c src/vmm/bus.c src/vmm/eventloop.c src/vmm/vm.c \
+	src/arch/x86/cpu.c src/arch/x86/acpi.c src/boot/linux.c src/devices/platform.c src/devices/uart.c \
+	src/pci/pci.c src/pci/msix.c src/virtio/virtq.c src/virtio/virtio_pci.c src/virtio/console.c \
+	src/virtio/rng.c
+MAIN_SRCS := src/main.c
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+LIB_OBJS := $(call obj,$(LIB_SRCS))
+CORE_OBJS := $(call obj,$(CORE_SRCS))
+
+all: $(BUILD)/kvkit $(BUILD)/vfkit $(BUILD)/libkvkit.a $(BUILD)/libkvkit.so $(BUILD)/kvkit.pc
+
+$(BUILD)/obj/%.o: %.c $(BUILD)/dsdt_aml.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# The DSDT is written in ASL and compiled by iasl (acpica-tools).
+$(BUILD)/dsdt_aml.h: src/arch/x86/dsdt.asl
+	@mkdir -p $(BUILD)/iasl
+	iasl -p $(BUILD)/iasl/dsdt -tc $< >/dev/null
+	mv $(BUILD)/iasl/dsdt.hex $@
+
+$(BUILD)/libkvkit.a: $(LIB_OBJS)
+	ar rcs $@ $^
+
+$(BUILD)/libkvkit.so: $(LIB_SRCS) include/kvkit/*.h
+	$(CC) $(CFLAGS) -fPIC -shared -Wl,-soname,libkvkit.so.0 $(LIB_SRCS) -o $@ $(LDFLAGS)
+
+$(BUILD)/kvkit.pc: Makefile
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: kvkit\nDescription: vfkit-compatible VM configuration library\nVersion: %s\nLibs: -L$${libdir} -lkvkit\nCflags: -I$${includedir}\n' '$(PREFIX)' '$(VERSION)' > $@
+
+$(BUILD)/kvkit: $(call obj,$(MAIN_SRCS)) $(CORE_OBJS) $(BUILD)/libkvkit.a
+	$(CC) $^ -o $@ $(LDFLAGS)
+
+# clients check that the process is called vfkit: a hard link makes both
+# /proc/PID/comm and /proc/PID/exe say so
+$(BUILD)/vfkit: $(BUILD)/kvkit
+	ln -f $< $@
+
+# ---- tests ----
+TEST_LIBS := -lcmocka
+UNIT_TESTS := $(BUILD)/tests/test_cmdline $(BUILD)/tests/test_virtq $(BUILD)/tests/test_kvm_api
+
+$(BUILD)/tests/test_cmdline: tests/unit/test_cmdline.c $(BUILD)/libkvkit.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
+
+$(BUILD)/tests/test_virtq: tests/unit/test_virtq.c $(call obj,src/virtio/virtq.c src/vmm/guest_mem.c src/util/log.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
+
+$(BUILD)/tests/test_kvm_api: tests/unit/test_kvm_api.c $(CORE_OBJS) $(BUILD)/libkvkit.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
+
+tests: $(UNIT_TESTS)
+
+check-unit: $(UNIT_TESTS)
+	@for t in $(UNIT_TESTS); do $$t || exit 1; done
+
+# ---- fuzzing (clang + libFuzzer) ----
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -Iinclude -I$(BUILD) -pthread -fsanitize=fuzzer,address,undefined
+fuzz: $(BUILD)/fuzz/fuzz_virtq $(BUILD)/fuzz/fuzz_cmdline
+$(BUILD)/fuzz/fuzz_virtq: tests/fuzz/fuzz_virtq.c src/virtio/virtq.c src/vmm/guest_mem.c src/util/log.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) $^ -o $@
+$(BUILD)/fuzz/fuzz_cmdline: tests/fuzz/fuzz_cmdline.c $(LIB_SRCS)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) $^ -o $@
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/kvkit
+	install -m 755 $(BUILD)/kvkit $(DESTDIR)$(PREFIX)/bin/kvkit
+	ln -f $(DESTDIR)$(PREFIX)/bin/kvkit $(DESTDIR)$(PREFIX)/bin/vfkit
+	install -m 644 $(BUILD)/libkvkit.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/libkvkit.so $(DESTDIR)$(PREFIX)/lib/libkvkit.so.0
+	ln -sf libkvkit.so.0 $(DESTDIR)$(PREFIX)/lib/libkvkit.so
+	install -m 644 include/kvkit/*.h $(DESTDIR)$(PREFIX)/include/kvkit/
+	install -m 644 $(BUILD)/kvkit.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+
+clean:
+	rm -rf $(BUILD)
+
+.PHONY: all tests check-unit fuzz install clean
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

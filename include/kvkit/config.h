@@ -1,0 +1,151 @@
+/* libkvkit: the VM configuration model shared by the kvkit binary, the
+ * vfkit command-line parser and (later) the JSON reader/printer. */
+#ifndef KVKIT_CONFIG_H
+#define KVKIT_CONFIG_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum kv_boot_kind { KV_BOOT_NONE = 0, KV_BOOT_LINUX, KV_BOOT_EFI, KV_BOOT_MACOS };
+
+struct kv_bootloader {
+	enum kv_boot_kind kind;
+	/* linux */
+	char *kernel, *initrd, *cmdline;
+	/* efi */
+	char *efi_store;
+	bool efi_create;
+	/* macos (parsed, then refused) */
+	char *machine_id_path, *hw_model_path, *aux_image_path;
+};
+
+enum kv_dev_kind {
+	KV_DEV_VIRTIO_BLK,
+	KV_DEV_NVME,
+	KV_DEV_USB_MASS_STORAGE,
+	KV_DEV_NBD,
+	KV_DEV_VIRTIO_NET,
+	KV_DEV_VIRTIO_VSOCK,
+	KV_DEV_VIRTIO_FS,
+	KV_DEV_VIRTIO_SERIAL,
+	KV_DEV_VIRTIO_RNG,
+	KV_DEV_VIRTIO_BALLOON,
+	KV_DEV_VIRTIO_GPU,
+	KV_DEV_VIRTIO_INPUT,
+	KV_DEV_ROSETTA,
+};
+
+enum kv_disk_type { KV_DISK_IMAGE = 0, KV_DISK_DEV };
+enum kv_disk_cache { KV_CACHE_AUTOMATIC = 0, KV_CACHE_CACHED, KV_CACHE_UNCACHED };
+enum kv_disk_sync { KV_SYNC_DEFAULT = 0, KV_SYNC_FULL, KV_SYNC_FSYNC, KV_SYNC_NONE };
+
+struct kv_disk {
+	char *path;
+	enum kv_disk_type type;
+	bool readonly;
+	char *device_id; /* virtio-blk only */
+	enum kv_disk_cache cache;
+	enum kv_disk_sync sync;
+};
+
+struct kv_nbd {
+	char *uri;
+	char *device_id;
+	int32_t timeout_ms;  /* default 15000 */
+	bool sync_none;      /* sync=none */
+	bool readonly;
+};
+
+struct kv_net {
+	bool nat;
+	int fd;               /* -1 when unset */
+	char *unix_path;      /* unixSocketPath= or path= */
+	bool type_unixgram;   /* given as type=unixgram,path= */
+	bool vfkit_magic;     /* default on whenever a path is given */
+	bool has_mac;
+	uint8_t mac[6];
+};
+
+struct kv_vsock {
+	bool has_port;
+	uint32_t port;
+	char *socket_url;
+	bool listen; /* true = listen (default), false = connect */
+};
+
+struct kv_fs {
+	char *shared_dir;
+	char *mount_tag;
+};
+
+enum kv_serial_mode { KV_SERIAL_NONE = 0, KV_SERIAL_LOGFILE, KV_SERIAL_STDIO, KV_SERIAL_PTY };
+
+struct kv_serial {
+	enum kv_serial_mode mode;
+	char *log_path;
+	char *pty_name; /* runtime only */
+};
+
+struct kv_gpu {
+	uint32_t width, height;
+	bool uses_gui;
+};
+
+enum kv_input_kind { KV_INPUT_NONE = 0, KV_INPUT_POINTING, KV_INPUT_KEYBOARD };
+
+struct kv_rosetta {
+	char *mount_tag;
+	bool install;
+	bool ignore_if_missing;
+};
+
+struct kv_device {
+	enum kv_dev_kind kind;
+	union {
+		struct kv_disk disk;
+		struct kv_nbd nbd;
+		struct kv_net net;
+		struct kv_vsock vsock;
+		struct kv_fs fs;
+		struct kv_serial serial;
+		struct kv_gpu gpu;
+		enum kv_input_kind input;
+		struct kv_rosetta rosetta;
+	} u;
+};
+
+enum kv_log_level { KV_LOG_INFO = 0, KV_LOG_DEBUG, KV_LOG_ERROR };
+
+struct kv_config {
+	uint32_t cpus;          /* default 1 */
+	uint64_t memory_bytes;  /* default 512 MiB */
+	struct kv_bootloader boot;
+	struct kv_device *devices;
+	size_t ndevices;
+	bool has_timesync;
+	uint32_t timesync_port;
+	char *restful_uri;      /* NULL = none:// */
+	enum kv_log_level log_level;
+	bool gui;
+	char *ignition;
+	char **cloud_init;
+	size_t ncloud_init;
+	bool nested;
+	char *pidfile;
+};
+
+void kv_config_init(struct kv_config *c);
+void kv_config_free(struct kv_config *c);
+/* Append a zeroed device of this kind; NULL when out of memory. */
+struct kv_device *kv_config_add_device(struct kv_config *c, enum kv_dev_kind kind);
+/* vfkit's name for a device kind ("virtio-blk", ...). */
+const char *kv_device_type_name(enum kv_dev_kind kind);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,19 @@
+/* x86 vCPU setup: CPUID, MSRs, FPU, LAPIC, and the registers a boot protocol
+ * hands to the first instruction. */
+#ifndef KVKIT_X86_CPU_H
+#define KVKIT_X86_CPU_H
+#include <stddef.h>
+#include <stdint.h>
+
+struct vcpu;
+struct vm;
+
+int x86_vcpu_init(struct vcpu *c, char *err, size_t errlen);
+/* Write GDT, IDT and identity page tables for the first 4 GiB into guest RAM. */
+void x86_write_boot_tables(struct vm *vm);
+/* 64-bit boot protocol entry: long mode, paging on, rsi = zero page. */
+int x86_set_regs_long(struct vcpu *c, uint64_t rip, uint64_t rsi);
+/* PVH entry: 32-bit protected mode, paging off, ebx = hvm_start_info. */
+int x86_set_regs_pvh(struct vcpu *c, uint64_t rip, uint64_t rbx);
+
+#endif

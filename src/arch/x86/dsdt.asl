@@ -1,0 +1,74 @@
+/*
+ * kvkit's DSDT, compiled by iasl at build time into dsdt_aml.h.
+ * Hardware-reduced ACPI: the power button is a PNP0C0C device notified by a
+ * Generic Event Device (ACPI0013) whose interrupt kvkit raises; S5 is entered
+ * through the FADT sleep control register. Addresses match layout.h.
+ */
+DefinitionBlock ("dsdt.aml", "DSDT", 2, "KVKIT ", "KVKITDSD", 1)
+{
+    Scope (\_SB)
+    {
+        Device (PCI0)
+        {
+            Name (_HID, EisaId ("PNP0A08"))
+            Name (_CID, EisaId ("PNP0A03"))
+            Name (_SEG, Zero)
+            Name (_BBN, Zero)
+            Name (_UID, Zero)
+            Name (_CRS, ResourceTemplate ()
+            {
+                WordBusNumber (ResourceProducer, MinFixed, MaxFixed, PosDecode,
+                    0x0000, 0x0000, 0x0000, 0x0000, 0x0001)
+                IO (Decode16, 0x0CF8, 0x0CF8, 0x01, 0x08)
+                WordIO (ResourceProducer, MinFixed, MaxFixed, PosDecode, EntireRange,
+                    0x0000, 0x0000, 0x0CF7, 0x0000, 0x0CF8)
+                WordIO (ResourceProducer, MinFixed, MaxFixed, PosDecode, EntireRange,
+                    0x0000, 0x0D00, 0xFFFF, 0x0000, 0xF300)
+                DWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable, ReadWrite,
+                    0x00000000, 0xC0000000, 0xDFFFFFFF, 0x00000000, 0x20000000)
+            })
+        }
+
+        /* ECAM window, so Linux trusts the MCFG table */
+        Device (MRES)
+        {
+            Name (_HID, EisaId ("PNP0C02"))
+            Name (_UID, One)
+            Name (_CRS, ResourceTemplate ()
+            {
+                Memory32Fixed (ReadOnly, 0xE0000000, 0x10000000)
+            })
+        }
+
+        Device (PWRB)
+        {
+            Name (_HID, EisaId ("PNP0C0C"))
+            Name (_UID, Zero)
+        }
+
+        Device (GED0)
+        {
+            Name (_HID, "ACPI0013")
+            Name (_UID, Zero)
+            Name (_CRS, ResourceTemplate ()
+            {
+                Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive) { 5 }
+            })
+            OperationRegion (GDST, SystemIO, 0x3C4, One)
+            Field (GDST, ByteAcc, NoLock, WriteAsZeros)
+            {
+                GDAT, 8
+            }
+            Method (_EVT, 1, Serialized)
+            {
+                Local0 = GDAT
+                If (Local0 & One)
+                {
+                    Notify (\_SB.PWRB, 0x80)
+                }
+            }
+        }
+    }
+
+    Name (_S5, Package (0x04) { 0x05, 0x05, Zero, Zero })
+}

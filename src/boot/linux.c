@@ -1,0 +1,354 @@
+/* Direct Linux boot (Documentation/arch/x86/boot.rst and the PVH ABI). */
+#include "linux.h"
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <kvkit/config.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "../arch/x86/acpi.h"
+#include "../arch/x86/cpu.h"
+#include "../arch/x86/layout.h"
+#include "../util/log.h"
+#include "../vmm/vm.h"
+
+/* zero page (struct boot_params) offsets */
+#define BP_ACPI_RSDP 0x070
+#define BP_E820_ENTRIES 0x1e8
+#define BP_HDR 0x1f1
+#define BP_E820_TABLE 0x2d0
+#define BP_E820_MAX 128
+/* setup header fields, as offsets into the zero page */
+#define HDR_SETUP_SECTS 0x1f1
+#define HDR_BOOT_FLAG 0x1fe
+#define HDR_HEADER 0x202
+#define HDR_VERSION 0x206
+#define HDR_TYPE_OF_LOADER 0x210
+#define HDR_LOADFLAGS 0x211
+#define HDR_RAMDISK_IMAGE 0x218
+#define HDR_RAMDISK_SIZE 0x21c
+#define HDR_HEAP_END_PTR 0x224
+#define HDR_CMD_LINE_PTR 0x228
+#define HDR_INITRD_ADDR_MAX 0x22c
+#define HDR_CMDLINE_SIZE 0x238
+#define HDR_XLOADFLAGS 0x236
+#define HDR_INIT_SIZE 0x260
+#define BP_EXT_RAMDISK_IMAGE 0x0c0
+#define BP_EXT_RAMDISK_SIZE 0x0c4
+#define BP_EXT_CMD_LINE_PTR 0x0c8
+
+#define XLF_KERNEL_64 1
+#define LOADED_HIGH 1
+#define CAN_USE_HEAP 0x80
+
+#define E820_RAM 1
+#define E820_RESERVED 2
+
+#define XEN_ELFNOTE_PHYS32_ENTRY 18
+
+struct file_buf {
+	uint8_t *data;
+	size_t size;
+};
+
+static int read_file(const char *path, const char *what, struct file_buf *f, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	f->data = NULL;
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open %s %s: %s", what, path, strerror(errno));
+		return -errno;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s %s is not a regular file", what, path);
+		close(fd);
+		return -EINVAL;
+	}
+	f->size = st.st_size;
+	f->data = f->size ? mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
+	close(fd);
+	if (f->size && f->data == MAP_FAILED) {
+		f->data = NULL;
+		snprintf(err, errlen, "cannot read %s %s: %s", what, path, strerror(errno));
+		return -EIO;
+	}
+	return 0;
+}
+
+static void release(struct file_buf *f)
+{
+	if (f->data)
+		munmap(f->data, f->size);
+	f->data = NULL;
+}
+
+static uint16_t rd16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static void wr32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+
+static bool is_bzimage(const struct file_buf *k)
+{
+	return k->size > 0x264 && rd16(k->data + HDR_BOOT_FLAG) == 0xaa55 && !memcmp(k->data + HDR_HEADER, "HdrS", 4);
+}
+
+static bool is_elf64(const struct file_buf *k)
+{
+	return k->size > sizeof(Elf64_Ehdr) && !memcmp(k->data, ELFMAG, SELFMAG) && k->data[EI_CLASS] == ELFCLASS64 &&
+	       rd16(k->data + offsetof(Elf64_Ehdr, e_machine)) == EM_X86_64;
+}
+
+int linux_boot_validate(const struct kv_bootloader *b, char *err, size_t errlen)
+{
+	struct file_buf k, i;
+	int r = read_file(b->kernel, "kernel", &k, err, errlen);
+	if (r < 0)
+		return r;
+	if (!is_bzimage(&k) && !is_elf64(&k)) {
+		snprintf(err, errlen, "kernel %s is not an x86_64 Linux kernel (neither bzImage nor ELF vmlinux)", b->kernel);
+		release(&k);
+		return -EINVAL;
+	}
+	if (is_bzimage(&k) && (rd16(k.data + HDR_VERSION) < 0x020c || !(k.data[HDR_XLOADFLAGS] & XLF_KERNEL_64))) {
+		snprintf(err, errlen, "kernel %s has no 64-bit entry point (boot protocol 2.12 or later needed)", b->kernel);
+		release(&k);
+		return -EINVAL;
+	}
+	release(&k);
+	if (b->initrd && *b->initrd) {
+		r = read_file(b->initrd, "initrd", &i, err, errlen);
+		release(&i);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* e820 map: low RAM, EBDA+BIOS area reserved, RAM to the hole, RAM above 4G. */
+static unsigned build_e820(struct vm *vm, uint8_t *table)
+{
+	struct { uint64_t addr, size; uint32_t type; } __attribute__((packed)) e[5];
+	unsigned n = 0;
+	e[n++] = (typeof(e[0])){ 0, EBDA_START, E820_RAM };
+	e[n++] = (typeof(e[0])){ EBDA_START, HIGH_RAM_START - EBDA_START, E820_RESERVED };
+	e[n++] = (typeof(e[0])){ HIGH_RAM_START, vm->low_ram - HIGH_RAM_START, E820_RAM };
+	e[n++] = (typeof(e[0])){ PCI_ECAM_START, PCI_ECAM_SIZE, E820_RESERVED };
+	if (vm->high_ram)
+		e[n++] = (typeof(e[0])){ RAM_ABOVE_4G, vm->high_ram, E820_RAM };
+	memcpy(table, e, n * sizeof(e[0]));
+	return n;
+}
+
+static int place_initrd(struct vm *vm, const struct kv_bootloader *b, uint64_t max_addr, uint64_t kernel_end,
+			uint64_t *addr, uint64_t *size, char *err, size_t errlen)
+{
+	struct file_buf f;
+	*addr = *size = 0;
+	if (!b->initrd || !*b->initrd)
+		return 0;
+	int r = read_file(b->initrd, "initrd", &f, err, errlen);
+	if (r < 0)
+		return r;
+	uint64_t top = vm->low_ram < max_addr + 1 ? vm->low_ram : max_addr + 1;
+	if (f.size > top || ((top - f.size) & ~0xfffULL) < kernel_end) {
+		snprintf(err, errlen, "initrd %s (%zu bytes) does not fit in guest memory below 0x%llx", b->initrd, f.size,
+			 (unsigned long long)top);
+		release(&f);
+		return -ENOSPC;
+	}
+	*addr = (top - f.size) & ~0xfffULL;
+	*size = f.size;
+	memcpy(gmem_ptr(&vm->mem, *addr, f.size), f.data, f.size);
+	release(&f);
+	return 0;
+}
+
+static int write_cmdline(struct vm *vm, const char *cmdline, uint64_t max, char *err, size_t errlen)
+{
+	size_t len = cmdline ? strlen(cmdline) : 0;
+	if (len >= max || len >= CMDLINE_MAX) {
+		snprintf(err, errlen, "kernel command line is %zu bytes, the kernel accepts at most %llu", len,
+			 (unsigned long long)(max - 1));
+		return -E2BIG;
+	}
+	char *dst = gmem_ptr(&vm->mem, CMDLINE_ADDR, len + 1);
+	memcpy(dst, cmdline ? cmdline : "", len);
+	dst[len] = 0;
+	return 0;
+}
+
+static int load_bzimage(struct vm *vm, const struct kv_bootloader *b, struct file_buf *k, char *err, size_t errlen)
+{
+	uint8_t *zp = gmem_ptr(&vm->mem, ZERO_PAGE_ADDR, 4096);
+	unsigned setup_sects = k->data[HDR_SETUP_SECTS] ? k->data[HDR_SETUP_SECTS] : 4;
+	uint64_t setup_size = (setup_sects + 1) * 512ULL;
+	if (setup_size >= k->size) {
+		snprintf(err, errlen, "kernel %s: truncated bzImage", b->kernel);
+		return -EINVAL;
+	}
+	uint64_t pm_size = k->size - setup_size;
+	uint64_t init_size = rd32(k->data + HDR_INIT_SIZE);
+	uint64_t kernel_end = HIGH_RAM_START + (init_size > pm_size ? init_size : pm_size);
+	if (kernel_end > vm->low_ram) {
+		snprintf(err, errlen, "invalid virtual machine configuration: kernel needs %llu MiB, guest has too little memory",
+			 (unsigned long long)(kernel_end >> 20) + 1);
+		return -ENOSPC;
+	}
+	memcpy(gmem_ptr(&vm->mem, HIGH_RAM_START, pm_size), k->data + setup_size, pm_size);
+
+	memset(zp, 0, 4096);
+	/* copy the setup header as the boot protocol asks */
+	size_t hdr_end = 0x202 + k->data[0x201];
+	if (hdr_end > 4096 || hdr_end > k->size)
+		hdr_end = 0x268;
+	memcpy(zp + BP_HDR, k->data + BP_HDR, hdr_end - BP_HDR);
+	zp[HDR_TYPE_OF_LOADER] = 0xff;
+	zp[HDR_LOADFLAGS] |= LOADED_HIGH | CAN_USE_HEAP;
+	*(uint16_t *)(zp + HDR_HEAP_END_PTR) = 0xfe00;
+	wr32(zp + HDR_CMD_LINE_PTR, CMDLINE_ADDR);
+	uint64_t max_cmd = rd16(k->data + HDR_VERSION) >= 0x0206 ? rd32(k->data + HDR_CMDLINE_SIZE) + 1ULL : 256;
+	int r = write_cmdline(vm, b->cmdline, max_cmd, err, errlen);
+	if (r < 0)
+		return r;
+	uint64_t iaddr, isize;
+	uint32_t initrd_max = rd32(k->data + HDR_INITRD_ADDR_MAX);
+	r = place_initrd(vm, b, initrd_max ? initrd_max : 0x37ffffff, kernel_end, &iaddr, &isize, err, errlen);
+	if (r < 0)
+		return r;
+	wr32(zp + HDR_RAMDISK_IMAGE, (uint32_t)iaddr);
+	wr32(zp + HDR_RAMDISK_SIZE, (uint32_t)isize);
+	wr32(zp + BP_EXT_RAMDISK_IMAGE, iaddr >> 32);
+	wr32(zp + BP_EXT_RAMDISK_SIZE, isize >> 32);
+	zp[BP_E820_ENTRIES] = build_e820(vm, zp + BP_E820_TABLE);
+	uint64_t rsdp = acpi_build_tables(vm);
+	memcpy(zp + BP_ACPI_RSDP, &rsdp, 8);
+	x86_write_boot_tables(vm);
+	log_debug("bzImage: protocol %x, %llu bytes at 0x%llx, initrd %llu bytes at 0x%llx", rd16(k->data + HDR_VERSION),
+		  (unsigned long long)pm_size, (unsigned long long)HIGH_RAM_START, (unsigned long long)isize,
+		  (unsigned long long)iaddr);
+	return x86_set_regs_long(&vm->vcpus[0], HIGH_RAM_START + 0x200, ZERO_PAGE_ADDR);
+}
+
+/* ---- ELF vmlinux through the PVH entry (hvm_start_info, version 1) ---- */
+
+struct hvm_start_info {
+	uint32_t magic, version, flags, nr_modules;
+	uint64_t modlist_paddr, cmdline_paddr, rsdp_paddr, memmap_paddr;
+	uint32_t memmap_entries, reserved;
+};
+struct hvm_modlist_entry {
+	uint64_t paddr, size, cmdline_paddr, reserved;
+};
+struct hvm_memmap_entry {
+	uint64_t addr, size;
+	uint32_t type, reserved;
+};
+
+static int find_pvh_entry(const struct file_buf *k, uint32_t *entry)
+{
+	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)k->data;
+	if (eh->e_phoff > k->size || eh->e_phnum > (k->size - eh->e_phoff) / sizeof(Elf64_Phdr))
+		return -1;
+	const Elf64_Phdr *ph = (const Elf64_Phdr *)(k->data + eh->e_phoff);
+	for (unsigned i = 0; i < eh->e_phnum; i++) {
+		if (ph[i].p_type != PT_NOTE || ph[i].p_offset > k->size || ph[i].p_filesz > k->size - ph[i].p_offset)
+			continue;
+		const uint8_t *p = k->data + ph[i].p_offset, *end = p + ph[i].p_filesz;
+		while (p + 12 <= end) {
+			uint32_t namesz = rd32(p), descsz = rd32(p + 4), type = rd32(p + 8);
+			uint64_t nlen = (namesz + 3) & ~3u, dlen = (descsz + 3) & ~3u;
+			if ((uint64_t)(end - p) < 12 + nlen + dlen)
+				break;
+			if (type == XEN_ELFNOTE_PHYS32_ENTRY && namesz == 4 && !memcmp(p + 12, "Xen", 4) && descsz >= 4) {
+				*entry = rd32(p + 12 + nlen);
+				return 0;
+			}
+			p += 12 + nlen + dlen;
+		}
+	}
+	return -1;
+}
+
+static int load_elf(struct vm *vm, const struct kv_bootloader *b, struct file_buf *k, char *err, size_t errlen)
+{
+	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)k->data;
+	uint32_t entry;
+	if (find_pvh_entry(k, &entry) < 0) {
+		snprintf(err, errlen, "kernel %s: ELF vmlinux without a PVH entry point (CONFIG_PVH)", b->kernel);
+		return -EINVAL;
+	}
+	const Elf64_Phdr *ph = (const Elf64_Phdr *)(k->data + eh->e_phoff);
+	uint64_t kernel_end = 0;
+	for (unsigned i = 0; i < eh->e_phnum; i++) {
+		if (ph[i].p_type != PT_LOAD)
+			continue;
+		uint8_t *dst = gmem_ptr(&vm->mem, ph[i].p_paddr, ph[i].p_memsz);
+		if (!dst || ph[i].p_filesz > ph[i].p_memsz || ph[i].p_offset > k->size ||
+		    ph[i].p_filesz > k->size - ph[i].p_offset) {
+			snprintf(err, errlen, "kernel %s: ELF segment does not fit in guest memory", b->kernel);
+			return -EINVAL;
+		}
+		memcpy(dst, k->data + ph[i].p_offset, ph[i].p_filesz);
+		memset(dst + ph[i].p_filesz, 0, ph[i].p_memsz - ph[i].p_filesz);
+		if (ph[i].p_paddr + ph[i].p_memsz > kernel_end)
+			kernel_end = ph[i].p_paddr + ph[i].p_memsz;
+	}
+	int r = write_cmdline(vm, b->cmdline, 2048, err, errlen);
+	if (r < 0)
+		return r;
+	uint64_t iaddr, isize;
+	r = place_initrd(vm, b, 0xffffffff, kernel_end, &iaddr, &isize, err, errlen);
+	if (r < 0)
+		return r;
+	uint8_t *base = gmem_ptr(&vm->mem, PVH_START_INFO, 4096);
+	memset(base, 0, 4096);
+	struct hvm_start_info *si = (void *)base;
+	struct hvm_modlist_entry *mod = (void *)(base + 64);
+	struct hvm_memmap_entry *mm = (void *)(base + 128);
+	si->magic = 0x336ec578;
+	si->version = 1;
+	si->cmdline_paddr = CMDLINE_ADDR;
+	si->rsdp_paddr = acpi_build_tables(vm);
+	if (isize) {
+		si->nr_modules = 1;
+		si->modlist_paddr = PVH_START_INFO + 64;
+		mod->paddr = iaddr;
+		mod->size = isize;
+	}
+	uint8_t e820[5 * 20];
+	unsigned n = build_e820(vm, e820);
+	for (unsigned i = 0; i < n; i++) {
+		memcpy(&mm[i].addr, e820 + i * 20, 8);
+		memcpy(&mm[i].size, e820 + i * 20 + 8, 8);
+		memcpy(&mm[i].type, e820 + i * 20 + 16, 4);
+	}
+	si->memmap_paddr = PVH_START_INFO + 128;
+	si->memmap_entries = n;
+	log_debug("vmlinux: PVH entry 0x%x, initrd %llu bytes at 0x%llx", entry, (unsigned long long)isize,
+		  (unsigned long long)iaddr);
+	return x86_set_regs_pvh(&vm->vcpus[0], entry, PVH_START_INFO);
+}
+
+int linux_boot_load(struct vm *vm, const struct kv_bootloader *b, char *err, size_t errlen)
+{
+	struct file_buf k;
+	int r = read_file(b->kernel, "kernel", &k, err, errlen);
+	if (r < 0)
+		return r;
+	if (is_bzimage(&k))
+		r = load_bzimage(vm, b, &k, err, errlen);
+	else if (is_elf64(&k))
+		r = load_elf(vm, b, &k, err, errlen);
+	else {
+		snprintf(err, errlen, "kernel %s is not an x86_64 Linux kernel", b->kernel);
+		r = -EINVAL;
+	}
+	release(&k);
+	if (r < 0 && !*err)
+		snprintf(err, errlen, "cannot set up the boot vCPU: %s", strerror(-r));
+	return r;
+}

@@ -1,0 +1,298 @@
+/* kvkit: parse the vfkit command line, validate, build the VM, run it, and
+ * own every lifecycle transition (spec sections 1 and 3). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <kvkit/cmdline.h>
+#include <kvkit/config.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+#include "boot/linux.h"
+#include "devices/platform.h"
+#include "devices/uart.h"
+#include "pci/pci.h"
+#include "util/log.h"
+#include "virtio/devices.h"
+#include "vmm/vm.h"
+
+#ifndef KVKIT_VERSION
+#define KVKIT_VERSION "0.1.0"
+#endif
+#ifndef KVKIT_VFKIT_VERSION
+#define KVKIT_VFKIT_VERSION "0.6.1"
+#endif
+
+#define STOP_GRACE_SECONDS 5
+
+static struct {
+	struct kv_config cfg;
+	struct vm vm;
+	bool vm_created;
+	char *pidfile_written;
+	int sig_fd, timer_fd;
+	struct ev_watch sig_watch, timer_watch;
+	bool stop_requested;
+} g = { .sig_fd = -1, .timer_fd = -1 };
+
+static int user_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int user_error(const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "Error: %s\n", buf);
+	return 1;
+}
+
+static const char *prog_name(const char *argv0)
+{
+	const char *b = strrchr(argv0, '/');
+	return b ? b + 1 : argv0;
+}
+
+/* Features whose backends other issues bring: refuse them up front. */
+static int reject_unsupported(struct kv_config *c, char *err, size_t errlen)
+{
+	if (c->boot.kind == KV_BOOT_MACOS) {
+		snprintf(err, errlen, "macOS guests are not supported on Linux");
+		return -1;
+	}
+	if (c->boot.kind == KV_BOOT_EFI) {
+		snprintf(err, errlen, "--bootloader efi: not supported yet");
+		return -1;
+	}
+	if (c->restful_uri && strncmp(c->restful_uri, "none:", 5)) {
+		snprintf(err, errlen, "--restful-uri %s: not supported yet", c->restful_uri);
+		return -1;
+	}
+	if (c->has_timesync) { snprintf(err, errlen, "--timesync: not supported yet"); return -1; }
+	if (c->ignition) { snprintf(err, errlen, "--ignition: not supported yet"); return -1; }
+	if (c->ncloud_init) { snprintf(err, errlen, "--cloud-init: not supported yet"); return -1; }
+	if (c->gui) { snprintf(err, errlen, "--gui: not supported yet"); return -1; }
+	for (size_t i = 0; i < c->ndevices; i++) {
+		struct kv_device *d = &c->devices[i];
+		switch (d->kind) {
+		case KV_DEV_VIRTIO_SERIAL:
+		case KV_DEV_VIRTIO_RNG:
+			break;
+		case KV_DEV_ROSETTA:
+			if (!d->u.rosetta.ignore_if_missing) {
+				snprintf(err, errlen, "rosetta is unsupported on non-arm64 platforms");
+				return -1;
+			}
+			break;
+		default:
+			snprintf(err, errlen, "--device %s: not supported yet", kv_device_type_name(d->kind));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int write_pidfile(const char *path)
+{
+	char tmp[4096], buf[32];
+	int n = snprintf(buf, sizeof(buf), "%d", getpid());
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, getpid()) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, buf, n) != n || fsync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
+		int e = errno;
+		unlink(tmp);
+		return -e;
+	}
+	return 0;
+}
+
+static void remove_pidfile(void)
+{
+	char buf[32] = "";
+	if (!g.pidfile_written)
+		return;
+	int fd = open(g.pidfile_written, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n > 0 && atoi(buf) == getpid())
+			unlink(g.pidfile_written);
+	}
+	free(g.pidfile_written);
+	g.pidfile_written = NULL;
+}
+
+static void cleanup(void)
+{
+	uart_flush();
+	virtio_console_restore_terminal();
+	remove_pidfile();
+}
+
+static void on_signal(void *opaque, uint32_t events)
+{
+	struct signalfd_siginfo si;
+	(void)opaque; (void)events;
+	while (read(g.sig_fd, &si, sizeof(si)) == sizeof(si)) {
+		log_info("received signal %s", strsignal(si.ssi_signo));
+		if (g.stop_requested)
+			continue; /* later signals do not extend the grace period */
+		g.stop_requested = true;
+		platform_press_power_button(&g.vm);
+		struct itimerspec t = { .it_value = { .tv_sec = STOP_GRACE_SECONDS } };
+		timerfd_settime(g.timer_fd, 0, &t, NULL);
+	}
+}
+
+static void on_grace_expired(void *opaque, uint32_t events)
+{
+	uint64_t n;
+	(void)opaque; (void)events;
+	if (read(g.timer_fd, &n, sizeof(n)) < 0)
+		return;
+	log_info("guest did not stop within %d s, stopping it", STOP_GRACE_SECONDS);
+	vm_request_stop(&g.vm, STOP_HARD, NULL);
+}
+
+static int setup_signals(void)
+{
+	sigset_t set;
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	/* blocked in every thread: only the signalfd sees them */
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	g.sig_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	g.timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	return g.sig_fd < 0 || g.timer_fd < 0 ? -errno : 0;
+}
+
+static void uart_to_console(void *opaque, const uint8_t *buf, size_t len)
+{
+	(void)opaque;
+	virtio_console_early_output(buf, len);
+}
+
+static int build_vm(char *err, size_t errlen)
+{
+	struct kv_config *c = &g.cfg;
+	int r = vm_create(&g.vm, c->cpus, c->memory_bytes, c->nested, err, errlen);
+	g.vm_created = true;
+	if (r < 0)
+		return r;
+	if (platform_devices_init(&g.vm) < 0 || uart_init(&g.vm, uart_to_console, NULL) < 0 || pci_init(&g.vm) < 0) {
+		snprintf(err, errlen, "cannot set up the platform devices");
+		return -1;
+	}
+	for (size_t i = 0; i < c->ndevices; i++) {
+		struct kv_device *d = &c->devices[i];
+		switch (d->kind) {
+		case KV_DEV_VIRTIO_SERIAL:
+			r = virtio_console_create(&g.vm, &d->u.serial, err, errlen);
+			break;
+		case KV_DEV_VIRTIO_RNG:
+			r = virtio_rng_create(&g.vm, err, errlen);
+			break;
+		case KV_DEV_ROSETTA:
+			log_warn("rosetta share '%s' ignored: Rosetta is not available on this host",
+				 d->u.rosetta.mount_tag ? d->u.rosetta.mount_tag : "");
+			r = 0;
+			break;
+		default:
+			r = 0;
+			break;
+		}
+		if (r < 0)
+			return r;
+	}
+	return linux_boot_load(&g.vm, &c->boot, err, errlen);
+}
+
+int main(int argc, char **argv)
+{
+	char err[1024] = "";
+	enum kv_cmdline_action action;
+	const char *name = prog_name(argv[0]);
+
+	log_init(LOG_INFO);
+	kv_config_init(&g.cfg);
+	if (kv_cmdline_parse(argc, argv, &g.cfg, &action, err, sizeof(err)) < 0)
+		return user_error("%s", err);
+	if (action == KV_ACTION_HELP) {
+		fputs(kv_usage(), stdout);
+		return 0;
+	}
+	if (action == KV_ACTION_VERSION) {
+		if (!strcmp(name, "vfkit")) {
+			const char *v = getenv("KVKIT_VFKIT_VERSION");
+			printf("vfkit version: %s\n", v && *v ? v : KVKIT_VFKIT_VERSION);
+		} else {
+			printf("kvkit version: %s\n", KVKIT_VERSION);
+		}
+		return 0;
+	}
+	log_set_level(g.cfg.log_level == KV_LOG_DEBUG ? LOG_DEBUG : g.cfg.log_level == KV_LOG_ERROR ? LOG_ERROR : LOG_INFO);
+
+	if (reject_unsupported(&g.cfg, err, sizeof(err)) < 0)
+		return user_error("%s", err);
+	if (g.cfg.nested && kvm_check_nested(err, sizeof(err)) < 0)
+		return user_error("%s", err);
+	if (linux_boot_validate(&g.cfg.boot, err, sizeof(err)) < 0)
+		return user_error("%s", err);
+	if (setup_signals() < 0)
+		return user_error("cannot set up signal handling: %s", strerror(errno));
+
+	if (build_vm(err, sizeof(err)) < 0) {
+		cleanup();
+		return user_error("%s", err);
+	}
+	if (g.cfg.pidfile && *g.cfg.pidfile) {
+		int r = write_pidfile(g.cfg.pidfile);
+		if (r < 0) {
+			cleanup();
+			return user_error("cannot write pidfile %s: %s", g.cfg.pidfile, strerror(-r));
+		}
+		g.pidfile_written = strdup(g.cfg.pidfile);
+	}
+
+	g.sig_watch = (struct ev_watch){ .fd = g.sig_fd, .events = EPOLLIN, .fn = on_signal };
+	g.timer_watch = (struct ev_watch){ .fd = g.timer_fd, .events = EPOLLIN, .fn = on_grace_expired };
+	ev_add(&g.vm.ev, &g.sig_watch);
+	ev_add(&g.vm.ev, &g.timer_watch);
+
+	log_info("virtual machine parameters:");
+	log_info("\tvCPUs: %u", g.cfg.cpus);
+	log_info("\tmemory: %llu MiB", (unsigned long long)(g.cfg.memory_bytes >> 20));
+	if (vm_start(&g.vm) < 0) {
+		cleanup();
+		return user_error("cannot start the vCPUs");
+	}
+	log_info("virtual machine is running");
+	log_info("waiting for VM to stop");
+	ev_run(&g.vm.ev);
+
+	vm_stop_vcpus(&g.vm);
+	enum vm_stop_reason why = g.vm.stop_reason;
+	int status = 0;
+	if (why == STOP_ERROR) {
+		log_error("virtualization error: hypervisor virtualization error: %s", g.vm.error);
+		status = 1;
+	} else {
+		g.vm.state = VM_STOPPED;
+		log_info("VM is stopped");
+	}
+	cleanup();
+	return status;
+}

@@ -1,0 +1,244 @@
+/* PCI bus 0 and its config space; see pci.h. */
+#include "pci.h"
+#include <errno.h>
+#include <string.h>
+#include "../arch/x86/layout.h"
+#include "../util/log.h"
+#include "../vmm/vm.h"
+
+#define PCI_SLOTS 32
+
+static struct {
+	struct pci_func *slot[PCI_SLOTS];
+	struct pci_func host;
+	uint32_t conf_addr;
+	uint64_t next_mmio;
+	pthread_mutex_t lock;
+} pb = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static inline void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
+static inline void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static inline uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+
+void pci_func_init(struct pci_func *f, uint16_t vendor, uint16_t device, uint32_t class_code,
+		   uint16_t subsys_vendor, uint16_t subsys_id, uint8_t revision)
+{
+	memset(f->cfg, 0, sizeof(f->cfg));
+	memset(f->wmask, 0, sizeof(f->wmask));
+	put16(f->cfg + 0x00, vendor);
+	put16(f->cfg + 0x02, device);
+	f->cfg[0x08] = revision;
+	f->cfg[0x09] = class_code & 0xff;
+	f->cfg[0x0a] = (class_code >> 8) & 0xff;
+	f->cfg[0x0b] = (class_code >> 16) & 0xff;
+	put16(f->cfg + 0x2c, subsys_vendor);
+	put16(f->cfg + 0x2e, subsys_id);
+	/* command: I/O, memory, bus master, INTx disable are writable */
+	put16(f->wmask + 0x04, 0x0407);
+	f->wmask[0x3c] = 0xff; /* interrupt line */
+	f->last_cap = 0;
+	f->cap_end = 0x40;
+}
+
+int pci_add_cap(struct pci_func *f, const void *data, unsigned len)
+{
+	unsigned at = (f->cap_end + 3) & ~3u;
+	if (len < 2 || at + len > sizeof(f->cfg))
+		return -ENOSPC;
+	memcpy(f->cfg + at, data, len);
+	f->cfg[at + 1] = 0;
+	if (f->last_cap)
+		f->cfg[f->last_cap + 1] = at;
+	else
+		f->cfg[0x34] = at;
+	f->cfg[0x06] |= 0x10; /* status: capability list */
+	f->last_cap = at;
+	f->cap_end = at + len;
+	return at;
+}
+
+int pci_add_bar(struct pci_func *f, int idx, uint64_t size, bus_handler fn, void *opaque)
+{
+	if (idx < 0 || idx > 5 || size < 4096 || (size & (size - 1)))
+		return -EINVAL;
+	f->bar[idx] = (struct pci_bar){ .size = size, .fn = fn, .opaque = opaque };
+	return 0;
+}
+
+int pci_register(struct vm *vm, struct pci_func *f)
+{
+	(void)vm;
+	pthread_mutex_lock(&pb.lock);
+	int slot = -1;
+	for (int s = 1; s < PCI_SLOTS; s++)
+		if (!pb.slot[s]) {
+			slot = s;
+			break;
+		}
+	if (slot < 0) {
+		pthread_mutex_unlock(&pb.lock);
+		return -ENOSPC;
+	}
+	for (int i = 0; i < 6; i++) {
+		struct pci_bar *b = &f->bar[i];
+		if (!b->size)
+			continue;
+		uint64_t addr = (pb.next_mmio + b->size - 1) & ~(b->size - 1);
+		if (addr + b->size > PCI_MMIO_START + PCI_MMIO_SIZE) {
+			pthread_mutex_unlock(&pb.lock);
+			return -ENOSPC;
+		}
+		b->addr = addr;
+		pb.next_mmio = addr + b->size;
+		put32(f->cfg + 0x10 + 4 * i, (uint32_t)addr); /* 32-bit, non-prefetchable memory */
+	}
+	f->slot = slot;
+	pb.slot[slot] = f;
+	pthread_mutex_unlock(&pb.lock);
+	return slot;
+}
+
+/* ---- config space access ---- */
+
+static struct pci_func *func_at(unsigned bus, unsigned dev, unsigned fn)
+{
+	if (bus != 0 || fn != 0 || dev >= PCI_SLOTS)
+		return NULL;
+	return dev == 0 ? &pb.host : pb.slot[dev];
+}
+
+static void bar_write(struct pci_func *f, int i, uint32_t v)
+{
+	struct pci_bar *b = &f->bar[i];
+	if (!b->size)
+		return; /* unimplemented BAR reads as 0 */
+	uint64_t old = b->addr;
+	uint32_t nv = v & ~(uint32_t)(b->size - 1);
+	put32(f->cfg + 0x10 + 4 * i, nv);
+	/* all-ones is the sizing probe, not a placement */
+	if (v == 0xffffffff)
+		return;
+	b->addr = nv;
+	if (b->addr != old && f->bar_moved)
+		f->bar_moved(f, i, old, b->addr);
+}
+
+static void cfg_access(struct pci_func *f, unsigned reg, uint8_t *data, unsigned len, bool is_write)
+{
+	if (reg >= 256 || len > 4 || reg + len > 256) {
+		if (!is_write)
+			memset(data, 0xff, len);
+		return;
+	}
+	if (!is_write) {
+		memcpy(data, f->cfg + reg, len);
+		/* a BAR being sized reads back its size mask */
+		return;
+	}
+	if (reg >= 0x10 && reg < 0x28) {
+		if (len == 4 && (reg & 3) == 0)
+			bar_write(f, (reg - 0x10) / 4, get32(data));
+		return;
+	}
+	for (unsigned i = 0; i < len; i++) {
+		uint8_t m = f->wmask[reg + i];
+		f->cfg[reg + i] = (f->cfg[reg + i] & ~m) | (data[i] & m);
+	}
+	if (f->cfg_written)
+		f->cfg_written(f, reg, len);
+}
+
+static void conf_locked(unsigned bus, unsigned dev, unsigned fn, unsigned reg, uint8_t *data, unsigned len,
+			bool is_write)
+{
+	struct pci_func *f = func_at(bus, dev, fn);
+	if (!f) {
+		if (!is_write)
+			memset(data, 0xff, len);
+		return;
+	}
+	cfg_access(f, reg, data, len, is_write);
+}
+
+static void conf_addr_io(void *opaque, uint64_t off, uint8_t *data, unsigned len, bool is_write)
+{
+	(void)opaque; (void)off;
+	pthread_mutex_lock(&pb.lock);
+	if (len == 4) {
+		if (is_write)
+			pb.conf_addr = get32(data) & 0x80fffffc;
+		else
+			put32(data, pb.conf_addr);
+	} else if (!is_write) {
+		memset(data, 0xff, len);
+	}
+	pthread_mutex_unlock(&pb.lock);
+}
+
+static void conf_data_io(void *opaque, uint64_t off, uint8_t *data, unsigned len, bool is_write)
+{
+	(void)opaque;
+	pthread_mutex_lock(&pb.lock);
+	uint32_t a = pb.conf_addr;
+	if (!(a & 0x80000000)) {
+		if (!is_write)
+			memset(data, 0xff, len);
+	} else {
+		conf_locked((a >> 16) & 0xff, (a >> 11) & 0x1f, (a >> 8) & 7, (a & 0xfc) + off, data, len, is_write);
+	}
+	pthread_mutex_unlock(&pb.lock);
+}
+
+static void ecam_io(void *opaque, uint64_t off, uint8_t *data, unsigned len, bool is_write)
+{
+	(void)opaque;
+	pthread_mutex_lock(&pb.lock);
+	conf_locked((off >> 20) & 0xff, (off >> 15) & 0x1f, (off >> 12) & 7, off & 0xfff, data, len, is_write);
+	pthread_mutex_unlock(&pb.lock);
+}
+
+/* MMIO that no fixed range claims: look for a BAR. BARs only move while
+ * the guest programs config space, under pb.lock. */
+static bool bar_dispatch(void *opaque, uint64_t addr, uint8_t *data, unsigned len, bool is_write)
+{
+	(void)opaque;
+	struct pci_bar hit = { 0 };
+	uint64_t off = 0;
+	pthread_mutex_lock(&pb.lock);
+	for (int s = 1; s < PCI_SLOTS && !hit.fn; s++) {
+		struct pci_func *f = pb.slot[s];
+		if (!f || !(f->cfg[0x04] & 0x2)) /* memory decoding off */
+			continue;
+		for (int i = 0; i < 6; i++) {
+			struct pci_bar *b = &f->bar[i];
+			if (b->size && addr >= b->addr && addr - b->addr < b->size) {
+				hit = *b;
+				off = addr - b->addr;
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&pb.lock);
+	if (!hit.fn)
+		return false;
+	if (off + len > hit.size) {
+		if (!is_write)
+			memset(data, 0xff, len);
+		return true;
+	}
+	hit.fn(hit.opaque, off, data, len, is_write);
+	return true;
+}
+
+int pci_init(struct vm *vm)
+{
+	pci_func_init(&pb.host, 0x8086, 0x0d57, 0x060000, 0, 0, 0); /* host bridge */
+	pb.next_mmio = PCI_MMIO_START;
+	int r = bus_register(&vm->pio, PORT_PCI_CONF_ADDR, 1, conf_addr_io, NULL);
+	if (!r)
+		r = bus_register(&vm->pio, PORT_PCI_CONF_DATA, 4, conf_data_io, NULL);
+	if (!r)
+		r = bus_register(&vm->mmio, PCI_ECAM_START, PCI_ECAM_SIZE, ecam_io, NULL);
+	vm->mmio.fallback = bar_dispatch;
+	return r;
+}

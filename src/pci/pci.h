@@ -1,0 +1,67 @@
+/* PCI bus 0: host bridge, config space through ports CF8/CFC and ECAM,
+ * 32-bit memory BARs assigned by kvkit, MSI-X. */
+#ifndef KVKIT_PCI_H
+#define KVKIT_PCI_H
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "../vmm/bus.h"
+
+struct vm;
+struct pci_func;
+
+struct pci_bar {
+	uint64_t addr, size;
+	bus_handler fn;
+	void *opaque;
+};
+
+struct pci_func {
+	uint8_t cfg[256];
+	uint8_t wmask[256];
+	struct pci_bar bar[6];
+	uint8_t last_cap; /* offset of the last capability, 0 if none */
+	unsigned cap_end; /* first free config byte after the capabilities */
+	int slot;
+	/* called after the guest moved a BAR (old address, new address) */
+	void (*bar_moved)(struct pci_func *f, int bar, uint64_t old_addr, uint64_t new_addr);
+	/* called after any config write, e.g. for the MSI-X control word */
+	void (*cfg_written)(struct pci_func *f, unsigned off, unsigned len);
+	void *opaque;
+};
+
+int pci_init(struct vm *vm);
+void pci_func_init(struct pci_func *f, uint16_t vendor, uint16_t device, uint32_t class_code,
+		   uint16_t subsys_vendor, uint16_t subsys_id, uint8_t revision);
+/* Append a capability (data[0] = id; next pointer filled in); returns its offset. */
+int pci_add_cap(struct pci_func *f, const void *data, unsigned len);
+int pci_add_bar(struct pci_func *f, int idx, uint64_t size, bus_handler fn, void *opaque);
+/* Put the function on the next free slot of bus 0 and assign its BARs. */
+int pci_register(struct vm *vm, struct pci_func *f);
+
+/* ---- MSI-X ---- */
+struct msix_entry {
+	uint32_t addr_lo, addr_hi, data, ctrl;
+};
+
+struct msix {
+	struct vm *vm;
+	struct pci_func *f;
+	pthread_mutex_t lock;
+	unsigned nvec;
+	unsigned cap;
+	bool enabled, fmask;
+	struct msix_entry *table;
+	uint64_t *pba;
+	int *gsi, *efd;
+};
+
+int msix_init(struct msix *m, struct vm *vm, struct pci_func *f, unsigned nvec, int bar,
+	      uint32_t table_off, uint32_t pba_off);
+void msix_table_access(struct msix *m, uint64_t off, uint8_t *data, unsigned len, bool is_write);
+void msix_pba_access(struct msix *m, uint64_t off, uint8_t *data, unsigned len, bool is_write);
+void msix_cfg_written(struct msix *m);
+/* Raise vector vec (no-op for 0xffff or out of range). */
+void msix_notify(struct msix *m, unsigned vec);
+
+#endif

@@ -1,0 +1,20 @@
+/* Logging in vfkit's style: time="RFC3339" level=L msg="text", to stderr.
+ * A log write never blocks: on a full pipe the line is dropped and counted. */
+#ifndef KVKIT_LOG_H
+#define KVKIT_LOG_H
+#include <stdbool.h>
+
+enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
+
+void log_init(enum log_level level);
+void log_set_level(enum log_level level);
+bool log_enabled(enum log_level level);
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+double log_uptime_ms(void);
+
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) do { if (log_enabled(LOG_DEBUG)) log_msg(LOG_DEBUG, __VA_ARGS__); } while (0)
+
+#endif

@@ -1,0 +1,17 @@
+/* The virtio devices kvkit can create; one file each. */
+#ifndef KVKIT_VIRTIO_DEVICES_H
+#define KVKIT_VIRTIO_DEVICES_H
+#include <kvkit/config.h>
+#include <stddef.h>
+#include <stdint.h>
+struct vm;
+
+/* virtio-console; fills s->pty_name for pty mode. err gets one line. */
+int virtio_console_create(struct vm *vm, struct kv_serial *s, char *err, size_t errlen);
+/* Copy bytes to the first console's output (the UART's sink). */
+void virtio_console_early_output(const uint8_t *buf, size_t len);
+/* Restore terminal settings changed for stdio consoles. */
+void virtio_console_restore_terminal(void);
+int virtio_rng_create(struct vm *vm, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,84 @@
+/* Modern virtio-pci transport (virtio 1.x, 4.1) and the small ops table a
+ * device implements. A device never sees PCI: it gets queue notifications on
+ * the I/O thread and raises interrupts with virtio_notify(). */
+#ifndef KVKIT_VIRTIO_PCI_H
+#define KVKIT_VIRTIO_PCI_H
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "../pci/pci.h"
+#include "../vmm/eventloop.h"
+#include "virtq.h"
+
+#define VIRTIO_F_RING_INDIRECT_DESC (1ULL << 28)
+#define VIRTIO_F_RING_EVENT_IDX (1ULL << 29)
+#define VIRTIO_F_VERSION_1 (1ULL << 32)
+
+#define VIRTIO_STATUS_ACK 1
+#define VIRTIO_STATUS_DRIVER 2
+#define VIRTIO_STATUS_DRIVER_OK 4
+#define VIRTIO_STATUS_FEATURES_OK 8
+#define VIRTIO_STATUS_NEEDS_RESET 0x40
+#define VIRTIO_STATUS_FAILED 0x80
+#define VIRTIO_NO_VECTOR 0xffff
+
+#define VIRTIO_ID_NET 1
+#define VIRTIO_ID_BLOCK 2
+#define VIRTIO_ID_CONSOLE 3
+#define VIRTIO_ID_RNG 4
+
+struct virtio_dev;
+
+struct virtio_ops {
+	const char *name;
+	uint16_t device_id;
+	uint32_t class_code;
+	unsigned num_queues;
+	uint16_t queue_max;
+	uint64_t features;   /* device-specific feature bits */
+	unsigned config_size;
+	/* the guest wrote device config (bytes already stored in d->config) */
+	void (*config_written)(struct virtio_dev *d, unsigned off, unsigned len);
+	/* I/O thread, device lock held */
+	void (*queue_notify)(struct virtio_dev *d, unsigned q);
+	void (*driver_ok)(struct virtio_dev *d);
+	void (*reset)(struct virtio_dev *d);
+};
+
+struct virtio_queue {
+	struct virtq vq;
+	uint16_t msix_vector;
+	uint16_t size;
+	bool enabled;
+	int notify_efd;
+	struct ev_watch watch;
+	struct virtio_dev *dev;
+	unsigned index;
+};
+
+struct virtio_dev {
+	struct vm *vm;
+	const struct virtio_ops *ops;
+	void *priv;
+	struct pci_func pci;
+	struct msix msix;
+	pthread_mutex_t lock;
+	uint32_t dfselect, gfselect;
+	uint64_t driver_features;
+	uint16_t config_vector;
+	uint8_t status;
+	uint8_t config_generation;
+	uint16_t queue_select;
+	uint8_t isr;
+	uint8_t config[256];
+	struct virtio_queue *q;
+	uint64_t notify_base; /* guest address of the notify area, 0 if none */
+};
+
+/* Create the PCI function, MSI-X, queues and ioeventfds; put it on the bus. */
+int virtio_dev_init(struct virtio_dev *d, struct vm *vm, const struct virtio_ops *ops, void *priv);
+/* After used-ring updates on queue q: interrupt if the driver wants one. */
+void virtio_notify(struct virtio_dev *d, unsigned q);
+bool virtio_driver_ok(const struct virtio_dev *d);
+
+#endif

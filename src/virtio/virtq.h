@@ -1,0 +1,87 @@
+/* Split virtqueue engine (virtio 1.x, 2.7): pop validated descriptor chains,
+ * push used entries, decide whether to interrupt. Every address goes through
+ * gmem_ptr(); chains are bounded by the queue size; a malformed ring marks the
+ * queue broken and nothing more is read from it. */
+#ifndef KVKIT_VIRTQ_H
+#define KVKIT_VIRTQ_H
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+#include "../vmm/guest_mem.h"
+
+#define VIRTQ_MAX_SIZE 1024
+
+#define VRING_DESC_F_NEXT 1
+#define VRING_DESC_F_WRITE 2
+#define VRING_DESC_F_INDIRECT 4
+#define VRING_AVAIL_F_NO_INTERRUPT 1
+#define VRING_USED_F_NO_NOTIFY 1
+
+struct vring_desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags;
+	uint16_t next;
+};
+
+struct vring_avail {
+	uint16_t flags;
+	uint16_t idx;
+	uint16_t ring[];
+};
+
+struct vring_used_elem {
+	uint32_t id;
+	uint32_t len;
+};
+
+struct vring_used {
+	uint16_t flags;
+	uint16_t idx;
+	struct vring_used_elem ring[];
+};
+
+struct virtq {
+	/* set by the driver through the transport */
+	uint16_t size;
+	uint64_t desc_gpa, avail_gpa, used_gpa;
+	bool event_idx;
+	/* engine state */
+	bool ready;
+	bool broken;
+	const struct gmem *mem;
+	struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct vring_used *used;
+	uint16_t last_avail;
+	uint16_t used_idx;
+	uint16_t signalled_used;
+	bool signalled_used_valid;
+};
+
+/* One popped chain: device-readable buffers first (out), then writable (in). */
+struct virtq_elem {
+	uint16_t head;
+	unsigned n_out, n_in;
+	uint64_t out_len, in_len;
+	struct iovec iov[VIRTQ_MAX_SIZE];
+};
+
+/* Validate the ring addresses and start the queue. 0 or -EINVAL. */
+int virtq_start(struct virtq *vq, const struct gmem *mem);
+void virtq_reset(struct virtq *vq);
+/* 1 = chain popped into *e, 0 = nothing available, -EINVAL = queue broken. */
+int virtq_pop(struct virtq *vq, struct virtq_elem *e);
+/* Return a popped chain; len = bytes written into its writable part. */
+void virtq_push(struct virtq *vq, uint16_t head, uint32_t len);
+/* After pushing: does the driver want an interrupt now? */
+bool virtq_should_notify(struct virtq *vq);
+/* Give a popped-but-unused chain back (e.g. no data to fill it with). */
+void virtq_unpop(struct virtq *vq);
+bool virtq_has_avail(struct virtq *vq);
+
+/* Copy helpers over an iovec array (bounded by the array). */
+size_t iov_from_buf(const struct iovec *iov, unsigned n, size_t off, const void *buf, size_t len);
+size_t iov_to_buf(const struct iovec *iov, unsigned n, size_t off, void *buf, size_t len);
+
+#endif

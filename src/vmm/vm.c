@@ -1,0 +1,419 @@
+/* KVM VM lifecycle: create, memory, irqchip, vCPU threads, interrupt routing. */
+#define _GNU_SOURCE
+#include "vm.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include "../arch/x86/cpu.h"
+#include "../arch/x86/layout.h"
+#include "../util/log.h"
+
+const char *vm_state_name(enum vm_state s)
+{
+	static const char *n[] = { "VirtualMachineStateStarting", "VirtualMachineStateRunning",
+				   "VirtualMachineStatePausing", "VirtualMachineStatePaused",
+				   "VirtualMachineStateResuming", "VirtualMachineStateStopping",
+				   "VirtualMachineStateStopped", "VirtualMachineStateError" };
+	return n[s];
+}
+
+static int read_sys_flag(const char *path)
+{
+	char c = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	if (read(fd, &c, 1) != 1)
+		c = 0;
+	close(fd);
+	return c == 'Y' || c == 'y' || c == '1';
+}
+
+int kvm_check_nested(char *err, size_t errlen)
+{
+	if (read_sys_flag("/sys/module/kvm_intel/parameters/nested") ||
+	    read_sys_flag("/sys/module/kvm_amd/parameters/nested"))
+		return 0;
+	snprintf(err, errlen, "nested virtualization is not supported");
+	return -ENOTSUP;
+}
+
+/* Default irqchip routes: GSI 0 (PIT) -> IOAPIC pin 2 as on PCs, ISA IRQs to
+ * the PIC and IOAPIC, GSI 16-23 to the IOAPIC only. */
+static void routes_init(struct vm *vm)
+{
+	struct kvm_irq_routing *r = vm->routes;
+	r->nr = 0;
+	for (uint32_t gsi = 0; gsi < 24; gsi++) {
+		if (gsi < 16 && gsi != 2) {
+			struct kvm_irq_routing_entry *e = &r->entries[r->nr++];
+			memset(e, 0, sizeof(*e));
+			e->gsi = gsi;
+			e->type = KVM_IRQ_ROUTING_IRQCHIP;
+			e->u.irqchip.irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE;
+			e->u.irqchip.pin = gsi % 8;
+		}
+		if (gsi == 2)
+			continue;
+		struct kvm_irq_routing_entry *e = &r->entries[r->nr++];
+		memset(e, 0, sizeof(*e));
+		e->gsi = gsi;
+		e->type = KVM_IRQ_ROUTING_IRQCHIP;
+		e->u.irqchip.irqchip = KVM_IRQCHIP_IOAPIC;
+		e->u.irqchip.pin = gsi == 0 ? 2 : gsi;
+	}
+}
+
+static int fail(char *err, size_t errlen, const char *what)
+{
+	int e = errno;
+	snprintf(err, errlen, "%s: %s", what, strerror(e));
+	return -e;
+}
+
+static void stop_event(void *opaque, uint32_t events)
+{
+	struct vm *vm = opaque;
+	uint64_t v;
+	(void)events;
+	if (read(vm->stop_efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_debug("stop eventfd: %m");
+	vm->ev.quit = true;
+}
+
+int vm_create(struct vm *vm, unsigned ncpus, uint64_t ram_bytes, bool nested, char *err, size_t errlen)
+{
+	memset(vm, 0, sizeof(*vm));
+	vm->kvm_fd = vm->vm_fd = vm->mem_fd = vm->stop_efd = -1;
+	vm->ncpus = ncpus;
+	vm->nested = nested;
+	vm->ram_size = ram_bytes;
+	vm->state = VM_STARTING;
+	vm->pio.name = "port I/O";
+	vm->mmio.name = "MMIO";
+	pthread_mutex_init(&vm->lock, NULL);
+
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0)
+		return fail(err, errlen, "cannot open /dev/kvm");
+	if (ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION) {
+		snprintf(err, errlen, "cannot open /dev/kvm: unsupported KVM API version");
+		return -ENOTSUP;
+	}
+	int max_vcpus = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+	if (max_vcpus <= 0)
+		max_vcpus = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
+	if (max_vcpus > 0 && ncpus > (unsigned)max_vcpus) {
+		snprintf(err, errlen, "invalid virtual machine configuration: %u vCPUs requested, KVM allows at most %d",
+			 ncpus, max_vcpus);
+		return -EINVAL;
+	}
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0)
+		return fail(err, errlen, "KVM_CREATE_VM");
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDR) < 0)
+		return fail(err, errlen, "KVM_SET_TSS_ADDR");
+	uint64_t idmap = KVM_IDENTITY_MAP_ADDR;
+	if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0)
+		return fail(err, errlen, "KVM_SET_IDENTITY_MAP_ADDR");
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+		return fail(err, errlen, "KVM_CREATE_IRQCHIP");
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+		return fail(err, errlen, "KVM_CREATE_PIT2");
+
+	/* Guest RAM: one memfd (shareable later), split around the PCI hole. */
+	vm->low_ram = ram_bytes < MMIO_HOLE_START ? ram_bytes : MMIO_HOLE_START;
+	vm->high_ram = ram_bytes - vm->low_ram;
+	vm->mem_fd = memfd_create("kvkit-guest-ram", MFD_CLOEXEC);
+	if (vm->mem_fd < 0)
+		return fail(err, errlen, "memfd_create");
+	if (ftruncate(vm->mem_fd, ram_bytes) < 0)
+		return fail(err, errlen, "invalid virtual machine configuration: cannot size guest memory");
+	vm->ram = mmap(NULL, ram_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, vm->mem_fd, 0);
+	if (vm->ram == MAP_FAILED) {
+		vm->ram = NULL;
+		return fail(err, errlen, "invalid virtual machine configuration: cannot map guest memory");
+	}
+	madvise(vm->ram, ram_bytes, MADV_DONTDUMP);
+	struct kvm_userspace_memory_region slot = {
+		.slot = 0, .guest_phys_addr = 0, .memory_size = vm->low_ram, .userspace_addr = (uintptr_t)vm->ram,
+	};
+	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
+		return fail(err, errlen, "invalid virtual machine configuration: KVM_SET_USER_MEMORY_REGION");
+	gmem_add(&vm->mem, 0, vm->low_ram, vm->ram);
+	if (vm->high_ram) {
+		slot.slot = 1;
+		slot.guest_phys_addr = RAM_ABOVE_4G;
+		slot.memory_size = vm->high_ram;
+		slot.userspace_addr = (uintptr_t)(vm->ram + vm->low_ram);
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
+			return fail(err, errlen, "invalid virtual machine configuration: KVM_SET_USER_MEMORY_REGION");
+		gmem_add(&vm->mem, RAM_ABOVE_4G, vm->high_ram, vm->ram + vm->low_ram);
+	}
+
+	vm->routes = calloc(1, sizeof(*vm->routes) + VM_MAX_ROUTES * sizeof(struct kvm_irq_routing_entry));
+	if (!vm->routes)
+		return fail(err, errlen, "out of memory");
+	routes_init(vm);
+	if (ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, vm->routes) < 0)
+		return fail(err, errlen, "KVM_SET_GSI_ROUTING");
+	vm->next_gsi = GSI_MSI_BASE;
+
+	if (ev_init(&vm->ev) < 0)
+		return fail(err, errlen, "epoll_create");
+	vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->stop_efd < 0)
+		return fail(err, errlen, "eventfd");
+	vm->stop_watch = (struct ev_watch){ .fd = vm->stop_efd, .events = EPOLLIN, .fn = stop_event, .opaque = vm };
+	ev_add(&vm->ev, &vm->stop_watch);
+
+	vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	vm->vcpus = calloc(ncpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus)
+		return fail(err, errlen, "out of memory");
+	for (unsigned i = 0; i < ncpus; i++) {
+		struct vcpu *c = &vm->vcpus[i];
+		c->vm = vm;
+		c->id = i;
+		c->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, i);
+		if (c->fd < 0)
+			return fail(err, errlen, "KVM_CREATE_VCPU");
+		c->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, c->fd, 0);
+		if (c->run == MAP_FAILED) {
+			c->run = NULL;
+			return fail(err, errlen, "mmap kvm_run");
+		}
+		int r = x86_vcpu_init(c, err, errlen);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (vm->vcpus) {
+		for (unsigned i = 0; i < vm->ncpus; i++) {
+			if (vm->vcpus[i].run)
+				munmap(vm->vcpus[i].run, vm->run_size);
+			if (vm->vcpus[i].fd >= 0)
+				close(vm->vcpus[i].fd);
+		}
+		free(vm->vcpus);
+	}
+	free(vm->routes);
+	if (vm->ram)
+		munmap(vm->ram, vm->ram_size);
+	if (vm->mem_fd >= 0)
+		close(vm->mem_fd);
+	if (vm->stop_efd >= 0)
+		close(vm->stop_efd);
+	if (vm->ev.epfd > 0)
+		close(vm->ev.epfd);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	memset(vm, 0, sizeof(*vm));
+}
+
+void vm_request_stop(struct vm *vm, enum vm_stop_reason why, const char *detail)
+{
+	uint64_t one = 1;
+	pthread_mutex_lock(&vm->lock);
+	if (vm->stop_reason == STOP_NONE) {
+		vm->stop_reason = why;
+		if (detail)
+			snprintf(vm->error, sizeof(vm->error), "%s", detail);
+		vm->state = why == STOP_ERROR ? VM_ERROR : VM_STOPPING;
+	}
+	pthread_mutex_unlock(&vm->lock);
+	vm->vcpus_exit = true;
+	if (write(vm->stop_efd, &one, sizeof(one)) < 0)
+		log_debug("stop eventfd write: %m");
+}
+
+/* ---- vCPU threads ---- */
+
+static void kick_handler(int sig) { (void)sig; }
+
+static bool handle_exit(struct vcpu *c)
+{
+	struct kvm_run *run = c->run;
+	struct vm *vm = c->vm;
+	char detail[200];
+
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO: {
+		uint8_t *p = (uint8_t *)run + run->io.data_offset;
+		for (uint32_t i = 0; i < run->io.count; i++, p += run->io.size)
+			bus_access(&vm->pio, run->io.port, p, run->io.size, run->io.direction == KVM_EXIT_IO_OUT);
+		return true;
+	}
+	case KVM_EXIT_MMIO:
+		bus_access(&vm->mmio, run->mmio.phys_addr, run->mmio.data, run->mmio.len, run->mmio.is_write);
+		return true;
+	case KVM_EXIT_SHUTDOWN:
+		log_info("vCPU %d: triple fault, treating as guest reset", c->id);
+		vm_request_stop(vm, STOP_REBOOT, NULL);
+		return false;
+	case KVM_EXIT_SYSTEM_EVENT:
+		if (run->system_event.type == KVM_SYSTEM_EVENT_RESET)
+			vm_request_stop(vm, STOP_REBOOT, NULL);
+		else
+			vm_request_stop(vm, STOP_POWEROFF, NULL);
+		return false;
+	case KVM_EXIT_HLT:
+		/* only without an in-kernel LAPIC; treat as idle */
+		return true;
+	case KVM_EXIT_FAIL_ENTRY:
+		snprintf(detail, sizeof(detail), "vCPU %d: KVM entry failed, hardware reason 0x%llx", c->id,
+			 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		break;
+	case KVM_EXIT_INTERNAL_ERROR:
+		snprintf(detail, sizeof(detail), "vCPU %d: KVM internal error, suberror %u", c->id,
+			 run->internal.suberror);
+		break;
+	default:
+		snprintf(detail, sizeof(detail), "vCPU %d: unexpected KVM exit reason %u", c->id, run->exit_reason);
+		break;
+	}
+	vm_request_stop(vm, STOP_ERROR, detail);
+	return false;
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *c = arg;
+	char name[16];
+	sigset_t set;
+
+	snprintf(name, sizeof(name), "vcpu%d", c->id);
+	pthread_setname_np(pthread_self(), name);
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+
+	while (!c->vm->vcpus_exit) {
+		int r = ioctl(c->fd, KVM_RUN, 0);
+		if (r < 0) {
+			if (errno == EINTR || errno == EAGAIN) {
+				c->run->immediate_exit = 0;
+				continue;
+			}
+			char detail[100];
+			snprintf(detail, sizeof(detail), "vCPU %d: KVM_RUN: %s", c->id, strerror(errno));
+			vm_request_stop(c->vm, STOP_ERROR, detail);
+			break;
+		}
+		if (!handle_exit(c))
+			break;
+	}
+	return NULL;
+}
+
+int vm_start(struct vm *vm)
+{
+	struct sigaction sa = { .sa_handler = kick_handler };
+	sigaction(SIGUSR1, &sa, NULL);
+	for (unsigned i = 0; i < vm->ncpus; i++) {
+		struct vcpu *c = &vm->vcpus[i];
+		int r = pthread_create(&c->thread, NULL, vcpu_thread, c);
+		if (r) {
+			vm_request_stop(vm, STOP_ERROR, "cannot create vCPU thread");
+			return -r;
+		}
+		c->started = true;
+	}
+	pthread_mutex_lock(&vm->lock);
+	if (vm->state == VM_STARTING)
+		vm->state = VM_RUNNING;
+	pthread_mutex_unlock(&vm->lock);
+	return 0;
+}
+
+void vm_stop_vcpus(struct vm *vm)
+{
+	vm->vcpus_exit = true;
+	for (unsigned i = 0; i < vm->ncpus; i++) {
+		struct vcpu *c = &vm->vcpus[i];
+		if (!c->started)
+			continue;
+		c->run->immediate_exit = 1;
+		pthread_kill(c->thread, SIGUSR1);
+	}
+	for (unsigned i = 0; i < vm->ncpus; i++) {
+		struct vcpu *c = &vm->vcpus[i];
+		if (c->started)
+			pthread_join(c->thread, NULL);
+		c->started = false;
+	}
+}
+
+/* ---- interrupts ---- */
+
+int vm_irq_line(struct vm *vm, unsigned irq, int level)
+{
+	struct kvm_irq_level l = { .irq = irq, .level = level };
+	return ioctl(vm->vm_fd, KVM_IRQ_LINE, &l) < 0 ? -errno : 0;
+}
+
+int vm_msi_gsi_alloc(struct vm *vm)
+{
+	int gsi;
+	pthread_mutex_lock(&vm->lock);
+	if (vm->routes->nr >= VM_MAX_ROUTES) {
+		pthread_mutex_unlock(&vm->lock);
+		return -ENOSPC;
+	}
+	gsi = vm->next_gsi++;
+	struct kvm_irq_routing_entry *e = &vm->routes->entries[vm->routes->nr++];
+	memset(e, 0, sizeof(*e));
+	e->gsi = gsi;
+	e->type = KVM_IRQ_ROUTING_MSI;
+	pthread_mutex_unlock(&vm->lock);
+	return gsi;
+}
+
+int vm_msi_route(struct vm *vm, uint32_t gsi, uint64_t addr, uint32_t data)
+{
+	int r = -ENOENT;
+	pthread_mutex_lock(&vm->lock);
+	for (uint32_t i = 0; i < vm->routes->nr; i++) {
+		struct kvm_irq_routing_entry *e = &vm->routes->entries[i];
+		if (e->gsi != gsi || e->type != KVM_IRQ_ROUTING_MSI)
+			continue;
+		e->u.msi.address_lo = (uint32_t)addr;
+		e->u.msi.address_hi = addr >> 32;
+		e->u.msi.data = data;
+		r = ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, vm->routes) < 0 ? -errno : 0;
+		break;
+	}
+	pthread_mutex_unlock(&vm->lock);
+	return r;
+}
+
+int vm_irqfd(struct vm *vm, int efd, uint32_t gsi, bool assign)
+{
+	struct kvm_irqfd f = { .fd = efd, .gsi = gsi, .flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN };
+	return ioctl(vm->vm_fd, KVM_IRQFD, &f) < 0 ? -errno : 0;
+}
+
+int vm_ioeventfd(struct vm *vm, int efd, uint64_t addr, unsigned len, bool pio, bool assign)
+{
+	struct kvm_ioeventfd f = { .addr = addr, .len = len, .fd = efd };
+	if (pio)
+		f.flags |= KVM_IOEVENTFD_FLAG_PIO;
+	if (!assign)
+		f.flags |= KVM_IOEVENTFD_FLAG_DEASSIGN;
+	return ioctl(vm->vm_fd, KVM_IOEVENTFD, &f) < 0 ? -errno : 0;
+}

@@ -1,0 +1,73 @@
+/* A KVM virtual machine: guest RAM, in-kernel irqchip, vCPU threads, the
+ * trap buses, interrupt routing, and the one state machine that owns every
+ * lifecycle transition. */
+#ifndef KVKIT_VM_H
+#define KVKIT_VM_H
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "bus.h"
+#include "eventloop.h"
+#include "guest_mem.h"
+
+enum vm_state {
+	VM_STARTING, VM_RUNNING, VM_PAUSING, VM_PAUSED, VM_RESUMING, VM_STOPPING, VM_STOPPED, VM_ERROR,
+};
+
+enum vm_stop_reason { STOP_NONE, STOP_POWEROFF, STOP_REBOOT, STOP_HARD, STOP_ERROR };
+
+struct vcpu {
+	struct vm *vm;
+	int id;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool started;
+};
+
+#define VM_MAX_ROUTES 1024
+
+struct vm {
+	int kvm_fd, vm_fd, mem_fd;
+	size_t run_size;
+	uint64_t ram_size, low_ram, high_ram;
+	uint8_t *ram;
+	struct gmem mem;
+	unsigned ncpus;
+	struct vcpu *vcpus;
+	bool nested;
+	struct bus pio, mmio;
+	struct eventloop ev;
+
+	pthread_mutex_t lock; /* state, routing */
+	enum vm_state state;
+	enum vm_stop_reason stop_reason;
+	char error[256];
+	int stop_efd;          /* wakes the I/O thread when a stop is requested */
+	struct ev_watch stop_watch;
+	volatile bool vcpus_exit;
+
+	struct kvm_irq_routing *routes;
+	uint32_t next_gsi;
+};
+
+int vm_create(struct vm *vm, unsigned ncpus, uint64_t ram_bytes, bool nested, char *err, size_t errlen);
+void vm_destroy(struct vm *vm);
+int vm_start(struct vm *vm);
+/* Ask the VM to stop for this reason (any thread); the I/O thread tears down. */
+void vm_request_stop(struct vm *vm, enum vm_stop_reason why, const char *detail);
+/* Kick all vCPUs out of KVM_RUN and join them (I/O thread only). */
+void vm_stop_vcpus(struct vm *vm);
+
+int vm_irq_line(struct vm *vm, unsigned irq, int level);
+/* MSI routing: allocate a GSI, point it at (addr, data), commit to KVM. */
+int vm_msi_gsi_alloc(struct vm *vm);
+int vm_msi_route(struct vm *vm, uint32_t gsi, uint64_t addr, uint32_t data);
+int vm_irqfd(struct vm *vm, int efd, uint32_t gsi, bool assign);
+int vm_ioeventfd(struct vm *vm, int efd, uint64_t addr, unsigned len, bool pio, bool assign);
+
+const char *vm_state_name(enum vm_state s);
+int kvm_check_nested(char *err, size_t errlen);
+
+#endif

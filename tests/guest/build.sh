@@ -1,0 +1,45 @@
+#!/bin/bash
+# Build the test guest from Debian packages: the Debian cloud kernel and a
+# busybox initramfs that loads the virtio modules and runs the test script
+# passed on the kernel command line. Output: $OUT/vmlinuz, $OUT/initrd.img
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+OUT=${1:-$HERE/../../build/guest}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+KVER=$(ls -1 /lib/modules | grep cloud | sort -V | tail -1 || true)
+[ -n "$KVER" ] || KVER=$(ls -1 /lib/modules | sort -V | tail -1)
+[ -f "/boot/vmlinuz-$KVER" ] || { echo "guest: needs linux-image-cloud-amd64" >&2; exit 2; }
+STAMP="$KVER $(sha256sum "$HERE/init" "$HERE/mark.c" "$0" | sha256sum | cut -c1-16)"
+if [ -f "$OUT/stamp" ] && [ "$(cat "$OUT/stamp")" = "$STAMP" ]; then
+	exit 0
+fi
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+R=$WORK/root
+mkdir -p "$R/bin" "$R/lib/modules" "$R/proc" "$R/sys" "$R/dev" "$R/etc/acpi/PWRF" "$R/tmp" "$R/mnt"
+cp /bin/busybox "$R/bin/busybox"
+gcc -static -Os -s -o "$R/bin/kvkit-mark" "$HERE/mark.c"
+cp "$HERE/init" "$R/init"
+chmod +x "$R/init"
+# power button: busybox acpid runs /etc/acpi/PWRF/00000080
+printf '#!/bin/sh\necho "KVKIT-POWER-BUTTON"\npoweroff -f\n' > "$R/etc/acpi/PWRF/00000080"
+chmod +x "$R/etc/acpi/PWRF/00000080"
+deps() { local d; for d in $(modinfo -k "$KVER" -F depends "$1" 2>/dev/null | tr ',' ' '); do deps "$d"; done; echo "$1"; }
+MODS=$(for m in virtio_pci virtio_console virtio-rng virtio_blk virtio_net button evdev; do deps "$m"; done | awk '!s[$0]++')
+: > "$R/etc/kvkit-modules"
+for m in $MODS; do
+	f=$(modinfo -k "$KVER" -n "$m" 2>/dev/null) || continue
+	[ -f "$f" ] || continue # built in
+	n=$(basename "$f"); n=${n%%.ko*}
+	case "$f" in
+	*.xz) xz -dc "$f" > "$R/lib/modules/$n.ko" ;;
+	*.zst) zstd -qdc "$f" > "$R/lib/modules/$n.ko" ;;
+	*) cp "$f" "$R/lib/modules/$n.ko" ;;
+	esac
+	echo "$n" >> "$R/etc/kvkit-modules"
+done
+(cd "$R" && find . | cpio -o -H newc 2>/dev/null | gzip -1) > "$OUT/initrd.img"
+cp "/boot/vmlinuz-$KVER" "$OUT/vmlinuz"
+echo "$STAMP" > "$OUT/stamp"
+echo "guest: kernel $KVER, modules: $(tr '\n' ' ' < "$R/etc/kvkit-modules")"
