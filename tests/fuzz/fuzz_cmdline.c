@@ -1,0 +1,28 @@
+/* libFuzzer harness: the vfkit command line. The input is split at NUL
+ * bytes into argv; parse errors are fine, crashes and leaks are not. */
+#include <kvkit/cmdline.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char *buf = malloc(size + 1), *argv[65], err[512];
+	int argc = 0;
+	struct kv_config cfg;
+	enum kv_cmdline_action action;
+
+	memcpy(buf, data, size);
+	buf[size] = 0;
+	argv[argc++] = "kvkit";
+	for (size_t i = 0; i < size && argc < 64;) {
+		argv[argc++] = buf + i;
+		i += strlen(buf + i) + 1;
+	}
+	argv[argc] = NULL;
+	kv_config_init(&cfg);
+	kv_cmdline_parse(argc, argv, &cfg, &action, err, sizeof(err));
+	kv_config_free(&cfg);
+	free(buf);
+	return 0;
+}
