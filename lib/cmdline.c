@@ -836,7 +836,7 @@ static int parse_timesync(struct kv_config *c, const char *s, struct perr *e)
 		size_t kl = eq ? (size_t)(eq - el[i]) : strlen(el[i]);
 		if (kl == 9 && !strncmp(el[i], "vsockPort", 9)) {
 			char reason[160];
-			uint64_t p;
+			uint64_t p = 0;
 			if (!eq || kv_parse_uint(eq + 1, 32, &p, reason, sizeof(reason)) < 0)
 				r = fail(e, "invalid vsock port: %s", eq ? eq + 1 : "");
 			c->timesync_port = p;

@@ -208,7 +208,8 @@ static int load_bzimage(struct vm *vm, const struct kv_bootloader *b, struct fil
 	memcpy(zp + BP_HDR, k->data + BP_HDR, hdr_end - BP_HDR);
 	zp[HDR_TYPE_OF_LOADER] = 0xff;
 	zp[HDR_LOADFLAGS] |= LOADED_HIGH | CAN_USE_HEAP;
-	*(uint16_t *)(zp + HDR_HEAP_END_PTR) = 0xfe00;
+	zp[HDR_HEAP_END_PTR] = 0x00;
+	zp[HDR_HEAP_END_PTR + 1] = 0xfe;
 	wr32(zp + HDR_CMD_LINE_PTR, CMDLINE_ADDR);
 	uint64_t max_cmd = rd16(k->data + HDR_VERSION) >= 0x0206 ? rd32(k->data + HDR_CMDLINE_SIZE) + 1ULL : 256;
 	int r = write_cmdline(vm, b->cmdline, max_cmd, err, errlen);

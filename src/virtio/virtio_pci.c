@@ -233,8 +233,11 @@ static void bar_io(void *opaque, uint64_t off, uint8_t *data, unsigned len, bool
 			uint32_t v = 0;
 			memcpy(&v, data, len > 4 ? 4 : len);
 			common_write(d, off, v);
-			if (len == 8)
-				common_write(d, off + 4, (uint32_t)(*(uint64_t *)data >> 32));
+			if (len == 8) {
+				uint32_t hi;
+				memcpy(&hi, data + 4, 4);
+				common_write(d, off + 4, hi);
+			}
 		} else {
 			uint64_t v = common_read(d, off);
 			if (len == 8)

@@ -26,7 +26,8 @@ def bootloader(run=None, extra=""):
     if run is not None:
         # the kernel hands run=... to init as an environment variable
         cmd += ' run="%s"' % run
-    return 'linux,kernel=%s,initrd=%s,cmdline="%s"' % (KERNEL, INITRD, cmd.strip())
+    # no outer quotes: they would be trimmed together with run's closing quote
+    return 'linux,kernel=%s,initrd=%s,cmdline=%s' % (KERNEL, INITRD, cmd.strip())
 
 
 def kvkit_cmd(*args, cpus=1, memory=512, run=None, devices=("virtio-serial,stdio",), extra_cmdline=""):

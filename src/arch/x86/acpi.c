@@ -70,6 +70,10 @@ _Static_assert(sizeof(struct fadt) == 276, "FADT layout");
 #define BOOT_ARCH_VGA_NOT_PRESENT (1u << 2)
 #define BOOT_ARCH_CMOS_RTC_NOT_PRESENT (1u << 5)
 
+static void wr16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
+static void wr32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static void wr64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+
 static uint8_t checksum(const void *p, size_t len)
 {
 	uint8_t s = 0;
@@ -147,24 +151,24 @@ uint64_t acpi_build_tables(struct vm *vm)
 	if (!madt)
 		return 0;
 	uint8_t *p = madt + sizeof(struct acpi_header);
-	*(uint32_t *)p = LAPIC_ADDR;
-	*(uint32_t *)(p + 4) = 1; /* PCAT_COMPAT: there is an 8259 pair */
+	wr32(p, LAPIC_ADDR);
+	wr32(p + 4, 1); /* PCAT_COMPAT: there is an 8259 pair */
 	p += 8;
 	for (unsigned i = 0; i < vm->ncpus; i++, p += 8) {
 		p[0] = 0; p[1] = 8; p[2] = i; p[3] = i;
-		*(uint32_t *)(p + 4) = 1; /* enabled */
+		wr32(p + 4, 1); /* enabled */
 	}
 	p[0] = 1; p[1] = 12; p[2] = vm->ncpus; /* IOAPIC id after the CPUs */
-	*(uint32_t *)(p + 4) = IOAPIC_ADDR;
-	*(uint32_t *)(p + 8) = 0;
+	wr32(p + 4, IOAPIC_ADDR);
+	wr32(p + 8, 0);
 	p += 12;
 	/* ISA IRQ 0 (PIT) arrives on GSI 2 */
-	p[0] = 2; p[1] = 10; p[2] = 0; p[3] = 0; *(uint32_t *)(p + 4) = 2; *(uint16_t *)(p + 8) = 0;
+	p[0] = 2; p[1] = 10; p[2] = 0; p[3] = 0; wr32(p + 4, 2); wr16(p + 8, 0);
 	p += 10;
 	/* IRQ 9, the conventional SCI: level, active high */
-	p[0] = 2; p[1] = 10; p[2] = 0; p[3] = 9; *(uint32_t *)(p + 4) = 9; *(uint16_t *)(p + 8) = 0xd;
+	p[0] = 2; p[1] = 10; p[2] = 0; p[3] = 9; wr32(p + 4, 9); wr16(p + 8, 0xd);
 	p += 10;
-	p[0] = 4; p[1] = 6; p[2] = 0xff; *(uint16_t *)(p + 3) = 0; p[5] = 1;
+	p[0] = 4; p[1] = 6; p[2] = 0xff; wr16(p + 3, 0); p[5] = 1;
 	header((struct acpi_header *)madt, "APIC", madt_len, 5);
 
 	uint32_t mcfg_len = sizeof(struct acpi_header) + 8 + 16;
@@ -172,8 +176,8 @@ uint64_t acpi_build_tables(struct vm *vm)
 	if (!mcfg)
 		return 0;
 	p = mcfg + sizeof(struct acpi_header) + 8;
-	*(uint64_t *)p = PCI_ECAM_START;
-	*(uint16_t *)(p + 8) = 0; /* segment */
+	wr64(p, PCI_ECAM_START);
+	wr16(p + 8, 0); /* segment */
 	p[10] = 0;                /* first bus */
 	p[11] = 0;                /* last bus */
 	header((struct acpi_header *)mcfg, "MCFG", mcfg_len, 1);

@@ -89,18 +89,19 @@ static int set_msrs(struct vcpu *c)
 					MSR_STAR, MSR_CSTAR, MSR_KERNEL_GS_BASE, MSR_SYSCALL_MASK, MSR_LSTAR,
 					MSR_IA32_TSC, MSR_IA32_MISC_ENABLE, MSR_MTRR_DEF_TYPE };
 	const unsigned n = sizeof(idx) / sizeof(idx[0]);
-	struct {
+	/* struct kvm_msrs ends in a flexible array: back it with enough bytes */
+	union {
 		struct kvm_msrs h;
-		struct kvm_msr_entry e[sizeof(idx) / sizeof(idx[0])];
+		uint8_t bytes[sizeof(struct kvm_msrs) + sizeof(idx) / sizeof(idx[0]) * sizeof(struct kvm_msr_entry)];
 	} m;
 	memset(&m, 0, sizeof(m));
 	m.h.nmsrs = n;
 	for (unsigned i = 0; i < n; i++) {
-		m.e[i].index = idx[i];
+		m.h.entries[i].index = idx[i];
 		if (idx[i] == MSR_IA32_MISC_ENABLE)
-			m.e[i].data = 1; /* fast string operations */
+			m.h.entries[i].data = 1; /* fast string operations */
 		if (idx[i] == MSR_MTRR_DEF_TYPE)
-			m.e[i].data = (1u << 11) | 6; /* MTRRs on, default write-back */
+			m.h.entries[i].data = (1u << 11) | 6; /* MTRRs on, default write-back */
 	}
 	int r = ioctl(c->fd, KVM_SET_MSRS, &m);
 	return r < 0 ? -errno : 0;
