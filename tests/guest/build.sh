@@ -23,7 +23,7 @@ gcc -static -Os -s -o "$R/bin/kvkit-mark" "$HERE/mark.c"
 cp "$HERE/init" "$R/init"
 chmod +x "$R/init"
 # power button: busybox acpid runs /etc/acpi/PWRF/00000080
-printf '#!/bin/sh\necho "KVKIT-POWER-BUTTON"\npoweroff -f\n' > "$R/etc/acpi/PWRF/00000080"
+printf '#!/bin/sh\necho "KVKIT-POWER-BUTTON" > /dev/console\n[ -e /dev/hvc0 ] && echo "KVKIT-POWER-BUTTON" > /dev/hvc0\npoweroff -f\n' > "$R/etc/acpi/PWRF/00000080"
 chmod +x "$R/etc/acpi/PWRF/00000080"
 deps() { local d; for d in $(modinfo -k "$KVER" -F depends "$1" 2>/dev/null | tr ',' ' '); do deps "$d"; done; echo "$1"; }
 MODS=$(for m in virtio_pci virtio_console virtio-rng virtio_blk virtio_net button evdev; do deps "$m"; done | awk '!s[$0]++')

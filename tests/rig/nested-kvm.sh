@@ -57,6 +57,7 @@ ip link set lo up
 hostname rig
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose hostroot /host
 for d in proc sys dev; do mount --bind /\$d /host/\$d; done
+mkdir -p /host/dev/pts && mount -t devpts -o ptmxmode=0666,newinstance devpts /host/dev/pts && ln -sf pts/ptmx /host/dev/ptmx 2>/dev/null
 mount -t tmpfs t /host/tmp; mount -t tmpfs t /host/run
 mkdir -p /host$DIR 2>/dev/null
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 work /host$DIR
