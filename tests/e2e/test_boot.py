@@ -110,7 +110,7 @@ def test_guest_reboot_exits_zero():
 @needs_kvm
 def test_sigterm_presses_power_button():
     # the guest's acpid runs its power-button handler, which powers off
-    p = start_vm(run="acpid -f & sleep 1; echo ACPID-READY; sleep 120")
+    p = start_vm(run="acpid -d & sleep 1; echo ACPID-READY; sleep 120")
     try:
         wait_for_line(p.stdout, "ACPID-READY")
         time.sleep(0.5)
