@@ -285,6 +285,8 @@ int main(int argc, char **argv)
 
 	vm_stop_vcpus(&g.vm);
 	enum vm_stop_reason why = g.vm.stop_reason;
+	if (why == STOP_HARD || why == STOP_ERROR)
+		vm_log_vcpu_state(&g.vm);
 	int status = 0;
 	if (why == STOP_ERROR) {
 		log_error("virtualization error: hypervisor virtualization error: %s", g.vm.error);

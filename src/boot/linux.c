@@ -340,6 +340,7 @@ int linux_boot_load(struct vm *vm, const struct kv_bootloader *b, char *err, siz
 	int r = read_file(b->kernel, "kernel", &k, err, errlen);
 	if (r < 0)
 		return r;
+	x86_write_reset_vector(vm);
 	if (is_bzimage(&k))
 		r = load_bzimage(vm, b, &k, err, errlen);
 	else if (is_elf64(&k))

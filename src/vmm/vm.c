@@ -359,6 +359,19 @@ void vm_stop_vcpus(struct vm *vm)
 	}
 }
 
+void vm_log_vcpu_state(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->ncpus; i++) {
+		struct kvm_regs r;
+		struct kvm_sregs sr;
+		if (ioctl(vm->vcpus[i].fd, KVM_GET_REGS, &r) < 0 || ioctl(vm->vcpus[i].fd, KVM_GET_SREGS, &sr) < 0)
+			continue;
+		log_debug("vCPU %u: rip 0x%llx rsp 0x%llx rflags 0x%llx cr0 0x%llx cs 0x%x efer 0x%llx", i,
+			  (unsigned long long)r.rip, (unsigned long long)r.rsp, (unsigned long long)r.rflags,
+			  (unsigned long long)sr.cr0, sr.cs.selector, (unsigned long long)sr.efer);
+	}
+}
+
 /* ---- interrupts ---- */
 
 int vm_irq_line(struct vm *vm, unsigned irq, int level)

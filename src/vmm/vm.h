@@ -59,6 +59,8 @@ int vm_start(struct vm *vm);
 void vm_request_stop(struct vm *vm, enum vm_stop_reason why, const char *detail);
 /* Kick all vCPUs out of KVM_RUN and join them (I/O thread only). */
 void vm_stop_vcpus(struct vm *vm);
+/* Debug aid after a hard stop: where each vCPU was. */
+void vm_log_vcpu_state(struct vm *vm);
 
 int vm_irq_line(struct vm *vm, unsigned irq, int level);
 /* MSI routing: allocate a GSI, point it at (addr, data), commit to KVM. */

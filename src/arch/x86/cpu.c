@@ -175,6 +175,15 @@ void x86_write_boot_tables(struct vm *vm)
 	memset(gmem_ptr(&vm->mem, IDT_ADDR, 8), 0, 8);
 }
 
+void x86_write_reset_vector(struct vm *vm)
+{
+	/* mov al, 0xfe; out 0x64, al (i8042 reset); cli; hlt; jmp $ */
+	static const uint8_t stub[] = { 0xb0, 0xfe, 0xe6, 0x64, 0xfa, 0xf4, 0xeb, 0xfe };
+	uint8_t *p = gmem_ptr(&vm->mem, 0xffff0, sizeof(stub));
+	if (p)
+		memcpy(p, stub, sizeof(stub));
+}
+
 static void seg(struct kvm_segment *s, uint16_t sel, uint64_t flags)
 {
 	memset(s, 0, sizeof(*s));

@@ -11,6 +11,9 @@ struct vm;
 int x86_vcpu_init(struct vcpu *c, char *err, size_t errlen);
 /* Write GDT, IDT and identity page tables for the first 4 GiB into guest RAM. */
 void x86_write_boot_tables(struct vm *vm);
+/* Without firmware, F000:FFF0 would hold zeros; an OS that restarts by
+ * jumping to the reset vector (Linux does by default) must reset the VM. */
+void x86_write_reset_vector(struct vm *vm);
 /* 64-bit boot protocol entry: long mode, paging on, rsi = zero page. */
 int x86_set_regs_long(struct vcpu *c, uint64_t rip, uint64_t rsi);
 /* PVH entry: 32-bit protected mode, paging off, ebx = hvm_start_info. */
