@@ -3,7 +3,7 @@
 # Does nothing when they are all present. Needs root (or sudo) to install.
 set -euo pipefail
 PKGS="gcc make clang libclang-rt-14-dev libcmocka-dev acpica-tools pkg-config
-qemu-system-x86 linux-image-amd64 linux-image-cloud-amd64 busybox-static cpio xz-utils zstd kmod
+qemu-system-x86 linux-image-amd64 linux-image-cloud-amd64 busybox-static cpio xz-utils zstd lz4 kmod
 python3 python3-pytest libc6-dev"
 missing=""
 for p in $PKGS; do

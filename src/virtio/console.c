@@ -27,6 +27,7 @@ struct console {
 	struct virtio_dev dev;
 	struct vm *vm;
 	int in_fd, out_fd;
+	int pty_slave_fd; /* held open so a pty without reader fills instead of hanging up */
 	enum out_policy policy;
 	struct ev_watch in_watch, out_watch;
 	bool in_active, in_eof;
@@ -68,8 +69,8 @@ static void rx_fill(struct console *c)
 	for (;;) {
 		int r = virtq_pop(vq, &c->rx_elem);
 		if (r <= 0) {
-			/* no buffer: stop reading until the guest adds some */
-			set_in_watch(c, r == 0 ? false : false);
+			/* no buffer (or a broken queue): stop reading until the guest adds some */
+			set_in_watch(c, false);
 			break;
 		}
 		struct virtq_elem *e = &c->rx_elem;
@@ -230,7 +231,7 @@ static int set_nonblock(int fd)
 	return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
-static int open_pty(struct kv_serial *s, int *master, char *err, size_t errlen)
+static int open_pty(struct console *c, struct kv_serial *s, int *master, char *err, size_t errlen)
 {
 	int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (m < 0 || grantpt(m) < 0 || unlockpt(m) < 0) {
@@ -249,8 +250,7 @@ static int open_pty(struct kv_serial *s, int *master, char *err, size_t errlen)
 	s->pty_name = strdup(name ? name : "");
 	/* Hold the slave open ourselves: with no reader the master would
 	 * report hangup in a loop; with ours it just fills and we drop. */
-	int slave = open(s->pty_name, O_RDWR | O_NOCTTY | O_CLOEXEC);
-	(void)slave;
+	c->pty_slave_fd = open(s->pty_name, O_RDWR | O_NOCTTY | O_CLOEXEC);
 	set_nonblock(m);
 	*master = m;
 	log_info("Using PTY (pty path: %s)", s->pty_name);
@@ -296,7 +296,7 @@ int virtio_console_create(struct vm *vm, struct kv_serial *s, char *err, size_t 
 		break;
 	case KV_SERIAL_PTY: {
 		int m;
-		if (open_pty(s, &m, err, errlen) < 0) {
+		if (open_pty(c, s, &m, err, errlen) < 0) {
 			free(c);
 			return -EIO;
 		}

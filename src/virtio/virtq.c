@@ -182,7 +182,8 @@ bool virtq_should_notify(struct virtq *vq)
 	return (uint16_t)(new - used_event - 1) < (uint16_t)(new - old);
 }
 
-size_t iov_from_buf(const struct iovec *iov, unsigned n, size_t off, const void *buf, size_t len)
+/* Copy between a flat buffer and an iovec array starting at byte off. */
+static size_t iov_copy(const struct iovec *iov, unsigned n, size_t off, void *buf, size_t len, bool to_iov)
 {
 	size_t done = 0;
 	for (unsigned i = 0; i < n && done < len; i++) {
@@ -193,27 +194,20 @@ size_t iov_from_buf(const struct iovec *iov, unsigned n, size_t off, const void 
 		size_t c = iov[i].iov_len - off;
 		if (c > len - done)
 			c = len - done;
-		memcpy((char *)iov[i].iov_base + off, (const char *)buf + done, c);
+		char *v = (char *)iov[i].iov_base + off, *b = (char *)buf + done;
+		memcpy(to_iov ? v : b, to_iov ? b : v, c);
 		done += c;
 		off = 0;
 	}
 	return done;
 }
 
+size_t iov_from_buf(const struct iovec *iov, unsigned n, size_t off, const void *buf, size_t len)
+{
+	return iov_copy(iov, n, off, (void *)buf, len, true);
+}
+
 size_t iov_to_buf(const struct iovec *iov, unsigned n, size_t off, void *buf, size_t len)
 {
-	size_t done = 0;
-	for (unsigned i = 0; i < n && done < len; i++) {
-		if (off >= iov[i].iov_len) {
-			off -= iov[i].iov_len;
-			continue;
-		}
-		size_t c = iov[i].iov_len - off;
-		if (c > len - done)
-			c = len - done;
-		memcpy((char *)buf + done, (const char *)iov[i].iov_base + off, c);
-		done += c;
-		off = 0;
-	}
-	return done;
+	return iov_copy(iov, n, off, buf, len, false);
 }

@@ -174,11 +174,9 @@ def test_pidfile_written_and_removed():
 @needs_kvm
 def test_vmlinux_elf_pvh_boot():
     # an uncompressed ELF vmlinux boots through its PVH entry point
-    vmlinux = os.environ.get("KVKIT_VMLINUX")
-    if not vmlinux or not os.path.exists(vmlinux):
-        import pytest
-        pytest.skip("no vmlinux extracted (tests/guest/build.sh makes one when extract-vmlinux works)")
-    from conftest import INITRD
+    from conftest import INITRD, GUEST
+    vmlinux = os.path.join(GUEST, "vmlinux")
+    assert os.path.exists(vmlinux), "tests/guest/build.sh did not extract a vmlinux"
     cmd = [KVKIT, "--bootloader", 'linux,kernel=%s,initrd=%s,cmdline="console=ttyS0 quiet"' % (vmlinux, INITRD),
            "--device", "virtio-serial,stdio"]
     p = subprocess.run(cmd, capture_output=True, timeout=120, stdin=subprocess.DEVNULL)

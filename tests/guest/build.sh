@@ -41,5 +41,13 @@ for m in $MODS; do
 done
 (cd "$R" && find . | cpio -o -H newc 2>/dev/null | gzip -1) > "$OUT/initrd.img"
 cp "/boot/vmlinuz-$KVER" "$OUT/vmlinuz"
+# An uncompressed ELF vmlinux for the PVH boot test: Debian compresses the
+# kernel inside the bzImage with LZ4 (legacy frame); find it and unpack it.
+rm -f "$OUT/vmlinux"
+off=$(python3 -c 'import sys; d=open(sys.argv[1],"rb").read(); print(d.find(b"\x02\x21\x4c\x18"))' "$OUT/vmlinuz")
+if [ "$off" -ge 0 ] && command -v lz4 >/dev/null; then
+	tail -c +$((off + 1)) "$OUT/vmlinuz" | lz4 -dc > "$OUT/vmlinux" 2>/dev/null || true
+	head -c 4 "$OUT/vmlinux" | grep -q ELF || rm -f "$OUT/vmlinux"
+fi
 echo "$STAMP" > "$OUT/stamp"
 echo "guest: kernel $KVER, modules: $(tr '\n' ' ' < "$R/etc/kvkit-modules")"

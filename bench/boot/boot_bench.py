@@ -1,0 +1,109 @@
+#!/usr/bin/python3
+"""bench/boot: the same kernel and initramfs under kvkit, QEMU -M microvm and
+QEMU -M q35 (KVM, same vCPUs and memory), alternating, N runs each.
+
+For each run: time from exec to the guest init's first console line
+(KVKIT-INIT-STARTED) and to process exit, and the VMM's peak memory beyond
+the guest RAM it touched (RssAnon + RssFile, with guest RAM in a memfd for
+every VMM so it is counted apart, as RssShmem). Prints medians and ratios.
+Inside the nested rig these are nested-emulation figures: read the ratios."""
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+KVKIT = os.path.join(ROOT, "build", "kvkit")
+KERNEL = os.path.join(ROOT, "build", "guest", "vmlinuz")
+INITRD = os.path.join(ROOT, "build", "guest", "initrd.img")
+RUNS = int(os.environ.get("BENCH_RUNS", "10"))
+CPUS, MEM = 1, 512
+CMDLINE = "console=ttyS0 quiet hvcwait=0"
+MARK = b"KVKIT-INIT-STARTED"
+
+
+def vmms():
+    q = ["qemu-system-x86_64", "-enable-kvm", "-cpu", "host", "-smp", str(CPUS), "-m", str(MEM),
+         "-object", "memory-backend-memfd,id=ram,size=%dM" % MEM,
+         "-kernel", KERNEL, "-initrd", INITRD, "-append", CMDLINE,
+         "-nographic", "-nodefaults", "-no-reboot", "-serial", "stdio", "-no-user-config"]
+    return {
+        "kvkit": [KVKIT, "--cpus", str(CPUS), "--memory", str(MEM), "--bootloader",
+                  'linux,kernel=%s,initrd=%s,cmdline="%s"' % (KERNEL, INITRD, CMDLINE),
+                  "--device", "virtio-serial,stdio"],
+        "qemu-microvm": q + ["-M", "microvm,memory-backend=ram,acpi=on"],
+        "qemu-q35": q + ["-M", "q35,memory-backend=ram"],
+    }
+
+
+def overhead_kib(pid):
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            v = {l.split(":")[0]: int(l.split()[1]) for l in f if l.split(":")[0] in ("RssAnon", "RssFile", "RssShmem")}
+        return v.get("RssAnon", 0) + v.get("RssFile", 0)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def one(cmd):
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    peak = [0]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            o = overhead_kib(p.pid)
+            if o:
+                peak[0] = max(peak[0], o)
+            time.sleep(0.01)
+
+    th = threading.Thread(target=sample)
+    th.start()
+    t_init = None
+    buf = b""
+    while True:
+        chunk = os.read(p.stdout.fileno(), 4096)
+        if not chunk:
+            break
+        buf += chunk
+        if t_init is None and MARK in buf:
+            t_init = time.monotonic() - t0
+    p.wait()
+    t_exit = time.monotonic() - t0
+    done.set()
+    th.join()
+    ok = p.returncode == 0 and t_init is not None
+    return ok, t_init, t_exit, peak[0] / 1024.0
+
+
+def main():
+    v = vmms()
+    res = {k: [] for k in v}
+    for i in range(RUNS):
+        for name, cmd in v.items():
+            ok, ti, te, mib = one(cmd)
+            if not ok:
+                print("run %d %s failed" % (i, name), file=sys.stderr)
+                continue
+            res[name].append((ti, te, mib))
+            print("run %2d %-13s init %.3f s  exit %.3f s  overhead %.1f MiB" % (i, name, ti, te, mib), flush=True)
+    med = {}
+    print("\nmedians over %d runs (%d vCPU, %d MiB)" % (RUNS, CPUS, MEM))
+    print("%-13s %10s %10s %14s" % ("VMM", "to init", "to exit", "VMM overhead"))
+    for name, r in res.items():
+        if not r:
+            continue
+        med[name] = tuple(statistics.median(x[i] for x in r) for i in range(3))
+        print("%-13s %9.3fs %9.3fs %11.1f MiB" % ((name,) + med[name]))
+    k = med.get("kvkit")
+    for peer in ("qemu-microvm", "qemu-q35"):
+        if k and peer in med:
+            print("kvkit/%-12s to init %.2f  to exit %.2f  overhead %.2f" %
+                  (peer, k[0] / med[peer][0], k[1] / med[peer][1], k[2] / med[peer][2]))
+
+
+if __name__ == "__main__":
+    main()
