@@ -4,7 +4,7 @@ QEMU -M q35 (KVM, same vCPUs and memory), alternating, N runs each.
 
 For each run: time from exec to the guest init's first console line
 (KVKIT-INIT-STARTED) and to process exit, and the VMM's peak memory beyond
-the guest RAM it touched (RssAnon + RssFile, with guest RAM in a memfd for
+the guest RAM it touched (RssAnon + RssFile from /proc/PID/status, with guest RAM in a memfd for
 every VMM so it is counted apart, as RssShmem). Prints medians and ratios.
 Inside the nested rig these are nested-emulation figures: read the ratios."""
 import os
@@ -40,7 +40,7 @@ def vmms():
 
 def overhead_kib(pid):
     try:
-        with open("/proc/%d/smaps_rollup" % pid) as f:
+        with open("/proc/%d/status" % pid) as f:
             v = {l.split(":")[0]: int(l.split()[1]) for l in f if l.split(":")[0] in ("RssAnon", "RssFile", "RssShmem")}
         return v.get("RssAnon", 0) + v.get("RssFile", 0)
     except (OSError, ValueError, IndexError):
@@ -86,7 +86,7 @@ def main():
         for name, cmd in v.items():
             ok, ti, te, mib = one(cmd)
             if not ok:
-                print("run %d %s failed" % (i, name), file=sys.stderr)
+                print("run %d %s failed (status %s)" % (i, name, ti if ti is None else "ok"), file=sys.stderr)
                 continue
             res[name].append((ti, te, mib))
             print("run %2d %-13s init %.3f s  exit %.3f s  overhead %.1f MiB" % (i, name, ti, te, mib), flush=True)

@@ -182,3 +182,18 @@ def test_vmlinux_elf_pvh_boot():
     p = subprocess.run(cmd, capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
     assert p.returncode == 0, p.stderr
     assert b"Hello from the kvkit demo guest" in p.stdout
+
+
+@needs_kvm
+def test_uart_console_reaches_first_serial_sink():
+    # minikube boots with console=ttyS0: the guest's userspace output on the
+    # COM1 UART must land in the first virtio-serial sink (here a log file)
+    with tempfile.TemporaryDirectory() as d:
+        log = os.path.join(d, "serial.log")
+        rc, out, err, _ = run_vm(run="echo ON-THE-UART", extra_cmdline="hvcwait=0",
+                                 devices=["virtio-serial,logFilePath=" + log])
+        assert rc == 0, err
+        text = open(log, errors="replace").read()
+        assert "KVKIT-INIT-STARTED" in text
+        assert "ON-THE-UART" in text
+        assert "KVKIT-GUEST-DONE" in text

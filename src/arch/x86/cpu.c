@@ -24,6 +24,14 @@
 
 #define CPUID_MAX_ENTRIES 256
 
+static int avx_present(const struct kvm_cpuid2 *cpuid)
+{
+	for (unsigned i = 0; i < cpuid->nent; i++)
+		if (cpuid->entries[i].function == 1)
+			return (cpuid->entries[i].ecx >> 28) & 1;
+	return 0;
+}
+
 static void patch_cpuid(struct kvm_cpuid2 *cpuid, unsigned id, unsigned ncpus, int nested)
 {
 	for (unsigned i = 0; i < cpuid->nent; i++) {
@@ -67,6 +75,12 @@ static void patch_cpuid(struct kvm_cpuid2 *cpuid, unsigned id, unsigned ncpus, i
 				e->eax = e->ebx = 0;
 				e->ecx = e->index;
 			}
+			break;
+		case 0xd:
+			/* XSAVE components must agree with the feature bits: a host
+			 * without AVX (e.g. nested under TCG) may still list YMM */
+			if (e->index == 0 && !(avx_present(cpuid)))
+				e->eax &= ~((1u << 2) | (7u << 5));
 			break;
 		case 0x80000001:
 			if (!nested)

@@ -40,6 +40,19 @@ DefinitionBlock ("dsdt.aml", "DSDT", 2, "KVKIT ", "KVKITDSD", 1)
             })
         }
 
+        /* COM1. Hardware-reduced ACPI gives Linux no legacy PIC, so ISA
+         * IRQs are only mapped for devices ACPI describes. */
+        Device (COM1)
+        {
+            Name (_HID, EisaId ("PNP0501"))
+            Name (_UID, One)
+            Name (_CRS, ResourceTemplate ()
+            {
+                IO (Decode16, 0x03F8, 0x03F8, 0x00, 0x08)
+                IRQNoFlags () { 4 }
+            })
+        }
+
         Device (PWRB)
         {
             Name (_HID, EisaId ("PNP0C0C"))
