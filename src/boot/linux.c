@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "../arch/x86/acpi.h"
@@ -50,41 +49,61 @@
 
 #define XEN_ELFNOTE_PHYS32_ENTRY 18
 
+/* An open kernel or initrd: its first bytes for format checks, the rest is
+ * read with pread() straight into guest memory (no second copy in kvkit). */
 struct file_buf {
-	uint8_t *data;
-	size_t size;
+	int fd;
+	uint64_t size;
+	uint8_t data[4096];
 };
 
 static int read_file(const char *path, const char *what, struct file_buf *f, char *err, size_t errlen)
 {
 	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	f->data = NULL;
-	if (fd < 0) {
+	memset(f->data, 0, sizeof(f->data));
+	f->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (f->fd < 0) {
 		snprintf(err, errlen, "cannot open %s %s: %s", what, path, strerror(errno));
 		return -errno;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	if (fstat(f->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		snprintf(err, errlen, "%s %s is not a regular file", what, path);
-		close(fd);
+		close(f->fd);
+		f->fd = -1;
 		return -EINVAL;
 	}
 	f->size = st.st_size;
-	f->data = f->size ? mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
-	close(fd);
-	if (f->size && f->data == MAP_FAILED) {
-		f->data = NULL;
+	if (pread(f->fd, f->data, sizeof(f->data), 0) < 0) {
 		snprintf(err, errlen, "cannot read %s %s: %s", what, path, strerror(errno));
+		close(f->fd);
+		f->fd = -1;
 		return -EIO;
+	}
+	return 0;
+}
+
+/* Read len bytes at off into dst; -EIO on a short read. */
+static int file_read_at(const struct file_buf *f, uint64_t off, void *dst, uint64_t len)
+{
+	uint8_t *p = dst;
+	while (len) {
+		ssize_t n = pread(f->fd, p, len > (1u << 30) ? (1u << 30) : len, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -EIO;
+		p += n;
+		off += n;
+		len -= n;
 	}
 	return 0;
 }
 
 static void release(struct file_buf *f)
 {
-	if (f->data)
-		munmap(f->data, f->size);
-	f->data = NULL;
+	if (f->fd >= 0)
+		close(f->fd);
+	f->fd = -1;
 }
 
 static uint16_t rd16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
@@ -155,16 +174,18 @@ static int place_initrd(struct vm *vm, const struct kv_bootloader *b, uint64_t m
 		return r;
 	uint64_t top = vm->low_ram < max_addr + 1 ? vm->low_ram : max_addr + 1;
 	if (f.size > top || ((top - f.size) & ~0xfffULL) < kernel_end) {
-		snprintf(err, errlen, "initrd %s (%zu bytes) does not fit in guest memory below 0x%llx", b->initrd, f.size,
+		snprintf(err, errlen, "initrd %s (%llu bytes) does not fit in guest memory below 0x%llx", b->initrd, (unsigned long long)f.size,
 			 (unsigned long long)top);
 		release(&f);
 		return -ENOSPC;
 	}
 	*addr = (top - f.size) & ~0xfffULL;
 	*size = f.size;
-	memcpy(gmem_ptr(&vm->mem, *addr, f.size), f.data, f.size);
+	r = file_read_at(&f, 0, gmem_ptr(&vm->mem, *addr, f.size), f.size);
 	release(&f);
-	return 0;
+	if (r < 0)
+		snprintf(err, errlen, "cannot read initrd %s: %s", b->initrd, strerror(errno));
+	return r;
 }
 
 static int write_cmdline(struct vm *vm, const char *cmdline, uint64_t max, char *err, size_t errlen)
@@ -198,12 +219,15 @@ static int load_bzimage(struct vm *vm, const struct kv_bootloader *b, struct fil
 			 (unsigned long long)(kernel_end >> 20) + 1);
 		return -ENOSPC;
 	}
-	memcpy(gmem_ptr(&vm->mem, HIGH_RAM_START, pm_size), k->data + setup_size, pm_size);
+	if (file_read_at(k, setup_size, gmem_ptr(&vm->mem, HIGH_RAM_START, pm_size), pm_size) < 0) {
+		snprintf(err, errlen, "cannot read kernel %s: %s", b->kernel, strerror(errno));
+		return -EIO;
+	}
 
 	memset(zp, 0, 4096);
 	/* copy the setup header as the boot protocol asks */
 	size_t hdr_end = 0x202 + k->data[0x201];
-	if (hdr_end > 4096 || hdr_end > k->size)
+	if (hdr_end > sizeof(k->data) || hdr_end > k->size)
 		hdr_end = 0x268;
 	memcpy(zp + BP_HDR, k->data + BP_HDR, hdr_end - BP_HDR);
 	zp[HDR_TYPE_OF_LOADER] = 0xff;
@@ -249,19 +273,33 @@ struct hvm_memmap_entry {
 	uint32_t type, reserved;
 };
 
-static int find_pvh_entry(const struct file_buf *k, uint32_t *entry)
+#define ELF_MAX_PHDRS 64
+#define ELF_MAX_NOTES (64 * 1024)
+
+static int read_phdrs(const struct file_buf *k, Elf64_Phdr *ph, unsigned *n)
 {
-	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)k->data;
-	if (eh->e_phoff > k->size || eh->e_phnum > (k->size - eh->e_phoff) / sizeof(Elf64_Phdr))
+	Elf64_Ehdr eh;
+	memcpy(&eh, k->data, sizeof(eh));
+	if (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 || eh.e_phnum > ELF_MAX_PHDRS ||
+	    eh.e_phoff > k->size || eh.e_phnum * sizeof(Elf64_Phdr) > k->size - eh.e_phoff)
 		return -1;
-	const Elf64_Phdr *ph = (const Elf64_Phdr *)(k->data + eh->e_phoff);
-	for (unsigned i = 0; i < eh->e_phnum; i++) {
-		if (ph[i].p_type != PT_NOTE || ph[i].p_offset > k->size || ph[i].p_filesz > k->size - ph[i].p_offset)
+	*n = eh.e_phnum;
+	return file_read_at(k, eh.e_phoff, ph, eh.e_phnum * sizeof(Elf64_Phdr));
+}
+
+static int find_pvh_entry(const struct file_buf *k, const Elf64_Phdr *ph, unsigned nph, uint32_t *entry)
+{
+	static uint8_t notes[ELF_MAX_NOTES];
+	for (unsigned i = 0; i < nph; i++) {
+		if (ph[i].p_type != PT_NOTE || ph[i].p_offset > k->size || ph[i].p_filesz > k->size - ph[i].p_offset ||
+		    ph[i].p_filesz > sizeof(notes))
 			continue;
-		const uint8_t *p = k->data + ph[i].p_offset, *end = p + ph[i].p_filesz;
+		if (file_read_at(k, ph[i].p_offset, notes, ph[i].p_filesz) < 0)
+			return -1;
+		const uint8_t *p = notes, *end = notes + ph[i].p_filesz;
 		while (p + 12 <= end) {
 			uint32_t namesz = rd32(p), descsz = rd32(p + 4), type = rd32(p + 8);
-			uint64_t nlen = (namesz + 3) & ~3u, dlen = (descsz + 3) & ~3u;
+			uint64_t nlen = (namesz + 3ULL) & ~3ULL, dlen = (descsz + 3ULL) & ~3ULL;
 			if ((uint64_t)(end - p) < 12 + nlen + dlen)
 				break;
 			if (type == XEN_ELFNOTE_PHYS32_ENTRY && namesz == 4 && !memcmp(p + 12, "Xen", 4) && descsz >= 4) {
@@ -276,15 +314,19 @@ static int find_pvh_entry(const struct file_buf *k, uint32_t *entry)
 
 static int load_elf(struct vm *vm, const struct kv_bootloader *b, struct file_buf *k, char *err, size_t errlen)
 {
-	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)k->data;
+	Elf64_Phdr ph[ELF_MAX_PHDRS];
+	unsigned nph = 0;
 	uint32_t entry;
-	if (find_pvh_entry(k, &entry) < 0) {
+	if (read_phdrs(k, ph, &nph) < 0) {
+		snprintf(err, errlen, "kernel %s: bad ELF program headers", b->kernel);
+		return -EINVAL;
+	}
+	if (find_pvh_entry(k, ph, nph, &entry) < 0) {
 		snprintf(err, errlen, "kernel %s: ELF vmlinux without a PVH entry point (CONFIG_PVH)", b->kernel);
 		return -EINVAL;
 	}
-	const Elf64_Phdr *ph = (const Elf64_Phdr *)(k->data + eh->e_phoff);
 	uint64_t kernel_end = 0;
-	for (unsigned i = 0; i < eh->e_phnum; i++) {
+	for (unsigned i = 0; i < nph; i++) {
 		if (ph[i].p_type != PT_LOAD)
 			continue;
 		uint8_t *dst = gmem_ptr(&vm->mem, ph[i].p_paddr, ph[i].p_memsz);
@@ -293,7 +335,10 @@ static int load_elf(struct vm *vm, const struct kv_bootloader *b, struct file_bu
 			snprintf(err, errlen, "kernel %s: ELF segment does not fit in guest memory", b->kernel);
 			return -EINVAL;
 		}
-		memcpy(dst, k->data + ph[i].p_offset, ph[i].p_filesz);
+		if (file_read_at(k, ph[i].p_offset, dst, ph[i].p_filesz) < 0) {
+			snprintf(err, errlen, "cannot read kernel %s: %s", b->kernel, strerror(errno));
+			return -EIO;
+		}
 		memset(dst + ph[i].p_filesz, 0, ph[i].p_memsz - ph[i].p_filesz);
 		if (ph[i].p_paddr + ph[i].p_memsz > kernel_end)
 			kernel_end = ph[i].p_paddr + ph[i].p_memsz;
