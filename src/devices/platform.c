@@ -27,7 +27,6 @@ static void i8042(void *opaque, uint64_t off, uint8_t *data, unsigned len, bool 
 		memset(data, 0, len); /* no data, input buffer empty */
 		return;
 	}
-	log_debug("i8042: write 0x%02x to port 0x%llx", data[0], (unsigned long long)(PORT_I8042_DATA + off));
 	if (off == PORT_I8042_CMD - PORT_I8042_DATA && data[0] == 0xfe) {
 		log_debug("guest reset through the i8042 controller");
 		vm_request_stop(vm, STOP_REBOOT, NULL);
@@ -42,7 +41,6 @@ static void reset_cf9(void *opaque, uint64_t off, uint8_t *data, unsigned len, b
 		memset(data, 0, len);
 		return;
 	}
-	log_debug("port 0xcf9: write 0x%02x", data[0]);
 	if (data[0] & 0x4) {
 		log_debug("guest reset through port 0xcf9");
 		vm_request_stop(vm, STOP_REBOOT, NULL);

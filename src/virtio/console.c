@@ -265,7 +265,7 @@ int virtio_console_create(struct vm *vm, struct kv_serial *s, char *err, size_t 
 		return -ENOMEM;
 	}
 	c->vm = vm;
-	c->in_fd = c->out_fd = -1;
+	c->in_fd = c->out_fd = c->pty_slave_fd = -1;
 	switch (s->mode) {
 	case KV_SERIAL_LOGFILE:
 		c->out_fd = open(s->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);

@@ -361,6 +361,8 @@ void vm_stop_vcpus(struct vm *vm)
 
 void vm_log_vcpu_state(struct vm *vm)
 {
+	if (!log_enabled(LOG_DEBUG))
+		return;
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		struct kvm_regs r;
 		struct kvm_sregs sr;
