@@ -107,6 +107,17 @@ int virtq_pop(struct virtq *vq, struct virtq_elem *e)
 		return -EINVAL;
 	uint16_t avail_idx = load16(&vq->avail->idx);
 	uint16_t pending = avail_idx - vq->last_avail;
+	if (pending == 0 && vq->event_idx) {
+		/* Queue looks empty: publish where we stopped, then look again.
+		 * Without the full fence the avail_event store can pass the
+		 * re-read (x86 reorders store->load), the driver reads a stale
+		 * avail_event, skips its kick, and the queue stalls forever. */
+		uint16_t *avail_event = (uint16_t *)&vq->used->ring[vq->size];
+		__atomic_store_n(avail_event, vq->last_avail, __ATOMIC_RELAXED);
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		avail_idx = load16(&vq->avail->idx);
+		pending = avail_idx - vq->last_avail;
+	}
 	if (pending == 0)
 		return 0;
 	if (pending > vq->size)
