@@ -16,6 +16,8 @@ WARN := -Wall -Wextra -Werror -Wno-unused-parameter
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 $(WARN) -Iinclude -I$(BUILD) -pthread -fno-strict-aliasing -DKVKIT_VERSION=\"$(VERSION)\"
 LDFLAGS += -pthread
+# liburing: the disk I/O engine; libnbd: the NBD client (see README)
+LIBS := -luring -lnbd
 ifeq ($(SAN),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
@@ -25,7 +27,7 @@ LIB_SRCS := lib/config.c lib/options.c lib/cmdline.c
 CORE_SRCS := src/util/log.c src/vmm/guest_mem.c src/vmm/bus.c src/vmm/eventloop.c src/vmm/vm.c \
 	src/arch/x86/cpu.c src/arch/x86/acpi.c src/boot/linux.c src/devices/platform.c src/devices/uart.c \
 	src/pci/pci.c src/pci/msix.c src/virtio/virtq.c src/virtio/virtio_pci.c src/virtio/console.c \
-	src/virtio/rng.c
+	src/virtio/rng.c src/virtio/blk.c src/virtio/blk_parse.c src/block/file.c
 MAIN_SRCS := src/main.c
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -54,7 +56,7 @@ $(BUILD)/kvkit.pc: Makefile
 	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: kvkit\nDescription: vfkit-compatible VM configuration library\nVersion: %s\nLibs: -L$${libdir} -lkvkit\nCflags: -I$${includedir}\n' '$(PREFIX)' '$(VERSION)' > $@
 
 $(BUILD)/kvkit: $(call obj,$(MAIN_SRCS)) $(CORE_OBJS) $(BUILD)/libkvkit.a
-	$(CC) $^ -o $@ $(LDFLAGS)
+	$(CC) $^ -o $@ $(LDFLAGS) $(LIBS)
 
 # clients check that the process is called vfkit: a hard link makes both
 # /proc/PID/comm and /proc/PID/exe say so
@@ -75,7 +77,7 @@ $(BUILD)/tests/test_virtq: tests/unit/test_virtq.c $(call obj,src/virtio/virtq.c
 
 $(BUILD)/tests/test_kvm_api: tests/unit/test_kvm_api.c $(CORE_OBJS) $(BUILD)/libkvkit.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(LIBS) $(TEST_LIBS)
 
 tests: $(UNIT_TESTS)
 

@@ -435,7 +435,7 @@ static int parse_disk(struct kv_device *d, const char *tname, struct opt *o, int
 			if (set_str(&k->device_id, v)) return fail(e, "out of memory");
 		} else if (!strcmp(key, "cache")) {
 			has_cache = true;
-			if (!strcmp(v, "automatic")) k->cache = KV_CACHE_AUTOMATIC;
+			if (!strcmp(v, "automatic") || !strcmp(v, "auto")) k->cache = KV_CACHE_AUTOMATIC;
 			else if (!strcmp(v, "cached")) k->cache = KV_CACHE_CACHED;
 			else if (!strcmp(v, "uncached")) k->cache = KV_CACHE_UNCACHED;
 			else return fail(e, "unexpected value for disk 'cache' option: %s (expected automatic, cached or uncached)", v);

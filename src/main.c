@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
+#include "block/backend.h"
 #include "boot/linux.h"
 #include "devices/platform.h"
 #include "devices/uart.h"
@@ -84,6 +85,7 @@ static int reject_unsupported(struct kv_config *c, char *err, size_t errlen)
 		switch (d->kind) {
 		case KV_DEV_VIRTIO_SERIAL:
 		case KV_DEV_VIRTIO_RNG:
+		case KV_DEV_VIRTIO_BLK:
 			break;
 		case KV_DEV_ROSETTA:
 			if (!d->u.rosetta.ignore_if_missing) {
@@ -132,8 +134,31 @@ static void remove_pidfile(void)
 	g.pidfile_written = NULL;
 }
 
+/* Disk problems are reported before anything is created. */
+static int check_disks(struct kv_config *c, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < c->ndevices; i++)
+		if (c->devices[i].kind == KV_DEV_VIRTIO_BLK && blk_file_check(&c->devices[i].u.disk, NULL, err, errlen) < 0)
+			return -1;
+	return 0;
+}
+
+static int add_disk(struct kv_disk *k, char *err, size_t errlen)
+{
+	struct blk_backend *be;
+	log_info("Adding virtio-blk device (imagePath: %s, type: %s)", k->path, k->type == KV_DISK_DEV ? "dev" : "image");
+	if (blk_file_open(k, &g.vm.ev, &be, err, errlen) < 0)
+		return -1;
+	if (virtio_blk_create(&g.vm, be, k->device_id, k->path, err, errlen) < 0) {
+		be->ops->close(be);
+		return -1;
+	}
+	return 0;
+}
+
 static void cleanup(void)
 {
+	virtio_blk_close_all();
 	uart_flush();
 	virtio_console_restore_terminal();
 	remove_pidfile();
@@ -205,6 +230,9 @@ static int build_vm(char *err, size_t errlen)
 		case KV_DEV_VIRTIO_RNG:
 			r = virtio_rng_create(&g.vm, err, errlen);
 			break;
+		case KV_DEV_VIRTIO_BLK:
+			r = add_disk(&d->u.disk, err, errlen);
+			break;
 		case KV_DEV_ROSETTA:
 			log_warn("rosetta share '%s' ignored: Rosetta is not available on this host",
 				 d->u.rosetta.mount_tag ? d->u.rosetta.mount_tag : "");
@@ -251,6 +279,8 @@ int main(int argc, char **argv)
 		return user_error("%s", err);
 	if (linux_boot_validate(&g.cfg.boot, err, sizeof(err)) < 0)
 		return user_error("%s", err);
+	if (check_disks(&g.cfg, err, sizeof(err)) < 0)
+		return user_error("%s", err);
 	if (setup_signals() < 0)
 		return user_error("cannot set up signal handling: %s", strerror(errno));
 
@@ -284,6 +314,8 @@ int main(int argc, char **argv)
 	ev_run(&g.vm.ev);
 
 	vm_stop_vcpus(&g.vm);
+	/* the guest is gone, but what it already asked of its disks completes */
+	virtio_blk_drain_all();
 	enum vm_stop_reason why = g.vm.stop_reason;
 	if (why == STOP_HARD || why == STOP_ERROR)
 		vm_log_vcpu_state(&g.vm);

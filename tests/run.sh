@@ -62,14 +62,16 @@ fi
 
 MODE=$(bash tests/rig/probe.sh)
 step "e2e tests: $MODE"
-E2E="cd $ROOT && export KVKIT_E2E_KVM=1 PYTHONDONTWRITEBYTECODE=1 && \
+# TMPDIR: disk images go on a disk-backed filesystem (O_DIRECT; the rig's
+# --scratch disk is mounted there)
+E2E="cd $ROOT && export KVKIT_E2E_KVM=1 PYTHONDONTWRITEBYTECODE=1 TMPDIR=/var/tmp && \
 /usr/bin/python3 -m pytest -p no:cacheprovider -v tests/e2e > $LOG/e2e.log 2>&1; \
 KVKIT=$ROOT/build/san/kvkit ASAN_OPTIONS=detect_leaks=0 /usr/bin/python3 -m pytest -p no:cacheprovider -v tests/e2e \
-  -k 'one_cpu or reboot or sigterm or pidfile or test_cli' > $LOG/e2e-san.log 2>&1; true"
+  -k 'one_cpu or reboot or sigterm or pidfile or test_cli or two_disks or mkfs or discard or bad_disks or fallback' > $LOG/e2e-san.log 2>&1; true"
 if [ "$MODE" = direct ]; then
 	bash -c "$E2E"
 else
-	bash tests/rig/nested-kvm.sh --mem 8192 --dir "$ROOT" -- bash -c "$E2E" >"$LOG/rig.log" 2>&1
+	bash tests/rig/nested-kvm.sh --mem 8192 --scratch 8192 --dir "$ROOT" -- bash -c "$E2E" >"$LOG/rig.log" 2>&1
 	rc=$?
 	[ $rc -ge 124 ] && { echo "  the rig failed (status $rc):"; tail -20 "$LOG/rig.log"; }
 fi

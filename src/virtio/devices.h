@@ -14,4 +14,13 @@ void virtio_console_early_output(const uint8_t *buf, size_t len);
 void virtio_console_restore_terminal(void);
 int virtio_rng_create(struct vm *vm, char *err, size_t errlen);
 
+struct blk_backend;
+/* virtio-blk over an open backend (the device takes it over); serial may be
+ * NULL; label names the disk in log lines. */
+int virtio_blk_create(struct vm *vm, struct blk_backend *be, const char *serial, const char *label, char *err,
+		      size_t errlen);
+/* Let every disk's in-flight requests finish (on stop, before exit). */
+void virtio_blk_drain_all(void);
+void virtio_blk_close_all(void);
+
 #endif

@@ -52,7 +52,7 @@ static void device_reset(struct virtio_dev *d)
 	d->queue_select = 0;
 	d->config_vector = VIRTIO_NO_VECTOR;
 	d->isr = 0;
-	for (unsigned i = 0; i < d->ops->num_queues; i++) {
+	for (unsigned i = 0; i < d->num_queues; i++) {
 		struct virtio_queue *q = &d->q[i];
 		virtq_reset(&q->vq);
 		q->enabled = false;
@@ -79,7 +79,7 @@ static void queue_kick(void *opaque, uint32_t events)
 
 static void ioeventfds(struct virtio_dev *d, uint64_t base, bool assign)
 {
-	for (unsigned i = 0; i < d->ops->num_queues; i++) {
+	for (unsigned i = 0; i < d->num_queues; i++) {
 		int r = vm_ioeventfd(d->vm, d->q[i].notify_efd, base + OFF_NOTIFY + i * NOTIFY_MULT, 2, false, assign);
 		if (r < 0)
 			log_debug("%s: ioeventfd for queue %u: %s", d->ops->name, i, strerror(-r));
@@ -107,14 +107,14 @@ static void cfg_written(struct pci_func *f, unsigned off, unsigned len)
 
 static uint64_t common_read(struct virtio_dev *d, unsigned off)
 {
-	struct virtio_queue *q = d->queue_select < d->ops->num_queues ? &d->q[d->queue_select] : NULL;
+	struct virtio_queue *q = d->queue_select < d->num_queues ? &d->q[d->queue_select] : NULL;
 	switch (off) {
 	case 0x00: return d->dfselect;
 	case 0x04: return d->dfselect < 2 ? (uint32_t)(offered(d) >> (32 * d->dfselect)) : 0;
 	case 0x08: return d->gfselect;
 	case 0x0c: return d->gfselect < 2 ? (uint32_t)(d->driver_features >> (32 * d->gfselect)) : 0;
 	case 0x10: return d->config_vector;
-	case 0x12: return d->ops->num_queues;
+	case 0x12: return d->num_queues;
 	case 0x14: return d->status;
 	case 0x15: return d->config_generation;
 	case 0x16: return d->queue_select;
@@ -157,7 +157,7 @@ static void set_status(struct virtio_dev *d, uint8_t s)
 
 static void common_write(struct virtio_dev *d, unsigned off, uint32_t v)
 {
-	struct virtio_queue *q = d->queue_select < d->ops->num_queues ? &d->q[d->queue_select] : NULL;
+	struct virtio_queue *q = d->queue_select < d->num_queues ? &d->q[d->queue_select] : NULL;
 	switch (off) {
 	case 0x00: d->dfselect = v; return;
 	case 0x08: d->gfselect = v; return;
@@ -217,7 +217,7 @@ static void bar_io(void *opaque, uint64_t off, uint8_t *data, unsigned len, bool
 	if (off >= OFF_NOTIFY && off < OFF_NOTIFY + 0x1000) {
 		/* only reached when no ioeventfd is registered for this address */
 		unsigned qi = (off - OFF_NOTIFY) / NOTIFY_MULT;
-		if (is_write && qi < d->ops->num_queues) {
+		if (is_write && qi < d->num_queues) {
 			uint64_t one = 1;
 			if (write(d->q[qi].notify_efd, &one, sizeof(one)) < 0)
 				log_debug("notify eventfd: %m");
@@ -290,7 +290,9 @@ int virtio_dev_init(struct virtio_dev *d, struct vm *vm, const struct virtio_ops
 	d->ops = ops;
 	d->priv = priv;
 	pthread_mutex_init(&d->lock, NULL);
-	d->q = calloc(ops->num_queues, sizeof(*d->q));
+	if (!d->num_queues)
+		d->num_queues = ops->num_queues;
+	d->q = calloc(d->num_queues, sizeof(*d->q));
 	if (!d->q)
 		return -ENOMEM;
 	pci_func_init(&d->pci, 0x1af4, 0x1040 + ops->device_id, ops->class_code, 0x1af4, 0x1100 | ops->device_id, 1);
@@ -300,14 +302,14 @@ int virtio_dev_init(struct virtio_dev *d, struct vm *vm, const struct virtio_ops
 	d->pci.cfg[0x3d] = 0; /* no INTx pin: MSI-X only */
 	if (add_vcap(d, 1, OFF_COMMON, 0x38) < 0 || add_vcap(d, 3, OFF_ISR, 1) < 0 ||
 	    add_vcap(d, 4, OFF_DEVICE, ops->config_size ? ops->config_size : 4) < 0 ||
-	    add_vcap(d, 2, OFF_NOTIFY, ops->num_queues * NOTIFY_MULT) < 0)
+	    add_vcap(d, 2, OFF_NOTIFY, d->num_queues * NOTIFY_MULT) < 0)
 		return -ENOSPC;
 	/* one vector per queue plus one for config changes */
-	r = msix_init(&d->msix, vm, &d->pci, ops->num_queues + 1, 0, OFF_MSIX_TABLE, OFF_MSIX_PBA);
+	r = msix_init(&d->msix, vm, &d->pci, d->num_queues + 1, 0, OFF_MSIX_TABLE, OFF_MSIX_PBA);
 	if (r < 0)
 		return r;
 	pci_add_bar(&d->pci, 0, BAR_SIZE, bar_io, d);
-	for (unsigned i = 0; i < ops->num_queues; i++) {
+	for (unsigned i = 0; i < d->num_queues; i++) {
 		struct virtio_queue *q = &d->q[i];
 		q->dev = d;
 		q->index = i;

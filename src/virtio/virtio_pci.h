@@ -26,6 +26,7 @@
 #define VIRTIO_ID_BLOCK 2
 #define VIRTIO_ID_CONSOLE 3
 #define VIRTIO_ID_RNG 4
+#define VIRTIO_MAX_QUEUES 64 /* MSI-X table room: one vector per queue + config */
 
 struct virtio_dev;
 
@@ -72,6 +73,7 @@ struct virtio_dev {
 	uint8_t isr;
 	uint8_t config[256];
 	struct virtio_queue *q;
+	unsigned num_queues;  /* ops->num_queues unless set before virtio_dev_init */
 	uint64_t notify_base; /* guest address of the notify area, 0 if none */
 };
 

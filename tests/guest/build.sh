@@ -25,8 +25,22 @@ chmod +x "$R/init"
 # power button: busybox acpid runs /etc/acpi/PWRF/00000080
 printf '#!/bin/sh\necho "KVKIT-POWER-BUTTON" > /dev/console\n[ -e /dev/hvc0 ] && echo "KVKIT-POWER-BUTTON" > /dev/hvc0\npoweroff -f\n' > "$R/etc/acpi/PWRF/00000080"
 chmod +x "$R/etc/acpi/PWRF/00000080"
+# a dynamically linked host tool with its libraries (mkfs.ext4 for the disk tests)
+add_bin() { # path [name...]
+	local f=$1 l; shift
+	mkdir -p "$R$(dirname "$f")"
+	cp -L "$f" "$R$f"
+	for l in $(ldd "$f" | awk '/=>/ {print $3} /^\t\/lib/ {print $1}'); do
+		mkdir -p "$R$(dirname "$l")"
+		[ -e "$R$l" ] || cp -L "$l" "$R$l"
+	done
+	for n in "$@"; do ln -sf "$(basename "$f")" "$R$(dirname "$f")/$n"; done
+}
+add_bin /sbin/mke2fs mkfs.ext4
+add_bin /sbin/blkdiscard # util-linux: -z (WRITE_ZEROES), which busybox lacks
+cp /etc/mke2fs.conf "$R/etc/"
 deps() { local d; for d in $(modinfo -k "$KVER" -F depends "$1" 2>/dev/null | tr ',' ' '); do deps "$d"; done; echo "$1"; }
-MODS=$(for m in virtio_pci virtio_console virtio-rng virtio_blk virtio_net button evdev; do deps "$m"; done | awk '!s[$0]++')
+MODS=$(for m in virtio_pci virtio_console virtio-rng virtio_blk virtio_net isofs button evdev; do deps "$m"; done | awk '!s[$0]++')
 : > "$R/etc/kvkit-modules"
 for m in $MODS; do
 	f=$(modinfo -k "$KVER" -n "$m" 2>/dev/null) || continue

@@ -11,17 +11,20 @@
 # Usage: nested-kvm.sh [--dir DIR] [--mem MiB] [--cpus N] [--timeout S] -- COMMAND [ARG...]
 #   --dir DIR   shared read-write at the same absolute path (default: current dir)
 #   --mem MiB   L1 memory (default 4096)   --cpus N  L1 vCPUs (default: nproc)
+#   --scratch MiB  a disk-backed ext4 scratch filesystem at /var/tmp inside L1
+#               (9p and tmpfs have no O_DIRECT; disk tests and bench/ need one)
 # Exit status: COMMAND's own, 124 on timeout, 125 if L1 never started it.
 # Needs (Debian): qemu-system-x86 linux-image-amd64 busybox-static cpio
 set -euo pipefail
 KVM_AMD_ARGS=${RIG_KVM_AMD_ARGS:-}
-DIR=$PWD; MEM=4096; CPUS=$(nproc); TIMEOUT=3000
+DIR=$PWD; MEM=4096; CPUS=$(nproc); TIMEOUT=3000; SCRATCH=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --dir) DIR=$(cd "$2" && pwd); shift 2;;
     --mem) MEM=$2; shift 2;;
     --cpus) CPUS=$2; shift 2;;
     --timeout) TIMEOUT=$2; shift 2;;
+    --scratch) SCRATCH=$2; shift 2;;
     --) shift; break;;
     *) echo "nested-kvm: unknown option $1" >&2; exit 2;;
   esac
@@ -36,7 +39,7 @@ mkdir -p "$WORK/root/bin" "$WORK/root/lib/modules" "$WORK/root/proc" "$WORK/root
 cp /bin/busybox "$WORK/root/bin/"
 # modules L1 needs, with their dependencies first (built-in ones are skipped)
 deps() { local d; for d in $(modinfo -k "$KVER" -F depends "$1" 2>/dev/null | tr ',' ' '); do deps "$d"; done; echo "$1"; }
-MODS=$(for m in kvm-amd virtio_pci 9pnet_virtio 9p; do deps "$m"; done | awk '!s[$0]++' | tr '\n' ' ')
+MODS=$(for m in kvm-amd virtio_pci 9pnet_virtio 9p virtio_blk crc32c_generic ext4; do deps "$m"; done | awk '!s[$0]++' | tr '\n' ' ')
 for m in $MODS; do
   f=$(modinfo -k "$KVER" -n "$m" 2>/dev/null) || continue; [ -f "$f" ] || continue   # built-in
   case "$f" in   # newer Debian kernels ship compressed modules; busybox insmod wants plain ELF
@@ -59,6 +62,7 @@ mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose hostroot /host
 for d in proc sys dev; do mount --bind /\$d /host/\$d; done
 mkdir -p /host/dev/pts && mount -t devpts -o ptmxmode=0666,newinstance devpts /host/dev/pts && ln -sf pts/ptmx /host/dev/ptmx 2>/dev/null
 mount -t tmpfs t /host/tmp; mount -t tmpfs t /host/run
+if [ -b /dev/vda ]; then chroot /host /sbin/mkfs.ext4 -q -F /dev/vda && mount /dev/vda /host/var/tmp; fi
 mkdir -p /host$DIR 2>/dev/null
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 work /host$DIR
 cp /cmd /host/tmp/.rig-cmd
@@ -69,6 +73,11 @@ INIT
 chmod +x "$WORK/root/init"
 (cd "$WORK/root" && find . | cpio -o -H newc 2>/dev/null | gzip -1 > "$WORK/l1.cpio.gz")
 
+DISK=()
+if [ "$SCRATCH" -gt 0 ]; then
+  truncate -s "${SCRATCH}M" "$WORK/scratch.raw"
+  DISK=(-drive "file=$WORK/scratch.raw,if=none,id=scratch,format=raw,cache=unsafe" -device virtio-blk-pci,drive=scratch)
+fi
 set +e
 timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg,thread=${RIG_TCG_THREAD:-multi} -M q35 -cpu ${RIG_CPU:-EPYC,+svm,+npt} \
   -smp "$CPUS" -m "$MEM" -nographic -no-reboot -nodefaults -serial stdio \
@@ -76,6 +85,7 @@ timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg,thread=${RIG_TCG_THREAD:-multi}
   -append "console=ttyS0 quiet panic=-1" \
   -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
   -virtfs local,path="$DIR",mount_tag=work,security_model=none,multidevs=remap \
+  "${DISK[@]}" \
   2> >(grep -v "TCG doesn't support requested feature" >&2) | tee "$WORK/console" | grep -v '^RIG-EXIT='
 rc=${PIPESTATUS[0]}
 set -e

@@ -1,0 +1,538 @@
+/* File and block-device backend: raw images, ISOs, /dev/... disks.
+ * I/O goes through io_uring (one ring, on the I/O thread, completions
+ * signalled by an eventfd); where the kernel refuses io_uring, a small pool
+ * of worker threads does the same calls synchronously. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "../util/log.h"
+#include "../vmm/eventloop.h"
+#include "backend.h"
+
+#define POOL_THREADS 4
+
+struct file_backend {
+	struct blk_backend b;
+	int fd;
+	bool is_dev;
+	bool use_uring;
+	struct eventloop *ev;
+	int efd; /* completion eventfd (both engines) */
+	struct ev_watch watch;
+	/* io_uring engine */
+	struct io_uring ring;
+	unsigned unsubmitted;
+	struct blk_io *backlog, **backlog_tail; /* ring full: wait for room */
+	/* worker pool engine */
+	pthread_t threads[POOL_THREADS];
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct blk_io *todo, **todo_tail;
+	struct blk_io *finished;
+	bool stopping;
+};
+
+/* ---------------- helpers shared by both engines ---------------- */
+
+/* Drop the first n bytes of an iovec array in place. */
+static void iov_advance(struct blk_io *io, size_t n)
+{
+	while (n && io->niov) {
+		if (n < io->iov[0].iov_len) {
+			io->iov[0].iov_base = (char *)io->iov[0].iov_base + n;
+			io->iov[0].iov_len -= n;
+			return;
+		}
+		n -= io->iov[0].iov_len;
+		io->iov++;
+		io->niov--;
+	}
+}
+
+static void iov_zero(struct blk_io *io)
+{
+	for (unsigned i = 0; i < io->niov; i++)
+		memset(io->iov[i].iov_base, 0, io->iov[i].iov_len);
+}
+
+static int zero_mode(const struct blk_io *io)
+{
+	if (io->op == BLK_DISCARD || io->unmap)
+		return FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+	return FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
+}
+
+/* After a (partial) result: true when io is finished (io->result set). */
+static bool account(struct blk_io *io, long res)
+{
+	if (res < 0) {
+		if (res == -EOPNOTSUPP && io->op == BLK_WRITE_ZEROES && !io->unmap) {
+			/* no ZERO_RANGE (tmpfs, some filesystems): a punched hole reads
+			 * back as zeroes too, it only also frees the blocks */
+			io->unmap = true;
+			return false;
+		}
+		if (res == -EOPNOTSUPP && io->op == BLK_DISCARD)
+			res = 0; /* discard is a hint */
+		io->result = (int)res;
+		return true;
+	}
+	if (io->op != BLK_READ && io->op != BLK_WRITE) {
+		io->result = 0;
+		return true;
+	}
+	io->done += res;
+	if (io->done >= io->len) {
+		io->result = 0;
+		return true;
+	}
+	if (res == 0) {
+		if (io->op == BLK_WRITE) {
+			io->result = -EIO;
+			return true;
+		}
+		/* read past the end of a file that shrank: zeroes */
+		iov_zero(io);
+		io->result = 0;
+		return true;
+	}
+	iov_advance(io, res);
+	return false;
+}
+
+static void deliver(struct file_backend *f, struct blk_io *io)
+{
+	f->b.inflight--;
+	f->b.complete(f->b.opaque, io);
+}
+
+/* ---------------- io_uring engine ---------------- */
+
+static bool uring_prep(struct file_backend *f, struct blk_io *io)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&f->ring);
+	if (!sqe)
+		return false;
+	uint64_t off = io->offset + io->done;
+	switch (io->op) {
+	case BLK_READ: io_uring_prep_readv(sqe, f->fd, io->iov, io->niov, off); break;
+	case BLK_WRITE: io_uring_prep_writev(sqe, f->fd, io->iov, io->niov, off); break;
+	case BLK_FLUSH: io_uring_prep_fsync(sqe, f->fd, IORING_FSYNC_DATASYNC); break;
+	case BLK_DISCARD:
+	case BLK_WRITE_ZEROES: io_uring_prep_fallocate(sqe, f->fd, zero_mode(io), io->offset, io->len); break;
+	}
+	io_uring_sqe_set_data(sqe, io);
+	f->unsubmitted++;
+	return true;
+}
+
+static void uring_push(struct file_backend *f)
+{
+	if (!f->unsubmitted)
+		return;
+	int r = io_uring_submit(&f->ring);
+	if (r >= 0)
+		f->unsubmitted -= r < (int)f->unsubmitted ? (unsigned)r : f->unsubmitted;
+	else if (r != -EAGAIN && r != -EBUSY && r != -EINTR)
+		log_error("io_uring submit: %s", strerror(-r));
+}
+
+static void uring_queue(struct file_backend *f, struct blk_io *io)
+{
+	if (f->backlog || !uring_prep(f, io)) {
+		io->next = NULL;
+		*f->backlog_tail = io;
+		f->backlog_tail = &io->next;
+	}
+}
+
+static unsigned uring_reap(struct file_backend *f)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head, n = 0;
+	struct blk_io *done = NULL, **tail = &done;
+
+	io_uring_for_each_cqe(&f->ring, head, cqe) {
+		struct blk_io *io = io_uring_cqe_get_data(cqe);
+		n++;
+		if (account(io, cqe->res)) {
+			io->next = NULL;
+			*tail = io;
+			tail = &io->next;
+		} else {
+			uring_queue(f, io); /* the rest of a short transfer */
+		}
+	}
+	io_uring_cq_advance(&f->ring, n);
+	/* completions freed ring room: move the backlog in */
+	while (f->backlog) {
+		struct blk_io *io = f->backlog;
+		if (!uring_prep(f, io))
+			break;
+		f->backlog = io->next;
+		if (!f->backlog)
+			f->backlog_tail = &f->backlog;
+	}
+	uring_push(f);
+	while (done) {
+		struct blk_io *io = done;
+		done = io->next;
+		deliver(f, io);
+	}
+	return n;
+}
+
+/* ---------------- worker pool engine ---------------- */
+
+static long pool_do(struct file_backend *f, struct blk_io *io)
+{
+	uint64_t off = io->offset + io->done;
+	long r;
+	switch (io->op) {
+	case BLK_READ: r = preadv(f->fd, io->iov, (int)io->niov, (off_t)off); break;
+	case BLK_WRITE: r = pwritev(f->fd, io->iov, (int)io->niov, (off_t)off); break;
+	case BLK_FLUSH: r = fdatasync(f->fd); break;
+	default: r = fallocate(f->fd, zero_mode(io), (off_t)io->offset, (off_t)io->len); break;
+	}
+	return r < 0 ? -errno : r;
+}
+
+static void *pool_worker(void *opaque)
+{
+	struct file_backend *f = opaque;
+	pthread_mutex_lock(&f->lock);
+	for (;;) {
+		while (!f->todo && !f->stopping)
+			pthread_cond_wait(&f->cond, &f->lock);
+		if (!f->todo)
+			break;
+		struct blk_io *io = f->todo;
+		f->todo = io->next;
+		if (!f->todo)
+			f->todo_tail = &f->todo;
+		pthread_mutex_unlock(&f->lock);
+		long r;
+		do {
+			r = pool_do(f, io);
+		} while (r == -EINTR || !account(io, r));
+		pthread_mutex_lock(&f->lock);
+		io->next = f->finished;
+		f->finished = io;
+		uint64_t one = 1;
+		if (write(f->efd, &one, sizeof(one)) < 0)
+			log_error("block worker: cannot signal completion: %m");
+	}
+	pthread_mutex_unlock(&f->lock);
+	return NULL;
+}
+
+static unsigned pool_reap(struct file_backend *f)
+{
+	pthread_mutex_lock(&f->lock);
+	struct blk_io *list = f->finished;
+	f->finished = NULL;
+	pthread_mutex_unlock(&f->lock);
+	/* the list is newest first: reverse it to complete in order */
+	struct blk_io *rev = NULL;
+	unsigned n = 0;
+	while (list) {
+		struct blk_io *io = list;
+		list = io->next;
+		io->next = rev;
+		rev = io;
+	}
+	while (rev) {
+		struct blk_io *io = rev;
+		rev = io->next;
+		deliver(f, io);
+		n++;
+	}
+	return n;
+}
+
+/* ---------------- backend ops ---------------- */
+
+static void file_submit(struct blk_backend *b, struct blk_io *io)
+{
+	struct file_backend *f = (struct file_backend *)b;
+	io->done = 0;
+	io->result = 0;
+	b->inflight++;
+	if (f->use_uring) {
+		uring_queue(f, io);
+		return;
+	}
+	pthread_mutex_lock(&f->lock);
+	io->next = NULL;
+	*f->todo_tail = io;
+	f->todo_tail = &io->next;
+	pthread_cond_signal(&f->cond);
+	pthread_mutex_unlock(&f->lock);
+}
+
+static void file_kick(struct blk_backend *b)
+{
+	struct file_backend *f = (struct file_backend *)b;
+	if (f->use_uring)
+		uring_push(f);
+}
+
+static void on_completion(void *opaque, uint32_t events)
+{
+	struct file_backend *f = opaque;
+	uint64_t v;
+	(void)events;
+	if (read(f->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_error("block completion eventfd: %m");
+	unsigned n = f->use_uring ? uring_reap(f) : pool_reap(f);
+	if (n && f->b.batch_done)
+		f->b.batch_done(f->b.opaque);
+}
+
+static void file_drain(struct blk_backend *b)
+{
+	struct file_backend *f = (struct file_backend *)b;
+	while (b->inflight) {
+		if (f->use_uring) {
+			uring_push(f);
+			struct io_uring_cqe *cqe;
+			int r = io_uring_wait_cqe(&f->ring, &cqe);
+			if (r < 0 && r != -EINTR) {
+				log_error("io_uring wait: %s", strerror(-r));
+				return;
+			}
+			uring_reap(f);
+		} else {
+			struct pollfd p = { .fd = f->efd, .events = POLLIN };
+			poll(&p, 1, 100);
+			uint64_t v;
+			if (read(f->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+				return;
+			pool_reap(f);
+		}
+	}
+	if (b->batch_done)
+		b->batch_done(b->opaque);
+}
+
+static void file_close(struct blk_backend *b)
+{
+	struct file_backend *f = (struct file_backend *)b;
+	file_drain(b);
+	if (f->use_uring) {
+		io_uring_queue_exit(&f->ring);
+	} else {
+		pthread_mutex_lock(&f->lock);
+		f->stopping = true;
+		pthread_cond_broadcast(&f->cond);
+		pthread_mutex_unlock(&f->lock);
+		for (int i = 0; i < POOL_THREADS; i++)
+			pthread_join(f->threads[i], NULL);
+	}
+	ev_del(f->ev, &f->watch);
+	close(f->efd);
+	close(f->fd);
+	free(f);
+}
+
+static const struct blk_backend_ops file_ops = {
+	.name = "file",
+	.submit = file_submit,
+	.kick = file_kick,
+	.drain = file_drain,
+	.close = file_close,
+};
+
+/* ---------------- opening and checking ---------------- */
+
+/* O_DIRECT wants aligned offsets and lengths: find the smallest that works. */
+static uint32_t direct_alignment(int fd, uint64_t size)
+{
+	static const uint32_t sizes[] = { 512, 4096 };
+	void *buf;
+	if (posix_memalign(&buf, 4096, 4096))
+		return 4096;
+	uint32_t a = 4096;
+	for (unsigned i = 0; i < 2; i++) {
+		if (size < sizes[i] || pread(fd, buf, sizes[i], 0) == (ssize_t)sizes[i]) {
+			a = sizes[i];
+			break;
+		}
+	}
+	free(buf);
+	return a;
+}
+
+static int start_engine(struct file_backend *f, unsigned depth, char *err, size_t errlen)
+{
+	f->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (f->efd < 0) {
+		snprintf(err, errlen, "cannot create an eventfd: %s", strerror(errno));
+		return -1;
+	}
+	f->backlog_tail = &f->backlog;
+	f->todo_tail = &f->todo;
+	const char *no = getenv(BLK_ENV_NO_IO_URING);
+	int r = -ENOSYS;
+	if (!no || !*no || !strcmp(no, "0")) {
+		r = io_uring_queue_init(depth, &f->ring, 0);
+		if (r == 0 && (r = io_uring_register_eventfd(&f->ring, f->efd)) < 0)
+			io_uring_queue_exit(&f->ring);
+	}
+	f->use_uring = r == 0;
+	if (!f->use_uring) {
+		log_debug("io_uring unavailable (%s): block I/O through %d worker threads", strerror(-r), POOL_THREADS);
+		pthread_mutex_init(&f->lock, NULL);
+		pthread_cond_init(&f->cond, NULL);
+		for (int i = 0; i < POOL_THREADS; i++) {
+			if ((r = pthread_create(&f->threads[i], NULL, pool_worker, f)) != 0) {
+				snprintf(err, errlen, "cannot start block I/O threads: %s", strerror(r));
+				/* the started ones exit at once */
+				pthread_mutex_lock(&f->lock);
+				f->stopping = true;
+				pthread_cond_broadcast(&f->cond);
+				pthread_mutex_unlock(&f->lock);
+				while (i--)
+					pthread_join(f->threads[i], NULL);
+				close(f->efd);
+				return -1;
+			}
+		}
+	}
+	f->watch = (struct ev_watch){ .fd = f->efd, .events = EPOLLIN, .fn = on_completion, .opaque = f };
+	if (ev_add(f->ev, &f->watch) < 0) {
+		snprintf(err, errlen, "cannot watch block completions");
+		return -1;
+	}
+	return 0;
+}
+
+int blk_file_check(const struct kv_disk *k, struct stat *out, char *err, size_t errlen)
+{
+	const char *p = k->path;
+	struct stat st;
+
+	/* The spec's checks, in vfkit's order: open, read the header, qcow2. */
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "failed to open file %s: %s", p, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0) {
+		snprintf(err, errlen, "failed to open file %s: %s", p, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	char hdr[4];
+	ssize_t n = pread(fd, hdr, sizeof(hdr), 0);
+	close(fd);
+	if (n < 0 || (n < 4 && !S_ISBLK(st.st_mode))) {
+		snprintf(err, errlen, "failed to read the header of file %s: %s", p, n < 0 ? strerror(errno) : "EOF");
+		return -1;
+	}
+	if (n == 4 && !memcmp(hdr, "QFI\xfb", 4)) {
+		snprintf(err, errlen, "kvkit does not support qcow2 image format");
+		return -1;
+	}
+	bool is_dev = S_ISBLK(st.st_mode);
+	if (k->type == KV_DISK_DEV && !is_dev) {
+		snprintf(err, errlen, "file %s is not a block device", p);
+		return -1;
+	}
+	if (!is_dev && !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "file %s is not a regular file or a block device", p);
+		return -1;
+	}
+	if (out)
+		*out = st;
+	return 0;
+}
+
+int blk_file_open(const struct kv_disk *k, struct eventloop *ev, struct blk_backend **out, char *err, size_t errlen)
+{
+	const char *p = k->path;
+	struct stat st;
+	bool direct = k->cache == KV_CACHE_UNCACHED;
+	int fd;
+
+	if (blk_file_check(k, &st, err, errlen) < 0)
+		return -1;
+	bool is_dev = S_ISBLK(st.st_mode);
+
+	int flags = (k->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | (direct ? O_DIRECT : 0);
+	fd = open(p, flags);
+	if (fd < 0 && direct && errno == EINVAL) {
+		snprintf(err, errlen, "failed to open file %s with cache=uncached: the filesystem does not support O_DIRECT", p);
+		return -1;
+	}
+	if (fd < 0) {
+		snprintf(err, errlen, "failed to open file %s: %s", p, strerror(errno));
+		return -1;
+	}
+	/* Two writers on one image corrupt it: take an OFD lock like QEMU does
+	 * (shared for read-only disks, exclusive otherwise). */
+	struct flock fl = { .l_type = k->readonly ? F_RDLCK : F_WRLCK, .l_whence = SEEK_SET };
+	if (fcntl(fd, F_OFD_SETLK, &fl) < 0 && (errno == EAGAIN || errno == EACCES)) {
+		snprintf(err, errlen, "file %s is in use by another process (locked)", p);
+		close(fd);
+		return -1;
+	}
+
+	struct file_backend *f = calloc(1, sizeof(*f));
+	if (!f) {
+		close(fd);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	f->b.ops = &file_ops;
+	f->fd = fd;
+	f->is_dev = is_dev;
+	f->ev = ev;
+	f->b.readonly = k->readonly;
+	f->b.flush_is_noop = k->sync == KV_SYNC_NONE;
+	f->b.logical_block = 512;
+	f->b.physical_block = 4096;
+	if (is_dev) {
+		uint64_t sz = 0;
+		int lbs = 512;
+		unsigned int pbs = 4096;
+		if (ioctl(fd, BLKGETSIZE64, &sz) < 0) {
+			snprintf(err, errlen, "cannot get the size of block device %s: %s", p, strerror(errno));
+			goto fail;
+		}
+		if (ioctl(fd, BLKSSZGET, &lbs) == 0 && lbs >= 512 && lbs <= 4096)
+			f->b.logical_block = (uint32_t)lbs;
+		if (ioctl(fd, BLKPBSZGET, &pbs) == 0 && pbs >= f->b.logical_block && pbs <= 65536)
+			f->b.physical_block = pbs;
+		f->b.size = sz;
+	} else {
+		f->b.size = (uint64_t)st.st_size;
+		if (direct)
+			f->b.logical_block = direct_alignment(fd, f->b.size);
+	}
+	f->b.can_discard = !k->readonly;
+	if (f->b.size % 512)
+		log_warn("%s: size %llu is not a multiple of 512; the last %llu bytes are not visible to the guest", p,
+			 (unsigned long long)f->b.size, (unsigned long long)(f->b.size % 512));
+	if (start_engine(f, 1024, err, errlen) < 0)
+		goto fail;
+	*out = &f->b;
+	return 0;
+fail:
+	close(fd);
+	free(f);
+	return -1;
+}

@@ -1,0 +1,280 @@
+/* virtio-blk (1af4:1042): one queue per vCPU, requests handed to a block
+ * backend (src/block/) and completed out of order as the backend finishes
+ * them. The guest is only told a write is done once the backend says so,
+ * and only told a flush is done once the data is on stable storage. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "../block/backend.h"
+#include "../util/log.h"
+#include "../vmm/vm.h"
+#include "blk_parse.h"
+#include "devices.h"
+#include "virtio_pci.h"
+
+#define VIRTIO_BLK_F_SEG_MAX (1ULL << 2)
+#define VIRTIO_BLK_F_RO (1ULL << 5)
+#define VIRTIO_BLK_F_BLK_SIZE (1ULL << 6)
+#define VIRTIO_BLK_F_FLUSH (1ULL << 9)
+#define VIRTIO_BLK_F_TOPOLOGY (1ULL << 10)
+#define VIRTIO_BLK_F_MQ (1ULL << 12)
+#define VIRTIO_BLK_F_DISCARD (1ULL << 13)
+#define VIRTIO_BLK_F_WRITE_ZEROES (1ULL << 14)
+
+#define BLK_QUEUE_SIZE 256
+#define BLK_CONFIG_SIZE 60
+#define MAX_DISCARD_SECTORS (1u << 22) /* 2 GiB per request */
+
+struct blk_dev;
+
+struct blk_req {
+	struct blk_io io;
+	struct blk_dev *dev;
+	uint16_t q, head;
+	uint8_t *status;
+	uint32_t used_len;
+	uint32_t gen;
+	struct iovec iov[];
+};
+
+struct blk_dev {
+	struct virtio_dev dev;
+	struct virtio_ops ops;
+	struct blk_backend *be;
+	struct blk_disk_info info;
+	char label[256];
+	uint8_t serial[VIRTIO_BLK_ID_BYTES];
+	uint32_t gen[VIRTIO_MAX_QUEUES]; /* bumped on reset: late completions are dropped */
+	uint64_t to_notify;              /* queues with used entries not yet signalled */
+	unsigned errors_logged;
+	struct virtq_elem elem;
+	struct blk_parsed parsed;
+	struct blk_dev *next;
+};
+
+static struct blk_dev *all_disks;
+
+static void log_io_error(struct blk_dev *b, const struct blk_io *io)
+{
+	/* a failing disk would flood the log: the first few, then a summary line */
+	if (b->errors_logged < 5)
+		log_error("%s: %s at offset %llu failed: %s", b->label,
+			  io->op == BLK_READ ? "read" : io->op == BLK_WRITE ? "write" : io->op == BLK_FLUSH ? "flush" : "zeroing",
+			  (unsigned long long)io->offset, strerror(-io->result));
+	else if (b->errors_logged == 5)
+		log_error("%s: more I/O errors; not logging them any more", b->label);
+	b->errors_logged++;
+}
+
+/* Answer a request at once (device lock held). */
+static void answer(struct blk_dev *b, unsigned q, uint16_t head, uint8_t *status, uint8_t st, uint32_t data_len)
+{
+	if (status)
+		*status = st;
+	virtq_push(&b->dev.q[q].vq, head, status ? data_len + 1 : 0);
+	b->to_notify |= 1ULL << q;
+}
+
+static void flush_notifications(struct blk_dev *b)
+{
+	uint64_t m = b->to_notify;
+	b->to_notify = 0;
+	for (unsigned q = 0; m; q++, m >>= 1)
+		if (m & 1)
+			virtio_notify(&b->dev, q);
+}
+
+static void req_complete(void *opaque, struct blk_io *io)
+{
+	struct blk_req *r = (struct blk_req *)io;
+	struct blk_dev *b = opaque;
+	pthread_mutex_lock(&b->dev.lock);
+	if (r->gen == b->gen[r->q] && b->dev.q[r->q].enabled) {
+		uint8_t st = VIRTIO_BLK_S_OK;
+		if (io->result == -EOPNOTSUPP) {
+			st = VIRTIO_BLK_S_UNSUPP;
+		} else if (io->result < 0) {
+			st = VIRTIO_BLK_S_IOERR;
+			log_io_error(b, io);
+		}
+		answer(b, r->q, r->head, r->status, st, st == VIRTIO_BLK_S_OK ? r->used_len : 0);
+	}
+	pthread_mutex_unlock(&b->dev.lock);
+	free(r);
+}
+
+static void batch_done(void *opaque)
+{
+	struct blk_dev *b = opaque;
+	pthread_mutex_lock(&b->dev.lock);
+	flush_notifications(b);
+	pthread_mutex_unlock(&b->dev.lock);
+}
+
+static void submit(struct blk_dev *b, unsigned q, struct blk_parsed *p, uint16_t head)
+{
+	struct blk_req *r = malloc(sizeof(*r) + p->ndata * sizeof(struct iovec));
+	if (!r) {
+		answer(b, q, head, p->status, VIRTIO_BLK_S_IOERR, 0);
+		return;
+	}
+	memset(&r->io, 0, sizeof(r->io));
+	memcpy(r->iov, p->data, p->ndata * sizeof(struct iovec));
+	r->dev = b;
+	r->q = (uint16_t)q;
+	r->head = head;
+	r->status = p->status;
+	r->gen = b->gen[q];
+	r->used_len = 0;
+	r->io.iov = r->iov;
+	r->io.niov = p->ndata;
+	switch (p->type) {
+	case VIRTIO_BLK_T_IN:
+		r->io.op = BLK_READ;
+		r->used_len = (uint32_t)p->len;
+		/* fallthrough */
+	case VIRTIO_BLK_T_OUT:
+		if (p->type == VIRTIO_BLK_T_OUT)
+			r->io.op = BLK_WRITE;
+		r->io.offset = p->sector * BLK_SECTOR;
+		r->io.len = p->len;
+		break;
+	case VIRTIO_BLK_T_FLUSH:
+		r->io.op = BLK_FLUSH;
+		break;
+	default: /* DISCARD, WRITE_ZEROES */
+		r->io.op = p->type == VIRTIO_BLK_T_DISCARD ? BLK_DISCARD : BLK_WRITE_ZEROES;
+		r->io.unmap = p->unmap;
+		r->io.offset = p->range_sector * BLK_SECTOR;
+		r->io.len = (uint64_t)p->range_sectors * BLK_SECTOR;
+		break;
+	}
+	b->be->ops->submit(b->be, &r->io);
+}
+
+static void blk_queue_notify(struct virtio_dev *d, unsigned q)
+{
+	struct blk_dev *b = d->priv;
+	struct virtq *vq = &d->q[q].vq;
+	struct blk_parsed *p = &b->parsed;
+	int got;
+	bool submitted = false;
+
+	while ((got = virtq_pop(vq, &b->elem)) > 0) {
+		uint16_t head = b->elem.head;
+		int st = blk_parse(&b->elem, &b->info, p);
+		if (st != VIRTIO_BLK_S_OK) {
+			answer(b, q, head, p->status, (uint8_t)st, 0);
+			continue;
+		}
+		if (p->type == VIRTIO_BLK_T_GET_ID) {
+			iov_from_buf(p->data, p->ndata, 0, b->serial, p->len);
+			answer(b, q, head, p->status, VIRTIO_BLK_S_OK, (uint32_t)p->len);
+		} else if (p->type == VIRTIO_BLK_T_FLUSH && b->be->flush_is_noop) {
+			answer(b, q, head, p->status, VIRTIO_BLK_S_OK, 0);
+		} else if (p->type != VIRTIO_BLK_T_FLUSH && !p->len && p->type <= VIRTIO_BLK_T_OUT) {
+			answer(b, q, head, p->status, VIRTIO_BLK_S_OK, 0); /* empty transfer */
+		} else {
+			submit(b, q, p, head);
+			submitted = true;
+		}
+	}
+	if (submitted)
+		b->be->ops->kick(b->be);
+	flush_notifications(b);
+}
+
+static void blk_reset(struct virtio_dev *d)
+{
+	struct blk_dev *b = d->priv;
+	for (unsigned i = 0; i < d->num_queues; i++)
+		b->gen[i]++;
+	b->to_notify = 0;
+}
+
+static void put32(uint8_t *c, unsigned off, uint32_t v) { memcpy(c + off, &v, 4); }
+static void put16(uint8_t *c, unsigned off, uint16_t v) { memcpy(c + off, &v, 2); }
+
+static void fill_config(struct blk_dev *b, unsigned nq)
+{
+	uint8_t *c = b->dev.config;
+	const struct blk_backend *be = b->be;
+	uint64_t sectors = be->size / BLK_SECTOR;
+	uint32_t lbs = be->logical_block;
+	unsigned exp = 0;
+	while ((lbs << exp) < be->physical_block && exp < 7)
+		exp++;
+	memset(c, 0, BLK_CONFIG_SIZE);
+	memcpy(c + 0, &sectors, 8);          /* capacity */
+	put32(c, 12, BLK_MAX_SEGS);          /* seg_max */
+	put32(c, 20, lbs);                   /* blk_size */
+	c[24] = (uint8_t)exp;                /* physical_block_exp */
+	put16(c, 26, 1);                     /* min_io_size (logical blocks) */
+	put16(c, 34, (uint16_t)nq);          /* num_queues */
+	put32(c, 36, MAX_DISCARD_SECTORS);   /* max_discard_sectors */
+	put32(c, 40, 1);                     /* max_discard_seg */
+	put32(c, 44, be->physical_block / BLK_SECTOR); /* discard_sector_alignment */
+	put32(c, 48, MAX_DISCARD_SECTORS);   /* max_write_zeroes_sectors */
+	put32(c, 52, 1);                     /* max_write_zeroes_seg */
+	c[56] = 1;                           /* write_zeroes_may_unmap */
+}
+
+int virtio_blk_create(struct vm *vm, struct blk_backend *be, const char *serial, const char *label, char *err,
+		      size_t errlen)
+{
+	struct blk_dev *b = calloc(1, sizeof(*b));
+	if (!b) {
+		snprintf(err, errlen, "virtio-blk: out of memory");
+		return -ENOMEM;
+	}
+	unsigned nq = vm->ncpus < VIRTIO_MAX_QUEUES ? vm->ncpus : VIRTIO_MAX_QUEUES;
+	b->be = be;
+	snprintf(b->label, sizeof(b->label), "%s", label);
+	if (serial)
+		memcpy(b->serial, serial, strnlen(serial, VIRTIO_BLK_ID_BYTES));
+	b->info.sectors = be->size / BLK_SECTOR;
+	b->info.readonly = be->readonly;
+	b->info.discard = !be->readonly;
+	b->info.max_discard_sectors = MAX_DISCARD_SECTORS;
+	b->ops = (struct virtio_ops){
+		.name = "virtio-blk",
+		.device_id = VIRTIO_ID_BLOCK,
+		.class_code = 0x010000,
+		.num_queues = nq,
+		.queue_max = BLK_QUEUE_SIZE,
+		.features = VIRTIO_BLK_F_SEG_MAX | VIRTIO_BLK_F_BLK_SIZE | VIRTIO_BLK_F_FLUSH | VIRTIO_BLK_F_TOPOLOGY |
+			    VIRTIO_BLK_F_MQ |
+			    (be->readonly ? VIRTIO_BLK_F_RO : VIRTIO_BLK_F_DISCARD | VIRTIO_BLK_F_WRITE_ZEROES),
+		.config_size = BLK_CONFIG_SIZE,
+		.queue_notify = blk_queue_notify,
+		.reset = blk_reset,
+	};
+	be->complete = req_complete;
+	be->batch_done = batch_done;
+	be->opaque = b;
+	fill_config(b, nq);
+	int rc = virtio_dev_init(&b->dev, vm, &b->ops, b);
+	if (rc < 0) {
+		snprintf(err, errlen, "virtio-blk: cannot create device: %s", strerror(-rc));
+		return rc; /* b stays allocated: the device may be half on the bus */
+	}
+	b->next = all_disks;
+	all_disks = b;
+	return 0;
+}
+
+void virtio_blk_drain_all(void)
+{
+	for (struct blk_dev *b = all_disks; b; b = b->next)
+		b->be->ops->drain(b->be);
+}
+
+void virtio_blk_close_all(void)
+{
+	while (all_disks) {
+		struct blk_dev *b = all_disks;
+		all_disks = b->next;
+		b->be->ops->close(b->be);
+	}
+}
