@@ -65,13 +65,18 @@ $(BUILD)/vfkit: $(BUILD)/kvkit
 
 # ---- tests ----
 TEST_LIBS := -lcmocka
-UNIT_TESTS := $(BUILD)/tests/test_cmdline $(BUILD)/tests/test_virtq $(BUILD)/tests/test_kvm_api
+UNIT_TESTS := $(BUILD)/tests/test_cmdline $(BUILD)/tests/test_virtq $(BUILD)/tests/test_kvm_api \
+	$(BUILD)/tests/test_blk_parse
 
 $(BUILD)/tests/test_cmdline: tests/unit/test_cmdline.c $(BUILD)/libkvkit.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
 
 $(BUILD)/tests/test_virtq: tests/unit/test_virtq.c $(call obj,src/virtio/virtq.c src/vmm/guest_mem.c src/util/log.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
+
+$(BUILD)/tests/test_blk_parse: tests/unit/test_blk_parse.c $(call obj,src/virtio/blk_parse.c src/virtio/virtq.c src/vmm/guest_mem.c src/util/log.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
 
@@ -86,7 +91,10 @@ check-unit: $(UNIT_TESTS)
 
 # ---- fuzzing (clang + libFuzzer) ----
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -Iinclude -I$(BUILD) -pthread -fsanitize=fuzzer,address,undefined
-fuzz: $(BUILD)/fuzz/fuzz_virtq $(BUILD)/fuzz/fuzz_cmdline
+fuzz: $(BUILD)/fuzz/fuzz_virtq $(BUILD)/fuzz/fuzz_cmdline $(BUILD)/fuzz/fuzz_blk
+$(BUILD)/fuzz/fuzz_blk: tests/fuzz/fuzz_blk.c src/virtio/blk_parse.c src/virtio/virtq.c src/vmm/guest_mem.c src/util/log.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) $^ -o $@
 $(BUILD)/fuzz/fuzz_virtq: tests/fuzz/fuzz_virtq.c src/virtio/virtq.c src/vmm/guest_mem.c src/util/log.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@

@@ -211,6 +211,8 @@ static void disks(void **s)
 	OK(BOOT, "--device", "virtio-blk,path=/d,cache=uncached,sync=none");
 	assert_int_equal(cfg.devices[0].u.disk.cache, KV_CACHE_UNCACHED);
 	assert_int_equal(cfg.devices[0].u.disk.sync, KV_SYNC_NONE);
+	OK(BOOT, "--device", "virtio-blk,path=/d,cache=auto"); /* the spelling of automatic */
+	assert_int_equal(cfg.devices[0].u.disk.cache, KV_CACHE_AUTOMATIC);
 	ERR("missing mandatory 'path' option for virtio-blk device", BOOT, "--device", "virtio-blk");
 	ERR("missing mandatory 'path' option for nvme device", BOOT, "--device", "nvme,path=");
 	ERR("unexpected value for disk 'type' option: raw", BOOT, "--device", "virtio-blk,path=/d,type=raw");
