@@ -86,6 +86,7 @@ static int reject_unsupported(struct kv_config *c, char *err, size_t errlen)
 		case KV_DEV_VIRTIO_SERIAL:
 		case KV_DEV_VIRTIO_RNG:
 		case KV_DEV_VIRTIO_BLK:
+		case KV_DEV_NBD:
 			break;
 		case KV_DEV_ROSETTA:
 			if (!d->u.rosetta.ignore_if_missing) {
@@ -150,6 +151,18 @@ static int add_disk(struct kv_disk *k, char *err, size_t errlen)
 	if (blk_file_open(k, &g.vm.ev, &be, err, errlen) < 0)
 		return -1;
 	if (virtio_blk_create(&g.vm, be, k->device_id, k->path, err, errlen) < 0) {
+		be->ops->close(be);
+		return -1;
+	}
+	return 0;
+}
+
+static int add_nbd(struct kv_nbd *k, char *err, size_t errlen)
+{
+	struct blk_backend *be;
+	if (blk_nbd_open(k, &g.vm.ev, &be, err, errlen) < 0)
+		return -1;
+	if (virtio_blk_create(&g.vm, be, k->device_id, k->uri, err, errlen) < 0) {
 		be->ops->close(be);
 		return -1;
 	}
@@ -232,6 +245,9 @@ static int build_vm(char *err, size_t errlen)
 			break;
 		case KV_DEV_VIRTIO_BLK:
 			r = add_disk(&d->u.disk, err, errlen);
+			break;
+		case KV_DEV_NBD:
+			r = add_nbd(&d->u.nbd, err, errlen);
 			break;
 		case KV_DEV_ROSETTA:
 			log_warn("rosetta share '%s' ignored: Rosetta is not available on this host",

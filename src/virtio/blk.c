@@ -235,7 +235,7 @@ int virtio_blk_create(struct vm *vm, struct blk_backend *be, const char *serial,
 		memcpy(b->serial, serial, strnlen(serial, VIRTIO_BLK_ID_BYTES));
 	b->info.sectors = be->size / BLK_SECTOR;
 	b->info.readonly = be->readonly;
-	b->info.discard = !be->readonly;
+	b->info.discard = be->can_discard;
 	b->info.max_discard_sectors = MAX_DISCARD_SECTORS;
 	b->ops = (struct virtio_ops){
 		.name = "virtio-blk",
@@ -245,7 +245,8 @@ int virtio_blk_create(struct vm *vm, struct blk_backend *be, const char *serial,
 		.queue_max = BLK_QUEUE_SIZE,
 		.features = VIRTIO_BLK_F_SEG_MAX | VIRTIO_BLK_F_BLK_SIZE | VIRTIO_BLK_F_FLUSH | VIRTIO_BLK_F_TOPOLOGY |
 			    VIRTIO_BLK_F_MQ |
-			    (be->readonly ? VIRTIO_BLK_F_RO : VIRTIO_BLK_F_DISCARD | VIRTIO_BLK_F_WRITE_ZEROES),
+			    (be->readonly ? VIRTIO_BLK_F_RO : 0) |
+			    (be->can_discard ? VIRTIO_BLK_F_DISCARD | VIRTIO_BLK_F_WRITE_ZEROES : 0),
 		.config_size = BLK_CONFIG_SIZE,
 		.queue_notify = blk_queue_notify,
 		.reset = blk_reset,

@@ -200,3 +200,90 @@ def test_bad_disks_refused_with_one_line(tmp_path):
         lines = p.stderr.strip().splitlines()
         assert len(lines) == 1 and msg in lines[0], (dev, p.stderr)
         assert not pid.exists()
+
+
+def nbd_server(img, sock):
+    """qemu-nbd serving img on a unix socket, surviving client reconnects."""
+    p = subprocess.Popen(["qemu-nbd", "-t", "-f", "raw", "-x", "disk", "-k", str(sock), str(img)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    for _ in range(100):
+        if os.path.exists(sock):
+            return p
+        time.sleep(0.05)
+    p.kill()
+    raise AssertionError("qemu-nbd did not start: %s" % p.stderr.read())
+
+
+@needs_kvm
+def test_nbd_disk_read_and_written_by_guest(tmp_path):
+    img = tmp_path / "nbd.raw"
+    with open(img, "wb") as f:
+        f.write(b"NBD-MARKER-12345")
+        f.truncate(64 << 20)
+    sock = tmp_path / "nbd.sock"
+    srv = nbd_server(img, sock)
+    try:
+        run = ("dd if=/dev/vda bs=512 count=1 2>/dev/null | head -c 16 | sed s/^/HEAD=/; echo; "
+               "echo SERIAL=$(cat /sys/block/vda/serial); "
+               "dd if=/dev/urandom of=/tmp/p bs=64k count=16 2>/dev/null; md5sum /tmp/p | sed s/^/PATTERN=/; "
+               "dd if=/tmp/p of=/dev/vda bs=64k seek=16 conv=fsync 2>/dev/null && echo WRITTEN")
+        uri = "nbd+unix:///disk?socket=%s" % sock
+        rc, out, err, _ = run_vm(run=run, devices=["virtio-serial,stdio", "nbd,uri=%s,deviceId=nbd0" % uri])
+    finally:
+        srv.kill()
+        srv.wait()
+    assert rc == 0, err
+    assert "HEAD=NBD-MARKER-12345" in out and "SERIAL=nbd0" in out and "WRITTEN" in out, out
+    assert "Successfully connected to NBD server %s." % uri in err
+    assert "PATTERN=" in out, out
+    pattern = [l for l in out.splitlines() if l.startswith("PATTERN=")][0].split("=")[1].split()[0]
+    with open(img, "rb") as f:
+        f.seek(1 << 20)
+        assert hashlib.md5(f.read(16 * 65536)).hexdigest() == pattern
+
+
+@needs_kvm
+def test_nbd_server_restart_loses_no_acknowledged_write(tmp_path):
+    img = sparse(tmp_path / "nbd.raw", 64)
+    sock = tmp_path / "nbd.sock"
+    srv = nbd_server(img, sock)
+    uri = "nbd+unix:///disk?socket=%s" % sock
+    # eight synced chunks; the server dies and comes back after the second
+    run = ("dd if=/dev/urandom of=/tmp/p bs=64k count=32 2>/dev/null; md5sum /tmp/p | sed s/^/PATTERN=/; "
+           "for i in 0 1 2 3 4 5 6 7; do dd if=/tmp/p of=/dev/vda bs=64k skip=$((i*4)) seek=$((i*4)) count=4 "
+           "conv=fsync,notrunc 2>/dev/null || echo FAILED-$i; echo CHUNK-$i; [ $i = 1 ] && read x; done; echo ALL-DONE")
+    p = subprocess.Popen(kvkit_cmd(run=run, devices=["virtio-serial,stdio", "nbd,uri=%s,timeout=20000" % uri]),
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        text = wait_for_line(p.stdout, "CHUNK-1", timeout=120)
+        srv.kill()
+        srv.wait()
+        p.stdin.write(b"go\n")  # the guest writes on while the server is gone
+        p.stdin.flush()
+        time.sleep(2)
+        srv = nbd_server(img, sock)
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        srv.kill()
+        srv.wait()
+    out = text + out.decode()
+    err = err.decode()
+    assert p.returncode == 0, err
+    assert "ALL-DONE" in out and "FAILED" not in out, out
+    assert "Disconnected from NBD server %s" % uri in err, err
+    assert err.count("Successfully connected to NBD server") >= 2, err
+    pattern = [l for l in out.splitlines() if l.startswith("PATTERN=")][0].split("=")[1].split()[0]
+    assert md5_of(img, 32 * 65536) == pattern
+
+
+@needs_kvm
+def test_nbd_server_absent_fails_within_timeout(tmp_path):
+    t0 = time.monotonic()
+    p = subprocess.run(kvkit_cmd(devices=["nbd,uri=nbd+unix:///x?socket=%s/none.sock,timeout=1000" % tmp_path]),
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1
+    lines = p.stderr.strip().splitlines()
+    assert "failed to connect to NBD server" in lines[-1], p.stderr
+    assert time.monotonic() - t0 < 10
