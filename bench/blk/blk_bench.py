@@ -1,0 +1,151 @@
+#!/usr/bin/python3
+"""bench/blk: one raw image file, three ways in one run:
+  host    fio on the file itself (the physical limit; in the rig, L1)
+  kvkit   fio in the guest on /dev/vda = that file, cache=uncached (O_DIRECT)
+  qemu    the same guest under QEMU, virtio-blk-pci, aio=io_uring, cache=none
+Jobs: sequential 1 MiB direct read/write (MB/s), 4 KiB random read/write IOPS
+at queue depth 1 and 32, and the VMM's host CPU seconds per GB moved.
+fio runs in the guest from a read-only tools disk (/dev/vdb) built here."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+KVKIT = os.path.join(ROOT, "build", "kvkit")
+KERNEL = os.path.join(ROOT, "build", "guest", "vmlinuz")
+INITRD = os.path.join(ROOT, "build", "guest", "initrd.img")
+RUNTIME = int(os.environ.get("BENCH_RUNTIME", "5"))
+SIZE_MIB = int(os.environ.get("BENCH_SIZE_MIB", "512"))
+WORK = os.environ.get("BENCH_DIR", "/var/tmp")
+CPUS, MEM = 2, 1024
+
+JOBS = [  # name, rw, bs, iodepth
+    ("seq-read", "read", "1M", 8),
+    ("seq-write", "write", "1M", 8),
+    ("rand-read-qd1", "randread", "4k", 1),
+    ("rand-read-qd32", "randread", "4k", 32),
+    ("rand-write-qd1", "randwrite", "4k", 1),
+    ("rand-write-qd32", "randwrite", "4k", 32),
+]
+
+
+def fio_args(target, name, rw, bs, qd):
+    return ["fio", "--name=" + name, "--filename=" + target, "--rw=" + rw, "--bs=" + bs, "--iodepth=%d" % qd,
+            "--direct=1", "--ioengine=libaio", "--time_based", "--runtime=%d" % RUNTIME, "--size=%dM" % SIZE_MIB,
+            "--randrepeat=0", "--norandommap", "--output-format=json"]
+
+
+def result(j):
+    """(MB/s, IOPS, bytes moved, fio's own CPU seconds) of one fio job."""
+    job = j["jobs"][0]
+    r, w = job["read"], job["write"]
+    bw = (r["bw_bytes"] + w["bw_bytes"]) / 1e6
+    iops = r["iops"] + w["iops"]
+    moved = r["io_bytes"] + w["io_bytes"]
+    cpu = (job["usr_cpu"] + job["sys_cpu"]) / 100 * job["job_runtime"] / 1000
+    return bw, iops, moved, cpu
+
+
+def tools_disk(path):
+    """ext4 image with fio, its libraries and the job script, built without
+    mounting (the script is too long for the kernel command line)."""
+    root = tempfile.mkdtemp(dir=WORK)
+    with open(os.path.join(root, "run.sh"), "w") as f:
+        f.write(guest_jobs())
+    fio = shutil.which("fio")
+    files = [fio] + re.findall(r"(/\S+) \(0x", subprocess.run(["ldd", fio], capture_output=True, text=True).stdout)
+    for f in files:
+        dst = root + f
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        shutil.copy2(os.path.realpath(f), dst)
+    for d in ("proc", "dev", "tmp"):
+        os.makedirs(os.path.join(root, d), exist_ok=True)
+    subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-d", root, path, "300M"], check=True)
+    shutil.rmtree(root)
+
+
+def guest_jobs():
+    return "".join("echo JOB-START %s; chroot /t %s | tr -d '\\n'; echo; echo JOB-END %s\n" %
+                   (n, " ".join(fio_args("/dev/vda", n, rw, bs, qd)), n) for n, rw, bs, qd in JOBS)
+
+
+GUEST_RUN = "mkdir -p /t; mount -o ro /dev/vdb /t; mount -t proc p /t/proc; mount -t devtmpfs d /t/dev; sh /t/run.sh"
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_vmm(name, cmd):
+    """Boot, collect each job's fio JSON and the VMM's CPU time over the job."""
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = {}
+    start = None
+    deadline = time.monotonic() + 600
+    for raw in p.stdout:
+        line = raw.decode(errors="replace").strip()
+        m = re.search(r"JOB-START (\S+)", line)
+        if m:
+            start = cpu_seconds(p.pid)
+            continue
+        if line.startswith("{"):
+            js = json.loads(line[line.index("{"):line.rindex("}") + 1])
+            out[js["jobs"][0]["jobname"]] = (result(js), cpu_seconds(p.pid) - start)
+        if len(out) == len(JOBS) or time.monotonic() > deadline:
+            break
+    p.kill()
+    p.wait()
+    if len(out) != len(JOBS):
+        sys.exit("%s: only %d of %d jobs reported; stderr:\n%s" % (name, len(out), len(JOBS), p.stderr.read().decode()))
+    return out
+
+
+def main():
+    img = os.path.join(WORK, "kvkit-bench-blk.raw")
+    tools = os.path.join(WORK, "kvkit-bench-tools.img")
+    print("bench/blk: %d MiB raw image in %s, %d s per job, guest %d vCPU %d MiB" % (SIZE_MIB, WORK, RUNTIME, CPUS, MEM))
+    subprocess.run(["dd", "if=/dev/urandom", "of=" + img, "bs=1M", "count=%d" % SIZE_MIB, "conv=fsync"],
+                   check=True, capture_output=True)
+    tools_disk(tools)
+    cmdline = 'console=ttyS0 quiet hvcwait=0 run="%s"' % GUEST_RUN
+    results = {}
+    host = {}
+    for n, rw, bs, qd in JOBS:
+        js = json.loads(subprocess.run(fio_args(img, n, rw, bs, qd), capture_output=True, text=True, check=True).stdout)
+        r = result(js)
+        host[n] = (r, r[3])
+    results["host"] = host
+    results["kvkit"] = run_vmm("kvkit", [KVKIT, "--cpus", str(CPUS), "--memory", str(MEM), "--bootloader",
+                                         "linux,kernel=%s,initrd=%s,cmdline=%s" % (KERNEL, INITRD, cmdline),
+                                         "--device", "virtio-serial,stdio",
+                                         "--device", "virtio-blk,path=%s,cache=uncached" % img,
+                                         "--device", "virtio-blk,path=%s,readonly" % tools])
+    results["qemu"] = run_vmm("qemu", ["qemu-system-x86_64", "-enable-kvm", "-cpu", "host", "-M", "q35",
+                                       "-smp", str(CPUS), "-m", str(MEM), "-nographic", "-nodefaults", "-no-reboot",
+                                       "-serial", "stdio", "-kernel", KERNEL, "-initrd", INITRD, "-append", cmdline,
+                                       "-drive", "file=%s,if=none,id=d0,format=raw,aio=io_uring,cache=none" % img,
+                                       "-device", "virtio-blk-pci,drive=d0",
+                                       "-drive", "file=%s,if=none,id=d1,format=raw,readonly=on" % tools,
+                                       "-device", "virtio-blk-pci,drive=d1"])
+    print("%-16s %12s %12s %12s %9s %9s   %s" % ("job", "host", "kvkit", "qemu", "kv/host", "kv/qemu", "CPU s/GB host kvkit qemu"))
+    for n, rw, bs, qd in JOBS:
+        idx = 0 if bs == "1M" else 1  # MB/s for sequential, IOPS for random
+        vals = [results[w][n][0][idx] for w in ("host", "kvkit", "qemu")]
+        cpu = ["%.2f" % (results[w][n][1] / (results[w][n][0][2] / 1e9)) if results[w][n][0][2] else "-"
+               for w in ("host", "kvkit", "qemu")]
+        fmt = "%.1f MB/s" if bs == "1M" else "%.0f IOPS"
+        print("%-16s %12s %12s %12s %9.2f %9.2f   %s" % (n, fmt % vals[0], fmt % vals[1], fmt % vals[2],
+                                                      vals[1] / vals[0], vals[1] / vals[2], " ".join(cpu)))
+    os.unlink(img)
+    os.unlink(tools)
+
+
+if __name__ == "__main__":
+    main()
