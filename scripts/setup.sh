@@ -6,7 +6,7 @@ PKGS="gcc make clang libclang-rt-14-dev libcmocka-dev acpica-tools pkg-config
 qemu-system-x86 linux-image-amd64 linux-image-cloud-amd64 busybox-static cpio xz-utils zstd lz4 kmod
 python3 python3-pytest libc6-dev
 liburing-dev libnbd-dev
-nbdkit qemu-utils e2fsprogs util-linux xorriso fio"
+qemu-utils e2fsprogs util-linux xorriso fio"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
