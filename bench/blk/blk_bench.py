@@ -107,6 +107,12 @@ def run_vmm(name, cmd):
     return out
 
 
+def show(who, res):
+    """Raw figures as soon as one side is done (a later failure keeps them)."""
+    print("%-6s " % who + "  ".join("%s=%.1f%s" % (n, res[n][0][0 if bs == "1M" else 1], "MB/s" if bs == "1M" else "IOPS")
+                                    for n, _, bs, _ in JOBS), flush=True)
+
+
 def main():
     img = os.path.join(WORK, "kvkit-bench-blk.raw")
     tools = os.path.join(WORK, "kvkit-bench-tools.img")
@@ -122,11 +128,13 @@ def main():
         r = result(js)
         host[n] = (r, r[3])
     results["host"] = host
+    show("host", host)
     results["kvkit"] = run_vmm("kvkit", [KVKIT, "--cpus", str(CPUS), "--memory", str(MEM), "--bootloader",
                                          "linux,kernel=%s,initrd=%s,cmdline=%s" % (KERNEL, INITRD, cmdline),
                                          "--device", "virtio-serial,stdio",
                                          "--device", "virtio-blk,path=%s,cache=uncached" % img,
                                          "--device", "virtio-blk,path=%s,readonly" % tools])
+    show("kvkit", results["kvkit"])
     results["qemu"] = run_vmm("qemu", ["qemu-system-x86_64", "-enable-kvm", "-cpu", "host", "-M", "q35",
                                        "-smp", str(CPUS), "-m", str(MEM), "-nographic", "-nodefaults", "-no-reboot",
                                        "-serial", "stdio", "-kernel", KERNEL, "-initrd", INITRD, "-append", cmdline,
@@ -134,6 +142,7 @@ def main():
                                        "-device", "virtio-blk-pci,drive=d0",
                                        "-drive", "file=%s,if=none,id=d1,format=raw,readonly=on" % tools,
                                        "-device", "virtio-blk-pci,drive=d1"])
+    show("qemu", results["qemu"])
     print("%-16s %12s %12s %12s %9s %9s   %s" % ("job", "host", "kvkit", "qemu", "kv/host", "kv/qemu", "CPU s/GB host kvkit qemu"))
     for n, rw, bs, qd in JOBS:
         idx = 0 if bs == "1M" else 1  # MB/s for sequential, IOPS for random
