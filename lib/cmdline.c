@@ -1,7 +1,9 @@
 /* vfkit command-line parser (spec section 2): Go pflag flag syntax, the
  * bootloader and device option lists, and their validation texts. */
 #include <ctype.h>
+#include <errno.h>
 #include <kvkit/cmdline.h>
+#include <kvkit/json.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,7 +41,7 @@ enum flag_kind { F_UINT, F_STRING, F_BOOL, F_LIST_QUOTED, F_DEVICE };
 enum flag_id {
 	FL_CPUS, FL_MEMORY, FL_BOOTLOADER, FL_KERNEL, FL_INITRD, FL_CMDLINE, FL_DEVICE, FL_TIMESYNC,
 	FL_RESTFUL_URI, FL_LOG_LEVEL, FL_GUI, FL_IGNITION, FL_CLOUD_INIT, FL_NESTED, FL_PIDFILE,
-	FL_VERSION, FL_HELP, FL_COUNT
+	FL_VERSION, FL_HELP, FL_CONFIG, FL_COUNT
 };
 
 static const struct flag {
@@ -64,6 +66,7 @@ static const struct flag {
 	[FL_PIDFILE] = { "pidfile", 0, F_STRING },
 	[FL_VERSION] = { "version", 'v', F_BOOL },
 	[FL_HELP] = { "help", 'h', F_BOOL },
+	[FL_CONFIG] = { "config", 0, F_STRING }, /* kvkit only (spec 12) */
 };
 
 const char *kv_usage(void)
@@ -77,6 +80,7 @@ const char *kv_usage(void)
 	       "  -b, --bootloader stringArray   bootloader configuration: linux,kernel=PATH[,initrd=PATH][,cmdline=\"...\"]\n"
 	       "                                 or efi,variable-store=PATH[,create]\n"
 	       "      --cloud-init stringArray   cloud-init files (user-data, meta-data, network-config)\n"
+	       "      --config string            the whole VM as a JSON file (the /vm/inspect format); flags apply on top\n"
 	       "  -c, --cpus uint                number of virtual CPUs (default 1)\n"
 	       "  -d, --device stringArray       devices, e.g. virtio-serial,stdio | virtio-rng | virtio-blk,path=disk.img\n"
 	       "      --gui                      show a window with the virtio-gpu output\n"
@@ -121,7 +125,7 @@ struct parse_state {
 	int nboot;
 	char **devices;
 	int ndevices;
-	char *kernel, *initrd, *cmdline, *timesync;
+	char *kernel, *initrd, *cmdline, *timesync, *config;
 	bool version, help;
 };
 
@@ -207,6 +211,7 @@ static int set_flag(struct parse_state *ps, enum flag_id id, const char *v, stru
 		case FL_RESTFUL_URI: return set_str(&c->restful_uri, v);
 		case FL_IGNITION: return set_str(&c->ignition, v);
 		case FL_PIDFILE: return set_str(&c->pidfile, v);
+		case FL_CONFIG: return set_str(&ps->config, v);
 		case FL_LOG_LEVEL:
 			if (!strcmp(v, "info")) c->log_level = KV_LOG_INFO;
 			else if (!strcmp(v, "debug")) c->log_level = KV_LOG_DEBUG;
@@ -370,6 +375,7 @@ static int parse_bootloader(struct parse_state *ps, struct perr *e)
 	struct opt *o;
 	int n, r = 0;
 
+	kv_bootloader_clear(b);
 	if (ps->nboot == 0)
 		return fail(e, "empty option list in --bootloader command line argument");
 	const char *type = ps->boot_opts[0];
@@ -883,6 +889,79 @@ static int check_groups(struct parse_state *ps, struct perr *e)
 	return 0;
 }
 
+static void free_state(struct parse_state *ps)
+{
+	kv_free_strv(ps->boot_opts, ps->nboot);
+	kv_free_strv(ps->devices, ps->ndevices);
+	free(ps->kernel);
+	free(ps->initrd);
+	free(ps->cmdline);
+	free(ps->timesync);
+	free(ps->config);
+}
+
+/* --config FILE is read before the flags are applied, wherever it stands
+ * on the command line, so the flags can override it: a first pass over
+ * argv only finds it. */
+static int load_config_file(int argc, char **argv, struct kv_config *cfg, struct perr *e)
+{
+	struct kv_config scratch;
+	kv_config_init(&scratch);
+	struct parse_state ps = { .cfg = &scratch };
+	int r = parse_flags(&ps, argc, argv, e);
+	char *path = ps.config;
+	ps.config = NULL;
+	free_state(&ps);
+	kv_config_free(&scratch);
+	if (r != 0 || !path || !*path) {
+		free(path);
+		return r < 0 ? -1 : 0;
+	}
+	FILE *f = fopen(path, "re");
+	char *text = NULL;
+	size_t cap = 0, len = 0;
+	if (!f) {
+		r = fail(e, "--config %s: %s", path, strerror(errno));
+		free(path);
+		return r;
+	}
+	for (;;) {
+		if (len + 4096 + 1 > cap) {
+			if (cap > (16u << 20)) {
+				r = fail(e, "--config %s: file too large", path);
+				break;
+			}
+			char *n = realloc(text, cap = cap ? cap * 2 : 8192);
+			if (!n) {
+				r = fail(e, "out of memory");
+				break;
+			}
+			text = n;
+		}
+		size_t got = fread(text + len, 1, cap - len - 1, f);
+		len += got;
+		if (got == 0) {
+			if (ferror(f))
+				r = fail(e, "--config %s: %s", path, strerror(errno));
+			break;
+		}
+	}
+	fclose(f);
+	if (r == 0) {
+		text[len] = 0;
+		if (memchr(text, 0, len))
+			r = fail(e, "--config %s: invalid JSON: NUL byte in the file", path);
+		else if (kv_config_from_json(text, cfg, KV_JSON_KVKIT_KEYS, e->buf, e->len) < 0) {
+			char msg[512];
+			snprintf(msg, sizeof(msg), "%s", e->buf);
+			r = fail(e, "--config %s: %s", path, msg);
+		}
+	}
+	free(text);
+	free(path);
+	return r;
+}
+
 int kv_cmdline_parse(int argc, char **argv, struct kv_config *cfg, enum kv_cmdline_action *action, char *err,
 		     size_t errlen)
 {
@@ -892,6 +971,8 @@ int kv_cmdline_parse(int argc, char **argv, struct kv_config *cfg, enum kv_cmdli
 
 	*action = KV_ACTION_RUN;
 	err[0] = 0;
+	if (load_config_file(argc, argv, cfg, &e) < 0)
+		return -1;
 	r = parse_flags(&ps, argc, argv, &e);
 	if (r == 1) {
 		*action = KV_ACTION_HELP;
@@ -907,13 +988,14 @@ int kv_cmdline_parse(int argc, char **argv, struct kv_config *cfg, enum kv_cmdli
 	if ((r = check_groups(&ps, &e)) < 0)
 		goto out;
 	if (ps.changed[FL_KERNEL]) {
+		kv_bootloader_clear(&cfg->boot);
 		cfg->boot.kind = KV_BOOT_LINUX;
 		cfg->boot.kernel = ps.kernel;
 		cfg->boot.initrd = ps.initrd;
 		cfg->boot.cmdline = ps.cmdline;
 		ps.kernel = ps.initrd = ps.cmdline = NULL;
-	} else if ((r = parse_bootloader(&ps, &e)) < 0) {
-		goto out;
+	} else if ((ps.nboot || cfg->boot.kind == KV_BOOT_NONE) && (r = parse_bootloader(&ps, &e)) < 0) {
+		goto out; /* a --config file may have given the bootloader */
 	}
 	if (cfg->cpus == 0) {
 		r = fail(&e, "invalid virtual machine configuration: the vCPU count must be at least 1");
@@ -937,11 +1019,6 @@ int kv_cmdline_parse(int argc, char **argv, struct kv_config *cfg, enum kv_cmdli
 		if ((r = parse_device(cfg, ps.devices[i], &e)) < 0)
 			goto out;
 out:
-	kv_free_strv(ps.boot_opts, ps.nboot);
-	kv_free_strv(ps.devices, ps.ndevices);
-	free(ps.kernel);
-	free(ps.initrd);
-	free(ps.cmdline);
-	free(ps.timesync);
+	free_state(&ps);
 	return r < 0 ? -1 : 0;
 }

@@ -45,15 +45,21 @@ static void device_free(struct kv_device *d)
 	}
 }
 
+void kv_bootloader_clear(struct kv_bootloader *b)
+{
+	free(b->kernel);
+	free(b->initrd);
+	free(b->cmdline);
+	free(b->efi_store);
+	free(b->machine_id_path);
+	free(b->hw_model_path);
+	free(b->aux_image_path);
+	memset(b, 0, sizeof(*b));
+}
+
 void kv_config_free(struct kv_config *c)
 {
-	free(c->boot.kernel);
-	free(c->boot.initrd);
-	free(c->boot.cmdline);
-	free(c->boot.efi_store);
-	free(c->boot.machine_id_path);
-	free(c->boot.hw_model_path);
-	free(c->boot.aux_image_path);
+	kv_bootloader_clear(&c->boot);
 	for (size_t i = 0; i < c->ndevices; i++)
 		device_free(&c->devices[i]);
 	free(c->devices);
@@ -96,4 +102,161 @@ const char *kv_device_type_name(enum kv_dev_kind kind)
 		[KV_DEV_ROSETTA] = "rosetta",
 	};
 	return (unsigned)kind < sizeof(names) / sizeof(names[0]) ? names[kind] : "unknown";
+}
+
+/* ---------------- constructors ---------------- */
+
+static char *dup_or_null(const char *s, bool *oom)
+{
+	if (!s)
+		return NULL;
+	char *d = strdup(s);
+	if (!d)
+		*oom = true;
+	return d;
+}
+
+int kv_config_set_linux_boot(struct kv_config *c, const char *kernel, const char *initrd, const char *cmdline)
+{
+	bool oom = false;
+	struct kv_bootloader b = { .kind = KV_BOOT_LINUX };
+	b.kernel = dup_or_null(kernel, &oom);
+	b.initrd = dup_or_null(initrd, &oom);
+	b.cmdline = dup_or_null(cmdline, &oom);
+	if (oom) {
+		kv_bootloader_clear(&b);
+		return -1;
+	}
+	kv_bootloader_clear(&c->boot);
+	c->boot = b;
+	return 0;
+}
+
+int kv_config_set_efi_boot(struct kv_config *c, const char *variable_store, bool create)
+{
+	char *store = strdup(variable_store ? variable_store : "");
+	if (!store)
+		return -1;
+	kv_bootloader_clear(&c->boot);
+	c->boot.kind = KV_BOOT_EFI;
+	c->boot.efi_store = store;
+	c->boot.efi_create = create;
+	return 0;
+}
+
+/* Add a device; undo it when a string could not be copied. */
+static struct kv_device *added(struct kv_config *c, bool oom)
+{
+	if (!oom)
+		return &c->devices[c->ndevices - 1];
+	device_free(&c->devices[--c->ndevices]);
+	return NULL;
+}
+
+struct kv_device *kv_add_disk(struct kv_config *c, enum kv_dev_kind kind, const char *path, bool readonly)
+{
+	bool oom = false;
+	struct kv_device *d = kv_config_add_device(c, kind);
+	if (!d)
+		return NULL;
+	d->u.disk.path = dup_or_null(path, &oom);
+	d->u.disk.readonly = readonly;
+	return added(c, oom);
+}
+
+struct kv_device *kv_add_nbd(struct kv_config *c, const char *uri)
+{
+	bool oom = false;
+	struct kv_device *d = kv_config_add_device(c, KV_DEV_NBD);
+	if (!d)
+		return NULL;
+	d->u.nbd.uri = dup_or_null(uri, &oom);
+	return added(c, oom);
+}
+
+struct kv_device *kv_add_net_nat(struct kv_config *c)
+{
+	struct kv_device *d = kv_config_add_device(c, KV_DEV_VIRTIO_NET);
+	if (d)
+		d->u.net.nat = true;
+	return d;
+}
+
+struct kv_device *kv_add_net_unixgram(struct kv_config *c, const char *path, bool vfkit_magic)
+{
+	bool oom = false;
+	struct kv_device *d = kv_config_add_device(c, KV_DEV_VIRTIO_NET);
+	if (!d)
+		return NULL;
+	d->u.net.unix_path = dup_or_null(path, &oom);
+	d->u.net.vfkit_magic = vfkit_magic;
+	d->u.net.type_unixgram = !vfkit_magic;
+	return added(c, oom);
+}
+
+struct kv_device *kv_add_net_fd(struct kv_config *c, int fd)
+{
+	struct kv_device *d = kv_config_add_device(c, KV_DEV_VIRTIO_NET);
+	if (d)
+		d->u.net.fd = fd;
+	return d;
+}
+
+struct kv_device *kv_add_vsock(struct kv_config *c, uint32_t port, const char *socket_path, bool listen)
+{
+	bool oom = false;
+	struct kv_device *d = kv_config_add_device(c, KV_DEV_VIRTIO_VSOCK);
+	if (!d)
+		return NULL;
+	d->u.vsock.port = port;
+	d->u.vsock.has_port = true;
+	d->u.vsock.socket_url = dup_or_null(socket_path, &oom);
+	d->u.vsock.listen = listen;
+	return added(c, oom);
+}
+
+struct kv_device *kv_add_fs(struct kv_config *c, const char *shared_dir, const char *mount_tag)
+{
+	bool oom = false;
+	struct kv_device *d = kv_config_add_device(c, KV_DEV_VIRTIO_FS);
+	if (!d)
+		return NULL;
+	d->u.fs.shared_dir = dup_or_null(shared_dir, &oom);
+	d->u.fs.mount_tag = dup_or_null(mount_tag, &oom);
+	return added(c, oom);
+}
+
+struct kv_device *kv_add_serial(struct kv_config *c, enum kv_serial_mode mode, const char *log_path)
+{
+	bool oom = false;
+	struct kv_device *d = kv_config_add_device(c, KV_DEV_VIRTIO_SERIAL);
+	if (!d)
+		return NULL;
+	d->u.serial.mode = mode;
+	if (mode == KV_SERIAL_LOGFILE)
+		d->u.serial.log_path = dup_or_null(log_path, &oom);
+	return added(c, oom);
+}
+
+struct kv_device *kv_add_gpu(struct kv_config *c, uint32_t width, uint32_t height)
+{
+	struct kv_device *d = kv_config_add_device(c, KV_DEV_VIRTIO_GPU);
+	if (d) {
+		d->u.gpu.width = width ? width : 800;
+		d->u.gpu.height = height ? height : 600;
+	}
+	return d;
+}
+
+struct kv_device *kv_add_input(struct kv_config *c, enum kv_input_kind kind)
+{
+	struct kv_device *d = kv_config_add_device(c, KV_DEV_VIRTIO_INPUT);
+	if (d)
+		d->u.input = kind;
+	return d;
+}
+
+struct kv_device *kv_add_simple(struct kv_config *c, enum kv_dev_kind kind)
+{
+	return kv_config_add_device(c, kind);
 }

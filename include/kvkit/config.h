@@ -140,10 +140,29 @@ struct kv_config {
 
 void kv_config_init(struct kv_config *c);
 void kv_config_free(struct kv_config *c);
+/* Free the bootloader's strings and reset it to KV_BOOT_NONE. */
+void kv_bootloader_clear(struct kv_bootloader *b);
 /* Append a zeroed device of this kind; NULL when out of memory. */
 struct kv_device *kv_config_add_device(struct kv_config *c, enum kv_dev_kind kind);
 /* vfkit's name for a device kind ("virtio-blk", ...). */
 const char *kv_device_type_name(enum kv_dev_kind kind);
+
+/* Constructors, one per form of the spec (vfkit's config package has the
+ * same set). Strings are copied. NULL (or -1) when out of memory. */
+int kv_config_set_linux_boot(struct kv_config *c, const char *kernel, const char *initrd, const char *cmdline);
+int kv_config_set_efi_boot(struct kv_config *c, const char *variable_store, bool create);
+struct kv_device *kv_add_disk(struct kv_config *c, enum kv_dev_kind kind, const char *path, bool readonly);
+struct kv_device *kv_add_nbd(struct kv_config *c, const char *uri);
+struct kv_device *kv_add_net_nat(struct kv_config *c);
+struct kv_device *kv_add_net_unixgram(struct kv_config *c, const char *path, bool vfkit_magic);
+struct kv_device *kv_add_net_fd(struct kv_config *c, int fd);
+struct kv_device *kv_add_vsock(struct kv_config *c, uint32_t port, const char *socket_path, bool listen);
+struct kv_device *kv_add_fs(struct kv_config *c, const char *shared_dir, const char *mount_tag);
+/* mode KV_SERIAL_LOGFILE takes log_path; the others ignore it */
+struct kv_device *kv_add_serial(struct kv_config *c, enum kv_serial_mode mode, const char *log_path);
+struct kv_device *kv_add_gpu(struct kv_config *c, uint32_t width, uint32_t height);
+struct kv_device *kv_add_input(struct kv_config *c, enum kv_input_kind kind);
+struct kv_device *kv_add_simple(struct kv_config *c, enum kv_dev_kind kind); /* rng, balloon */
 
 #ifdef __cplusplus
 }

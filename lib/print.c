@@ -1,0 +1,353 @@
+/* libkvkit: the canonical vfkit command line for a configuration (spec
+ * 5.3) and the device checks shared by every input syntax. */
+#include <kvkit/cmdline.h>
+#include <kvkit/json.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+int kv_device_validate(const struct kv_device *d, char *err, size_t errlen)
+{
+	const char *t = kv_device_type_name(d->kind);
+	switch (d->kind) {
+	case KV_DEV_VIRTIO_BLK:
+	case KV_DEV_NVME:
+	case KV_DEV_USB_MASS_STORAGE:
+		if (!d->u.disk.path || !*d->u.disk.path)
+			return fail(err, errlen, "missing mandatory 'path' option for %s device", t);
+		if (d->u.disk.device_id && strlen(d->u.disk.device_id) > 20)
+			return fail(err, errlen, "invalid 'deviceId': exceeds maximum length");
+		if (d->u.disk.type == KV_DISK_DEV && d->u.disk.cache != KV_CACHE_AUTOMATIC)
+			return fail(err, errlen, "'cache' option is not supported with type=dev");
+		if (d->u.disk.type == KV_DISK_DEV && d->u.disk.sync == KV_SYNC_FSYNC)
+			return fail(err, errlen, "unexpected value for disk 'sync' option: fsync (type=dev accepts full or none)");
+		return 0;
+	case KV_DEV_NBD:
+		if (!d->u.nbd.uri || !*d->u.nbd.uri)
+			return fail(err, errlen, "invalid NBD device 'uri': 'uri' must be specified");
+		if (d->u.nbd.device_id && strchr(d->u.nbd.device_id, '/'))
+			return fail(err, errlen, "invalid NBD device 'deviceId': invalid 'deviceId': it cannot contain any forward slash");
+		if (d->u.nbd.device_id && strlen(d->u.nbd.device_id) > 20)
+			return fail(err, errlen, "invalid NBD device 'deviceId': invalid 'deviceId': exceeds maximum length");
+		return 0;
+	case KV_DEV_VIRTIO_NET: {
+		const struct kv_net *k = &d->u.net;
+		bool sock = k->unix_path && *k->unix_path, fd = k->fd >= 0;
+		if (k->nat && fd)
+			return fail(err, errlen, "'nat' and 'fd' cannot be set at the same time");
+		if (k->nat && sock)
+			return fail(err, errlen, "'nat' and 'unixSocketPath' cannot be set at the same time");
+		if (fd && sock)
+			return fail(err, errlen, "'fd' and 'unixSocketPath' cannot be set at the same time");
+		return 0;
+	}
+	case KV_DEV_VIRTIO_VSOCK:
+		if (d->u.vsock.socket_url && *d->u.vsock.socket_url && !d->u.vsock.has_port)
+			return fail(err, errlen, "missing 'port' option for virtio-vsock device with 'socketURL'");
+		return 0;
+	case KV_DEV_VIRTIO_FS:
+		if (!d->u.fs.shared_dir || !*d->u.fs.shared_dir)
+			return fail(err, errlen, "missing mandatory 'sharedDir' option for virtio-fs device");
+		if (!d->u.fs.mount_tag || !*d->u.fs.mount_tag || strlen(d->u.fs.mount_tag) > 36)
+			return fail(err, errlen, "invalid virtio-fs mount tag '%s': must be 1 to 36 bytes",
+				    d->u.fs.mount_tag ? d->u.fs.mount_tag : "");
+		return 0;
+	case KV_DEV_VIRTIO_SERIAL:
+		if (d->u.serial.mode == KV_SERIAL_NONE)
+			return fail(err, errlen, "one of 'logFilePath', 'stdio' or 'pty' must be set");
+		return 0;
+	case KV_DEV_VIRTIO_GPU:
+		if (!d->u.gpu.width || !d->u.gpu.height)
+			return fail(err, errlen, "invalid dimensions for virtio-gpu device resolution: %ux%u", d->u.gpu.width,
+				    d->u.gpu.height);
+		return 0;
+	case KV_DEV_VIRTIO_INPUT:
+		if (d->u.input == KV_INPUT_NONE)
+			return fail(err, errlen, "unknown option for virtio-input devices: ");
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+/* ---------------- argv building ---------------- */
+
+struct av {
+	char **v;
+	int n;
+	bool oom;
+};
+
+static void push(struct av *a, const char *s)
+{
+	char **nv = realloc(a->v, (a->n + 2) * sizeof(char *));
+	char *c = strdup(s);
+	if (!nv || !c) {
+		free(c);
+		if (nv)
+			a->v = nv;
+		a->oom = true;
+		return;
+	}
+	a->v = nv;
+	a->v[a->n++] = c;
+	a->v[a->n] = NULL;
+}
+
+/* A growing option string: "type,k=v,flag". */
+struct opts {
+	char buf[8192];
+	size_t len;
+	const char *bad; /* the value that contained a comma */
+	bool toolong;
+};
+
+static void add(struct opts *o, const char *key, const char *val)
+{
+	if (val && strchr(val, ',') && !o->bad)
+		o->bad = val;
+	int n = snprintf(o->buf + o->len, sizeof(o->buf) - o->len, "%s%s%s%s", o->len ? "," : "", key, val ? "=" : "",
+			 val ? val : "");
+	if (n < 0 || (size_t)n >= sizeof(o->buf) - o->len)
+		o->toolong = true;
+	else
+		o->len += n;
+}
+
+static void add_u(struct opts *o, const char *key, unsigned long long v)
+{
+	char b[32];
+	snprintf(b, sizeof(b), "%llu", v);
+	add(o, key, b);
+}
+
+static void device_opts(const struct kv_device *d, struct opts *o)
+{
+	char mac[18];
+	add(o, kv_device_type_name(d->kind), NULL);
+	switch (d->kind) {
+	case KV_DEV_VIRTIO_BLK:
+	case KV_DEV_NVME:
+	case KV_DEV_USB_MASS_STORAGE: {
+		const struct kv_disk *k = &d->u.disk;
+		add(o, "path", k->path);
+		if (k->type == KV_DISK_DEV)
+			add(o, "type", "dev");
+		if (k->readonly)
+			add(o, "readonly", NULL);
+		if (d->kind == KV_DEV_VIRTIO_BLK && k->device_id && *k->device_id)
+			add(o, "deviceId", k->device_id);
+		if (k->cache == KV_CACHE_CACHED)
+			add(o, "cache", "cached");
+		else if (k->cache == KV_CACHE_UNCACHED)
+			add(o, "cache", "uncached");
+		if (k->sync != KV_SYNC_DEFAULT)
+			add(o, "sync", k->sync == KV_SYNC_FULL ? "full" : k->sync == KV_SYNC_FSYNC ? "fsync" : "none");
+		break;
+	}
+	case KV_DEV_NBD: {
+		const struct kv_nbd *k = &d->u.nbd;
+		add(o, "uri", k->uri);
+		if (k->readonly)
+			add(o, "readonly", NULL);
+		if (k->device_id && *k->device_id)
+			add(o, "deviceId", k->device_id);
+		if (k->timeout_ms != 15000) {
+			char b[16];
+			snprintf(b, sizeof(b), "%d", k->timeout_ms);
+			add(o, "timeout", b);
+		}
+		if (k->sync_none)
+			add(o, "sync", "none");
+		break;
+	}
+	case KV_DEV_VIRTIO_NET: {
+		const struct kv_net *k = &d->u.net;
+		if (k->fd >= 0) {
+			add_u(o, "fd", (unsigned)k->fd);
+		} else if (k->unix_path && *k->unix_path) {
+			if (k->vfkit_magic) {
+				add(o, "unixSocketPath", k->unix_path);
+			} else {
+				add(o, "type", "unixgram");
+				add(o, "path", k->unix_path);
+				add(o, "vfkitMagic", "off");
+			}
+		} else {
+			add(o, "nat", NULL);
+		}
+		if (k->has_mac) {
+			snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", k->mac[0], k->mac[1], k->mac[2], k->mac[3],
+				 k->mac[4], k->mac[5]);
+			add(o, "mac", mac);
+		}
+		break;
+	}
+	case KV_DEV_VIRTIO_VSOCK:
+		if (d->u.vsock.has_port)
+			add_u(o, "port", d->u.vsock.port);
+		if (d->u.vsock.socket_url && *d->u.vsock.socket_url)
+			add(o, "socketURL", d->u.vsock.socket_url);
+		add(o, d->u.vsock.listen ? "listen" : "connect", NULL);
+		break;
+	case KV_DEV_VIRTIO_FS:
+		add(o, "sharedDir", d->u.fs.shared_dir);
+		if (d->u.fs.mount_tag && *d->u.fs.mount_tag)
+			add(o, "mountTag", d->u.fs.mount_tag);
+		break;
+	case KV_DEV_ROSETTA:
+		add(o, "mountTag", d->u.rosetta.mount_tag ? d->u.rosetta.mount_tag : "");
+		if (d->u.rosetta.install)
+			add(o, "install", NULL);
+		if (d->u.rosetta.ignore_if_missing)
+			add(o, "ignore-if-missing", NULL);
+		break;
+	case KV_DEV_VIRTIO_SERIAL:
+		if (d->u.serial.mode == KV_SERIAL_LOGFILE)
+			add(o, "logFilePath", d->u.serial.log_path);
+		else if (d->u.serial.mode == KV_SERIAL_STDIO)
+			add(o, "stdio", NULL);
+		else
+			add(o, "pty", NULL);
+		break;
+	case KV_DEV_VIRTIO_GPU:
+		add_u(o, "width", d->u.gpu.width);
+		add_u(o, "height", d->u.gpu.height);
+		break;
+	case KV_DEV_VIRTIO_INPUT:
+		add(o, d->u.input == KV_INPUT_KEYBOARD ? "keyboard" : "pointing", NULL);
+		break;
+	case KV_DEV_VIRTIO_RNG:
+	case KV_DEV_VIRTIO_BALLOON:
+		break;
+	}
+}
+
+static int flush_opts(struct av *a, const char *flag, struct opts *o, char *err, size_t errlen)
+{
+	if (o->bad)
+		return fail(err, errlen, "%s: the value '%s' contains a comma, which this syntax cannot carry", flag, o->bad);
+	if (o->toolong)
+		return fail(err, errlen, "%s: option list too long", flag);
+	push(a, flag);
+	push(a, o->buf);
+	return 0;
+}
+
+int kv_config_to_argv(const struct kv_config *c, char ***argv, int *argc, char *err, size_t errlen)
+{
+	struct av a = { 0 };
+	char num[32];
+	int rc = -1;
+
+	*argv = NULL;
+	*argc = 0;
+	if (c->cpus) {
+		snprintf(num, sizeof(num), "%u", c->cpus);
+		push(&a, "--cpus");
+		push(&a, num);
+	}
+	if (c->memory_bytes) {
+		snprintf(num, sizeof(num), "%llu", (unsigned long long)((c->memory_bytes + (1 << 20) - 1) >> 20));
+		push(&a, "--memory");
+		push(&a, num);
+	}
+	struct opts o = { .len = 0 };
+	const struct kv_bootloader *b = &c->boot;
+	if (b->kind == KV_BOOT_LINUX) {
+		add(&o, "linux", NULL);
+		add(&o, "kernel", b->kernel);
+		if (b->initrd && *b->initrd)
+			add(&o, "initrd", b->initrd);
+		if (b->cmdline && *b->cmdline) {
+			/* quoted: the bootloader list is quote-aware, so commas are fine here */
+			size_t l = strlen(b->cmdline) + 3;
+			char *q = malloc(l + 8);
+			if (!q)
+				goto out;
+			snprintf(q, l + 8, "\"%s\"", b->cmdline);
+			int n = snprintf(o.buf + o.len, sizeof(o.buf) - o.len, ",cmdline=%s", q);
+			free(q);
+			if (n < 0 || (size_t)n >= sizeof(o.buf) - o.len)
+				o.toolong = true;
+			else
+				o.len += n;
+			if (strchr(b->cmdline, '"')) {
+				fail(err, errlen, "--bootloader: a kernel command line containing '\"' cannot be written");
+				goto out;
+			}
+		}
+		if ((b->kernel && strchr(b->kernel, ',')) || (b->initrd && strchr(b->initrd, ',')))
+			o.bad = strchr(b->kernel, ',') ? b->kernel : b->initrd;
+		if (flush_opts(&a, "--bootloader", &o, err, errlen) < 0)
+			goto out;
+	} else if (b->kind == KV_BOOT_EFI) {
+		add(&o, "efi", NULL);
+		add(&o, "variable-store", b->efi_store);
+		if (b->efi_create)
+			add(&o, "create", NULL);
+		if (flush_opts(&a, "--bootloader", &o, err, errlen) < 0)
+			goto out;
+	}
+	for (size_t i = 0; i < c->ndevices; i++) {
+		memset(&o, 0, sizeof(o));
+		device_opts(&c->devices[i], &o);
+		if (flush_opts(&a, "--device", &o, err, errlen) < 0)
+			goto out;
+	}
+	if (c->ignition) {
+		push(&a, "--ignition");
+		push(&a, c->ignition);
+	}
+	if (c->nested)
+		push(&a, "--nested");
+	if (c->has_timesync) {
+		snprintf(num, sizeof(num), "vsockPort=%u", c->timesync_port);
+		push(&a, "--timesync");
+		push(&a, num);
+	}
+	/* kvkit prints what vfkit's printer drops (spec 11) */
+	if (c->restful_uri) {
+		push(&a, "--restful-uri");
+		push(&a, c->restful_uri);
+	}
+	if (c->gui)
+		push(&a, "--gui");
+	if (c->log_level != KV_LOG_INFO) {
+		push(&a, "--log-level");
+		push(&a, c->log_level == KV_LOG_DEBUG ? "debug" : "error");
+	}
+	if (c->pidfile && *c->pidfile) {
+		push(&a, "--pidfile");
+		push(&a, c->pidfile);
+	}
+	for (size_t i = 0; i < c->ncloud_init; i++) {
+		if (strchr(c->cloud_init[i], ',') || strchr(c->cloud_init[i], '"')) {
+			fail(err, errlen, "--cloud-init: the path '%s' cannot be written in option-list syntax", c->cloud_init[i]);
+			goto out;
+		}
+		push(&a, "--cloud-init");
+		push(&a, c->cloud_init[i]);
+	}
+	if (a.oom) {
+		fail(err, errlen, "out of memory");
+		goto out;
+	}
+	*argv = a.v;
+	*argc = a.n;
+	return 0;
+out:
+	kv_free_strv(a.v, a.n);
+	return rc;
+}
