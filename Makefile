@@ -17,17 +17,19 @@ CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 $(WARN) -Iinclude -I$(BUILD) -pthread -fno-strict-aliasing -DKVKIT_VERSION=\"$(VERSION)\"
 LDFLAGS += -pthread
 # liburing: the disk I/O engine; libnbd: the NBD client (see README)
-LIBS := -luring -lnbd
+# libmicrohttpd: the REST API server; json-c: JSON for the API and the config library
+LIBS := -luring -lnbd -lmicrohttpd -ljson-c
 ifeq ($(SAN),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
 endif
 
-LIB_SRCS := lib/config.c lib/options.c lib/cmdline.c
+LIB_SRCS := lib/config.c lib/options.c lib/cmdline.c lib/json.c lib/print.c
 CORE_SRCS := src/util/log.c src/vmm/guest_mem.c src/vmm/bus.c src/vmm/eventloop.c src/vmm/vm.c \
 	src/arch/x86/cpu.c src/arch/x86/acpi.c src/boot/linux.c src/devices/platform.c src/devices/uart.c \
 	src/pci/pci.c src/pci/msix.c src/virtio/virtq.c src/virtio/virtio_pci.c src/virtio/console.c \
-	src/virtio/rng.c src/virtio/blk.c src/virtio/blk_parse.c src/block/file.c src/block/nbd.c
+	src/virtio/rng.c src/virtio/blk.c src/virtio/blk_parse.c src/block/file.c src/block/nbd.c \
+	src/api/handler.c src/api/server.c
 MAIN_SRCS := src/main.c
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -50,10 +52,10 @@ $(BUILD)/libkvkit.a: $(LIB_OBJS)
 	ar rcs $@ $^
 
 $(BUILD)/libkvkit.so: $(LIB_SRCS) include/kvkit/*.h
-	$(CC) $(CFLAGS) -fPIC -shared -Wl,-soname,libkvkit.so.0 $(LIB_SRCS) -o $@ $(LDFLAGS)
+	$(CC) $(CFLAGS) -fPIC -shared -Wl,-soname,libkvkit.so.0 $(LIB_SRCS) -o $@ $(LDFLAGS) -ljson-c
 
 $(BUILD)/kvkit.pc: Makefile
-	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: kvkit\nDescription: vfkit-compatible VM configuration library\nVersion: %s\nLibs: -L$${libdir} -lkvkit\nCflags: -I$${includedir}\n' '$(PREFIX)' '$(VERSION)' > $@
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: kvkit\nDescription: vfkit-compatible VM configuration library\nVersion: %s\nLibs: -L$${libdir} -lkvkit\nLibs.private: -ljson-c\nCflags: -I$${includedir}\n' '$(PREFIX)' '$(VERSION)' > $@
 
 $(BUILD)/kvkit: $(call obj,$(MAIN_SRCS)) $(CORE_OBJS) $(BUILD)/libkvkit.a
 	$(CC) $^ -o $@ $(LDFLAGS) $(LIBS)
@@ -66,11 +68,19 @@ $(BUILD)/vfkit: $(BUILD)/kvkit
 # ---- tests ----
 TEST_LIBS := -lcmocka
 UNIT_TESTS := $(BUILD)/tests/test_cmdline $(BUILD)/tests/test_virtq $(BUILD)/tests/test_kvm_api \
-	$(BUILD)/tests/test_blk_parse
+	$(BUILD)/tests/test_blk_parse $(BUILD)/tests/test_config_lib $(BUILD)/tests/test_api
 
 $(BUILD)/tests/test_cmdline: tests/unit/test_cmdline.c $(BUILD)/libkvkit.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -ljson-c $(TEST_LIBS)
+
+$(BUILD)/tests/test_config_lib: tests/unit/test_config_lib.c $(BUILD)/libkvkit.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -ljson-c $(TEST_LIBS)
+
+$(BUILD)/tests/test_api: tests/unit/test_api.c $(call obj,src/api/handler.c src/api/server.c src/util/log.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lmicrohttpd -ljson-c $(TEST_LIBS)
 
 $(BUILD)/tests/test_virtq: tests/unit/test_virtq.c $(call obj,src/virtio/virtq.c src/vmm/guest_mem.c src/util/log.c)
 	@mkdir -p $(dir $@)
@@ -84,14 +94,26 @@ $(BUILD)/tests/test_kvm_api: tests/unit/test_kvm_api.c $(CORE_OBJS) $(BUILD)/lib
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(LIBS) $(TEST_LIBS)
 
-tests: $(UNIT_TESTS)
+# the documented example program, built against the installed-style library
+$(BUILD)/examples/launch_vm: docs/examples/launch_vm.c $(BUILD)/libkvkit.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -ljson-c
+
+tests: $(UNIT_TESTS) $(BUILD)/examples/launch_vm
 
 check-unit: $(UNIT_TESTS)
 	@for t in $(UNIT_TESTS); do $$t || exit 1; done
 
 # ---- fuzzing (clang + libFuzzer) ----
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -Iinclude -I$(BUILD) -pthread -fsanitize=fuzzer,address,undefined
-fuzz: $(BUILD)/fuzz/fuzz_virtq $(BUILD)/fuzz/fuzz_cmdline $(BUILD)/fuzz/fuzz_blk
+fuzz: $(BUILD)/fuzz/fuzz_virtq $(BUILD)/fuzz/fuzz_cmdline $(BUILD)/fuzz/fuzz_blk $(BUILD)/fuzz/fuzz_rest \
+	$(BUILD)/fuzz/fuzz_config_json
+$(BUILD)/fuzz/fuzz_rest: tests/fuzz/fuzz_rest.c src/api/handler.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) $^ -o $@ -ljson-c
+$(BUILD)/fuzz/fuzz_config_json: tests/fuzz/fuzz_config_json.c $(LIB_SRCS)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) $^ -o $@ -ljson-c
 $(BUILD)/fuzz/fuzz_blk: tests/fuzz/fuzz_blk.c src/virtio/blk_parse.c src/virtio/virtq.c src/vmm/guest_mem.c src/util/log.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@
@@ -100,7 +122,7 @@ $(BUILD)/fuzz/fuzz_virtq: tests/fuzz/fuzz_virtq.c src/virtio/virtq.c src/vmm/gue
 	clang $(FUZZ_CFLAGS) $^ -o $@
 $(BUILD)/fuzz/fuzz_cmdline: tests/fuzz/fuzz_cmdline.c $(LIB_SRCS)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) $^ -o $@
+	clang $(FUZZ_CFLAGS) $^ -o $@ -ljson-c
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/kvkit

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <kvkit/cmdline.h>
 #include <kvkit/config.h>
+#include <kvkit/json.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
+#include "api/api.h"
 #include "block/backend.h"
 #include "boot/linux.h"
 #include "devices/platform.h"
@@ -41,6 +43,7 @@ static struct {
 	int sig_fd, timer_fd;
 	struct ev_watch sig_watch, timer_watch;
 	bool stop_requested;
+	struct api_uri api_uri;
 } g = { .sig_fd = -1, .timer_fd = -1 };
 
 static int user_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -70,10 +73,6 @@ static int reject_unsupported(struct kv_config *c, char *err, size_t errlen)
 	}
 	if (c->boot.kind == KV_BOOT_EFI) {
 		snprintf(err, errlen, "--bootloader efi: not supported yet");
-		return -1;
-	}
-	if (c->restful_uri && strncmp(c->restful_uri, "none:", 5)) {
-		snprintf(err, errlen, "--restful-uri %s: not supported yet", c->restful_uri);
 		return -1;
 	}
 	if (c->has_timesync) { snprintf(err, errlen, "--timesync: not supported yet"); return -1; }
@@ -171,6 +170,7 @@ static int add_nbd(struct kv_nbd *k, char *err, size_t errlen)
 
 static void cleanup(void)
 {
+	api_shutdown();
 	virtio_blk_close_all();
 	uart_flush();
 	virtio_console_restore_terminal();
@@ -216,6 +216,45 @@ static int setup_signals(void)
 	g.timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	return g.sig_fd < 0 || g.timer_fd < 0 ? -errno : 0;
 }
+
+/* ---- what the REST API may do ---- */
+
+static enum vm_state api_get_state(void *opaque)
+{
+	return vm_get_state(opaque);
+}
+
+static int api_change_state(void *opaque, const char *want, char *err, size_t errlen)
+{
+	struct vm *vm = opaque;
+	if (!strcmp(want, "Pause"))
+		return vm_pause(vm, err, errlen);
+	if (!strcmp(want, "Resume"))
+		return vm_resume(vm, err, errlen);
+	if (!strcmp(want, "Stop")) {
+		log_info("REST API: stop requested, pressing the power button");
+		platform_press_power_button(vm);
+		return 0;
+	}
+	/* HardStop: answered once the vCPUs are gone; the process exits after */
+	log_info("REST API: hard stop requested");
+	vm_request_stop(vm, STOP_HARD, NULL);
+	if (!vm_wait_stopped(vm, 5000)) {
+		snprintf(err, errlen, "the VM did not stop within 5 s");
+		return -1;
+	}
+	return 0;
+}
+
+static char *api_inspect(void *opaque)
+{
+	(void)opaque;
+	return kv_config_to_json(&g.cfg, KV_JSON_RUNTIME);
+}
+
+static const struct api_vm_ops api_ops = {
+	.get_state = api_get_state, .change_state = api_change_state, .inspect = api_inspect, .opaque = &g.vm,
+};
 
 static void uart_to_console(void *opaque, const uint8_t *buf, size_t len)
 {
@@ -297,10 +336,13 @@ int main(int argc, char **argv)
 		return user_error("%s", err);
 	if (check_disks(&g.cfg, err, sizeof(err)) < 0)
 		return user_error("%s", err);
+	if (api_uri_parse(g.cfg.restful_uri, &g.api_uri, err, sizeof(err)) < 0)
+		return user_error("%s", err);
 	if (setup_signals() < 0)
 		return user_error("cannot set up signal handling: %s", strerror(errno));
 
-	if (build_vm(err, sizeof(err)) < 0) {
+	if (build_vm(err, sizeof(err)) < 0 || api_listen(&g.api_uri, err, sizeof(err)) < 0 ||
+	    api_start(&api_ops, err, sizeof(err)) < 0) {
 		cleanup();
 		return user_error("%s", err);
 	}
@@ -340,7 +382,7 @@ int main(int argc, char **argv)
 		log_error("virtualization error: hypervisor virtualization error: %s", g.vm.error);
 		status = 1;
 	} else {
-		g.vm.state = VM_STOPPED;
+		vm_set_state(&g.vm, VM_STOPPED);
 		log_info("VM is stopped");
 	}
 	cleanup();

@@ -67,7 +67,7 @@ step "e2e tests: $MODE"
 E2E="cd $ROOT && export KVKIT_E2E_KVM=1 PYTHONDONTWRITEBYTECODE=1 TMPDIR=/var/tmp && \
 /usr/bin/python3 -m pytest -p no:cacheprovider -v tests/e2e > $LOG/e2e.log 2>&1; \
 KVKIT=$ROOT/build/san/kvkit ASAN_OPTIONS=detect_leaks=0 /usr/bin/python3 -m pytest -p no:cacheprovider -v tests/e2e \
-  -k 'one_cpu or reboot or sigterm or pidfile or test_cli or two_disks or mkfs or discard or bad_disks or fallback' > $LOG/e2e-san.log 2>&1; true"
+  -k 'one_cpu or reboot or sigterm or pidfile or test_cli or two_disks or mkfs or discard or bad_disks or fallback or unix_socket_state or bad_requests or config_file or rest_startup' > $LOG/e2e-san.log 2>&1; true"
 if [ "$MODE" = direct ]; then
 	bash -c "$E2E"
 else

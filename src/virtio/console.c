@@ -66,6 +66,10 @@ static void rx_fill(struct console *c)
 
 	if (!virtio_driver_ok(d) || !d->q[RX_Q].enabled)
 		return;
+	if (virtio_dev_paused(d)) {
+		set_in_watch(c, false); /* rx_fill runs again at resume */
+		return;
+	}
 	for (;;) {
 		int r = virtq_pop(vq, &c->rx_elem);
 		if (r <= 0) {
@@ -139,7 +143,7 @@ static void tx_drain(struct console *c)
 	struct virtq *vq = &d->q[TX_Q].vq;
 	bool any = false;
 
-	if (!d->q[TX_Q].enabled)
+	if (!d->q[TX_Q].enabled || virtio_dev_paused(d))
 		return;
 	for (;;) {
 		if (!c->tx_pending) {

@@ -18,6 +18,24 @@
 #define OFF_MSIX_PBA 0x5000
 #define NOTIFY_MULT 4
 
+/* Every device, so a resumed VM can look at all queues again. */
+static struct virtio_dev *all_devs[32];
+static unsigned n_devs;
+
+static void resume_all(void)
+{
+	uint64_t one = 1;
+	for (unsigned i = 0; i < n_devs; i++)
+		for (unsigned q = 0; q < all_devs[i]->num_queues; q++)
+			if (write(all_devs[i]->q[q].notify_efd, &one, sizeof(one)) < 0)
+				log_debug("notify eventfd: %m");
+}
+
+bool virtio_dev_paused(const struct virtio_dev *d)
+{
+	return d->vm->devices_paused;
+}
+
 bool virtio_driver_ok(const struct virtio_dev *d)
 {
 	return (d->status & VIRTIO_STATUS_DRIVER_OK) && !(d->status & VIRTIO_STATUS_NEEDS_RESET);
@@ -71,6 +89,8 @@ static void queue_kick(void *opaque, uint32_t events)
 	(void)events;
 	if (read(q->notify_efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		return;
+	if (d->vm->devices_paused)
+		return; /* looked at again when the VM resumes */
 	pthread_mutex_lock(&d->lock);
 	if (q->enabled && virtio_driver_ok(d) && d->ops->queue_notify)
 		d->ops->queue_notify(d, q->index);
@@ -327,6 +347,9 @@ int virtio_dev_init(struct virtio_dev *d, struct vm *vm, const struct virtio_ops
 		return r;
 	d->notify_base = d->pci.bar[0].addr;
 	ioeventfds(d, d->notify_base, true);
+	if (n_devs < sizeof(all_devs) / sizeof(all_devs[0]))
+		all_devs[n_devs++] = d;
+	vm_devices_resumed = resume_all;
 	log_debug("%s: PCI 00:%02x.0, BAR0 0x%llx", ops->name, r, (unsigned long long)d->notify_base);
 	return 0;
 }

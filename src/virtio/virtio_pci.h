@@ -82,5 +82,8 @@ int virtio_dev_init(struct virtio_dev *d, struct vm *vm, const struct virtio_ops
 /* After used-ring updates on queue q: interrupt if the driver wants one. */
 void virtio_notify(struct virtio_dev *d, unsigned q);
 bool virtio_driver_ok(const struct virtio_dev *d);
+/* The VM is paused: take no new work from the guest (backends may finish
+ * what is in flight). Every queue is kicked again at resume. */
+bool virtio_dev_paused(const struct virtio_dev *d);
 
 #endif

@@ -11,19 +11,12 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 #include "../arch/x86/cpu.h"
 #include "../arch/x86/layout.h"
 #include "../util/log.h"
 
-const char *vm_state_name(enum vm_state s)
-{
-	static const char *n[] = { "VirtualMachineStateStarting", "VirtualMachineStateRunning",
-				   "VirtualMachineStatePausing", "VirtualMachineStatePaused",
-				   "VirtualMachineStateResuming", "VirtualMachineStateStopping",
-				   "VirtualMachineStateStopped", "VirtualMachineStateError" };
-	return n[s];
-}
 
 static int read_sys_flag(const char *path)
 {
@@ -100,6 +93,14 @@ int vm_create(struct vm *vm, unsigned ncpus, uint64_t ram_bytes, bool nested, ch
 	vm->pio.name = "port I/O";
 	vm->mmio.name = "MMIO";
 	pthread_mutex_init(&vm->lock, NULL);
+	pthread_mutex_init(&vm->pause_lock, NULL);
+	/* timed waits below use CLOCK_MONOTONIC deadlines */
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&vm->pause_cond, &ca);
+	pthread_cond_init(&vm->state_cond, &ca);
+	pthread_condattr_destroy(&ca);
 
 	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (vm->kvm_fd < 0)
@@ -235,9 +236,14 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason why, const char *detail)
 		if (detail)
 			snprintf(vm->error, sizeof(vm->error), "%s", detail);
 		vm->state = why == STOP_ERROR ? VM_ERROR : VM_STOPPING;
+		pthread_cond_broadcast(&vm->state_cond);
 	}
 	pthread_mutex_unlock(&vm->lock);
 	vm->vcpus_exit = true;
+	/* parked vCPUs wake up to exit */
+	pthread_mutex_lock(&vm->pause_lock);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
 	if (write(vm->stop_efd, &one, sizeof(one)) < 0)
 		log_debug("stop eventfd write: %m");
 }
@@ -291,6 +297,20 @@ static bool handle_exit(struct vcpu *c)
 	return false;
 }
 
+/* Wait outside KVM_RUN until resumed or stopped. */
+static void vcpu_park(struct vcpu *c)
+{
+	struct vm *vm = c->vm;
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->parked++;
+	pthread_cond_broadcast(&vm->pause_cond);
+	while (vm->pause_req && !vm->vcpus_exit)
+		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	vm->parked--;
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *c = arg;
@@ -304,6 +324,10 @@ static void *vcpu_thread(void *arg)
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
 	while (!c->vm->vcpus_exit) {
+		if (__atomic_load_n(&c->vm->pause_req, __ATOMIC_SEQ_CST)) {
+			vcpu_park(c);
+			continue;
+		}
 		int r = ioctl(c->fd, KVM_RUN, 0);
 		if (r < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
@@ -341,9 +365,8 @@ int vm_start(struct vm *vm)
 	return 0;
 }
 
-void vm_stop_vcpus(struct vm *vm)
+static void kick_vcpus(struct vm *vm)
 {
-	vm->vcpus_exit = true;
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		struct vcpu *c = &vm->vcpus[i];
 		if (!c->started)
@@ -351,6 +374,130 @@ void vm_stop_vcpus(struct vm *vm)
 		c->run->immediate_exit = 1;
 		pthread_kill(c->thread, SIGUSR1);
 	}
+}
+
+static void deadline_in(struct timespec *ts, int ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
+}
+
+enum vm_state vm_get_state(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	enum vm_state s = vm->state;
+	pthread_mutex_unlock(&vm->lock);
+	return s;
+}
+
+void vm_set_state(struct vm *vm, enum vm_state s)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->state = s;
+	pthread_cond_broadcast(&vm->state_cond);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+bool vm_wait_stopped(struct vm *vm, int timeout_ms)
+{
+	struct timespec dl;
+	deadline_in(&dl, timeout_ms);
+	pthread_mutex_lock(&vm->lock);
+	while (vm->state != VM_STOPPED && vm->state != VM_ERROR)
+		if (pthread_cond_timedwait(&vm->state_cond, &vm->lock, &dl) == ETIMEDOUT)
+			break;
+	bool ok = vm->state == VM_STOPPED || vm->state == VM_ERROR;
+	pthread_mutex_unlock(&vm->lock);
+	return ok;
+}
+
+void (*vm_devices_resumed)(void);
+
+/* Move from one state to another only if the VM is in `from`. */
+static bool transition(struct vm *vm, enum vm_state from, enum vm_state to)
+{
+	pthread_mutex_lock(&vm->lock);
+	bool ok = vm->state == from && vm->stop_reason == STOP_NONE;
+	if (ok) {
+		vm->state = to;
+		pthread_cond_broadcast(&vm->state_cond);
+	}
+	pthread_mutex_unlock(&vm->lock);
+	return ok;
+}
+
+#define PARK_TIMEOUT_MS 2000
+
+int vm_pause(struct vm *vm, char *err, size_t errlen)
+{
+	if (!transition(vm, VM_RUNNING, VM_PAUSING)) {
+		snprintf(err, errlen, "cannot pause the VM in state %s", vm_state_name(vm_get_state(vm)));
+		return -EBUSY;
+	}
+	vm->devices_paused = true;
+	__atomic_store_n(&vm->pause_req, true, __ATOMIC_SEQ_CST);
+	kick_vcpus(vm);
+	struct timespec dl;
+	deadline_in(&dl, PARK_TIMEOUT_MS);
+	pthread_mutex_lock(&vm->pause_lock);
+	while (vm->parked < vm->ncpus && !vm->vcpus_exit)
+		if (pthread_cond_timedwait(&vm->pause_cond, &vm->pause_lock, &dl) == ETIMEDOUT)
+			break;
+	bool all = vm->parked == vm->ncpus;
+	pthread_mutex_unlock(&vm->pause_lock);
+	if (!all) {
+		/* give up: let the vCPUs run on rather than half-pause the guest */
+		pthread_mutex_lock(&vm->pause_lock);
+		vm->pause_req = false;
+		pthread_cond_broadcast(&vm->pause_cond);
+		pthread_mutex_unlock(&vm->pause_lock);
+		vm->devices_paused = false;
+		transition(vm, VM_PAUSING, VM_RUNNING);
+		snprintf(err, errlen, "cannot pause the VM: a vCPU did not stop within %d ms", PARK_TIMEOUT_MS);
+		return -EBUSY;
+	}
+	/* the guest's kvmclock stops with it: at resume it goes on from here */
+	if (ioctl(vm->vm_fd, KVM_GET_CLOCK, &vm->saved_clock) < 0)
+		log_warn("KVM_GET_CLOCK: %m; the guest clock will jump at resume");
+	else
+		vm->saved_clock.flags = 0;
+	transition(vm, VM_PAUSING, VM_PAUSED);
+	log_info("virtual machine is paused");
+	return 0;
+}
+
+int vm_resume(struct vm *vm, char *err, size_t errlen)
+{
+	if (!transition(vm, VM_PAUSED, VM_RESUMING)) {
+		snprintf(err, errlen, "cannot resume the VM in state %s", vm_state_name(vm_get_state(vm)));
+		return -EBUSY;
+	}
+	if (vm->saved_clock.clock && ioctl(vm->vm_fd, KVM_SET_CLOCK, &vm->saved_clock) < 0)
+		log_warn("KVM_SET_CLOCK: %m");
+	vm->devices_paused = false;
+	if (vm_devices_resumed)
+		vm_devices_resumed();
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->pause_req = false;
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
+	transition(vm, VM_RESUMING, VM_RUNNING);
+	log_info("virtual machine is running");
+	return 0;
+}
+
+void vm_stop_vcpus(struct vm *vm)
+{
+	vm->vcpus_exit = true;
+	pthread_mutex_lock(&vm->pause_lock);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
+	kick_vcpus(vm);
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		struct vcpu *c = &vm->vcpus[i];
 		if (c->started)

@@ -6,6 +6,7 @@
 #include <linux/kvm.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "bus.h"
 #include "eventloop.h"
@@ -48,6 +49,17 @@ struct vm {
 	struct ev_watch stop_watch;
 	volatile bool vcpus_exit;
 
+	/* pause: vCPUs park on pause_cond while pause_req is set */
+	pthread_mutex_t pause_lock;
+	pthread_cond_t pause_cond;
+	bool pause_req;
+	unsigned parked;
+	struct kvm_clock_data saved_clock;
+	/* devices take no new guest work while set (read on the I/O thread) */
+	volatile bool devices_paused;
+	/* broadcast on lock's state changes (hard stop waits for Stopped) */
+	pthread_cond_t state_cond;
+
 	struct kvm_irq_routing *routes;
 	uint32_t next_gsi;
 };
@@ -69,7 +81,28 @@ int vm_msi_route(struct vm *vm, uint32_t gsi, uint64_t addr, uint32_t data);
 int vm_irqfd(struct vm *vm, int efd, uint32_t gsi, bool assign);
 int vm_ioeventfd(struct vm *vm, int efd, uint64_t addr, unsigned len, bool pio, bool assign);
 
-const char *vm_state_name(enum vm_state s);
+/* The state names of the REST API (spec 3.2). */
+static inline const char *vm_state_name(enum vm_state s)
+{
+	static const char *const n[] = { "VirtualMachineStateStarting", "VirtualMachineStateRunning",
+					 "VirtualMachineStatePausing", "VirtualMachineStatePaused",
+					 "VirtualMachineStateResuming", "VirtualMachineStateStopping",
+					 "VirtualMachineStateStopped", "VirtualMachineStateError" };
+	return (unsigned)s < sizeof(n) / sizeof(n[0]) ? n[s] : "VirtualMachineStateError";
+}
+enum vm_state vm_get_state(struct vm *vm);
+/* Set the state (Stopped at the end, ...) and wake waiters. */
+void vm_set_state(struct vm *vm, enum vm_state s);
+/* Wait (bounded) until the state is one of Stopped/Error; false on timeout. */
+bool vm_wait_stopped(struct vm *vm, int timeout_ms);
+/* Running -> Pausing -> Paused: every vCPU parked outside KVM_RUN, the guest
+ * clock saved, device queues quiesced. 0, or -EBUSY with why in err. */
+int vm_pause(struct vm *vm, char *err, size_t errlen);
+/* Paused -> Resuming -> Running: the guest clock continues from where it
+ * stopped; devices look at their queues again. */
+int vm_resume(struct vm *vm, char *err, size_t errlen);
+/* Called by vm_resume so devices re-check their queues (set by virtio). */
+extern void (*vm_devices_resumed)(void);
 int kvm_check_nested(char *err, size_t errlen);
 
 #endif
