@@ -18,7 +18,8 @@ CFLAGS += -std=gnu11 $(WARN) -Iinclude -I$(BUILD) -pthread -fno-strict-aliasing 
 LDFLAGS += -pthread
 # liburing: the disk I/O engine; libnbd: the NBD client (see README)
 # libmicrohttpd: the REST API server; json-c: JSON for the API and the config library
-LIBS := -luring -lnbd -lmicrohttpd -ljson-c
+# libisofs: the cloud-init seed ISO
+LIBS := -luring -lnbd -lmicrohttpd -ljson-c -lisofs
 ifeq ($(SAN),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
@@ -29,7 +30,7 @@ CORE_SRCS := src/util/log.c src/vmm/guest_mem.c src/vmm/bus.c src/vmm/eventloop.
 	src/arch/x86/cpu.c src/arch/x86/acpi.c src/boot/linux.c src/devices/platform.c src/devices/uart.c \
 	src/pci/pci.c src/pci/msix.c src/virtio/virtq.c src/virtio/virtio_pci.c src/virtio/console.c \
 	src/virtio/rng.c src/virtio/blk.c src/virtio/blk_parse.c src/block/file.c src/block/nbd.c \
-	src/api/handler.c src/api/server.c
+	src/virtio/balloon.c src/api/handler.c src/api/server.c src/services/cloudinit.c
 MAIN_SRCS := src/main.c
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))

@@ -234,6 +234,57 @@ static void device_opts(const struct kv_device *d, struct opts *o)
 	}
 }
 
+/* Does "linux,cmdline=<form>" parse back to exactly cmdline? (the quote
+ * rules of spec 2.3a: quotes toggle, outer quotes of the value are trimmed) */
+static bool cmdline_round_trips(const char *form, const char *cmdline)
+{
+	char *list = malloc(strlen(form) + 16), **v, e[64];
+	if (!list)
+		return false;
+	sprintf(list, "linux,cmdline=%s", form);
+	int n = kv_split_options(list, true, &v, e, sizeof(e));
+	free(list);
+	if (n != 2) {
+		kv_free_strv(v, n > 0 ? n : 0);
+		return false;
+	}
+	const char *val = v[1] + strlen("cmdline=");
+	size_t l = strlen(val);
+	if (l >= 2 && val[0] == '"' && val[l - 1] == '"') {
+		while (*val == '"') {
+			val++;
+			l--;
+		}
+		while (l && val[l - 1] == '"')
+			l--;
+	}
+	bool same = strncmp(v[1], "cmdline=", 8) == 0 && l == strlen(cmdline) && !strncmp(val, cmdline, l);
+	kv_free_strv(v, n);
+	return same;
+}
+
+/* cmdline="C" when that reads back as C (commas allowed), else the bare
+ * form when that does (e.g. C ends in a quote), else -1. */
+static int cmdline_opt(struct opts *o, const char *cmdline)
+{
+	size_t l = strlen(cmdline);
+	char *quoted = malloc(l + 3);
+	if (!quoted)
+		return -1;
+	sprintf(quoted, "\"%s\"", cmdline);
+	const char *form = cmdline_round_trips(quoted, cmdline) ? quoted : cmdline_round_trips(cmdline, cmdline) ? cmdline : NULL;
+	if (form) {
+		/* add() would flag the commas a quoted cmdline may hold */
+		int n = snprintf(o->buf + o->len, sizeof(o->buf) - o->len, ",cmdline=%s", form);
+		if (n < 0 || (size_t)n >= sizeof(o->buf) - o->len)
+			o->toolong = true;
+		else
+			o->len += n;
+	}
+	free(quoted);
+	return form ? 0 : -1;
+}
+
 static int flush_opts(struct av *a, const char *flag, struct opts *o, char *err, size_t errlen)
 {
 	if (o->bad)
@@ -270,23 +321,10 @@ int kv_config_to_argv(const struct kv_config *c, char ***argv, int *argc, char *
 		add(&o, "kernel", b->kernel);
 		if (b->initrd && *b->initrd)
 			add(&o, "initrd", b->initrd);
-		if (b->cmdline && *b->cmdline) {
-			/* quoted: the bootloader list is quote-aware, so commas are fine here */
-			size_t l = strlen(b->cmdline) + 3;
-			char *q = malloc(l + 8);
-			if (!q)
-				goto out;
-			snprintf(q, l + 8, "\"%s\"", b->cmdline);
-			int n = snprintf(o.buf + o.len, sizeof(o.buf) - o.len, ",cmdline=%s", q);
-			free(q);
-			if (n < 0 || (size_t)n >= sizeof(o.buf) - o.len)
-				o.toolong = true;
-			else
-				o.len += n;
-			if (strchr(b->cmdline, '"')) {
-				fail(err, errlen, "--bootloader: a kernel command line containing '\"' cannot be written");
-				goto out;
-			}
+		if (b->cmdline && *b->cmdline && cmdline_opt(&o, b->cmdline) < 0) {
+			fail(err, errlen, "--bootloader: the kernel command line '%s' cannot be written in option-list syntax",
+			     b->cmdline);
+			goto out;
 		}
 		if ((b->kernel && strchr(b->kernel, ',')) || (b->initrd && strchr(b->initrd, ',')))
 			o.bad = strchr(b->kernel, ',') ? b->kernel : b->initrd;

@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS="gcc make clang libclang-rt-14-dev libcmocka-dev acpica-tools pkg-config
 qemu-system-x86 linux-image-amd64 linux-image-cloud-amd64 busybox-static cpio xz-utils zstd lz4 kmod
 python3 python3-pytest libc6-dev
-liburing-dev libnbd-dev libmicrohttpd-dev libjson-c-dev curl
+liburing-dev libnbd-dev libmicrohttpd-dev libjson-c-dev libisofs-dev curl
 qemu-utils e2fsprogs util-linux xorriso fio"
 missing=""
 for p in $PKGS; do

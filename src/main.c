@@ -22,6 +22,7 @@
 #include "devices/platform.h"
 #include "devices/uart.h"
 #include "pci/pci.h"
+#include "services/cloudinit.h"
 #include "util/log.h"
 #include "virtio/devices.h"
 #include "vmm/vm.h"
@@ -77,13 +78,13 @@ static int reject_unsupported(struct kv_config *c, char *err, size_t errlen)
 	}
 	if (c->has_timesync) { snprintf(err, errlen, "--timesync: not supported yet"); return -1; }
 	if (c->ignition) { snprintf(err, errlen, "--ignition: not supported yet"); return -1; }
-	if (c->ncloud_init) { snprintf(err, errlen, "--cloud-init: not supported yet"); return -1; }
 	if (c->gui) { snprintf(err, errlen, "--gui: not supported yet"); return -1; }
 	for (size_t i = 0; i < c->ndevices; i++) {
 		struct kv_device *d = &c->devices[i];
 		switch (d->kind) {
 		case KV_DEV_VIRTIO_SERIAL:
 		case KV_DEV_VIRTIO_RNG:
+		case KV_DEV_VIRTIO_BALLOON:
 		case KV_DEV_VIRTIO_BLK:
 		case KV_DEV_NBD:
 			break;
@@ -168,9 +169,25 @@ static int add_nbd(struct kv_nbd *k, char *err, size_t errlen)
 	return 0;
 }
 
+/* The seed image is the last disk, read-only, and shows in /vm/inspect. */
+static int add_cloudinit_disk(char *err, size_t errlen)
+{
+	char *iso;
+	if (cloudinit_build(g.cfg.cloud_init, g.cfg.ncloud_init, &iso, err, errlen) < 0)
+		return -1;
+	struct kv_device *d = kv_add_disk(&g.cfg, KV_DEV_VIRTIO_BLK, iso, true);
+	free(iso);
+	if (!d) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 static void cleanup(void)
 {
 	api_shutdown();
+	cloudinit_remove();
 	virtio_blk_close_all();
 	uart_flush();
 	virtio_console_restore_terminal();
@@ -252,8 +269,21 @@ static char *api_inspect(void *opaque)
 	return kv_config_to_json(&g.cfg, KV_JSON_RUNTIME);
 }
 
+static int api_balloon_info(void *opaque, struct balloon_info *out)
+{
+	(void)opaque;
+	return virtio_balloon_info(out);
+}
+
+static int api_balloon_set(void *opaque, uint64_t bytes, char *err, size_t errlen)
+{
+	(void)opaque;
+	return virtio_balloon_set_target(bytes, err, errlen);
+}
+
 static const struct api_vm_ops api_ops = {
-	.get_state = api_get_state, .change_state = api_change_state, .inspect = api_inspect, .opaque = &g.vm,
+	.get_state = api_get_state, .change_state = api_change_state, .inspect = api_inspect,
+	.balloon_info = api_balloon_info, .balloon_set = api_balloon_set, .opaque = &g.vm,
 };
 
 static void uart_to_console(void *opaque, const uint8_t *buf, size_t len)
@@ -281,6 +311,9 @@ static int build_vm(char *err, size_t errlen)
 			break;
 		case KV_DEV_VIRTIO_RNG:
 			r = virtio_rng_create(&g.vm, err, errlen);
+			break;
+		case KV_DEV_VIRTIO_BALLOON:
+			r = virtio_balloon_create(&g.vm, err, errlen);
 			break;
 		case KV_DEV_VIRTIO_BLK:
 			r = add_disk(&d->u.disk, err, errlen);
@@ -338,9 +371,15 @@ int main(int argc, char **argv)
 		return user_error("%s", err);
 	if (api_uri_parse(g.cfg.restful_uri, &g.api_uri, err, sizeof(err)) < 0)
 		return user_error("%s", err);
+	if (g.cfg.ncloud_init && cloudinit_check(g.cfg.cloud_init, g.cfg.ncloud_init, err, sizeof(err)) < 0)
+		return user_error("%s", err);
 	if (setup_signals() < 0)
 		return user_error("cannot set up signal handling: %s", strerror(errno));
 
+	if (g.cfg.ncloud_init && add_cloudinit_disk(err, sizeof(err)) < 0) {
+		cleanup();
+		return user_error("%s", err);
+	}
 	if (build_vm(err, sizeof(err)) < 0 || api_listen(&g.api_uri, err, sizeof(err)) < 0 ||
 	    api_start(&api_ops, err, sizeof(err)) < 0) {
 		cleanup();

@@ -7,6 +7,7 @@
 #define KVKIT_API_H
 #include <stdbool.h>
 #include <stddef.h>
+#include "../virtio/devices.h"
 #include "../vmm/vm.h"
 
 /* What the API may ask of the VM. */
@@ -17,6 +18,9 @@ struct api_vm_ops {
 	int (*change_state)(void *opaque, const char *state, char *err, size_t errlen);
 	/* malloc'd JSON of the live configuration */
 	char *(*inspect)(void *opaque);
+	/* beyond vfkit: the balloon (NULL when there is none) */
+	int (*balloon_info)(void *opaque, struct balloon_info *out);
+	int (*balloon_set)(void *opaque, uint64_t guest_bytes, char *err, size_t errlen);
 	void *opaque;
 };
 

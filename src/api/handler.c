@@ -132,6 +132,55 @@ static void post_state(const struct api_vm_ops *ops, const char *body, size_t le
 	set_body(r, 202, NULL, NULL);
 }
 
+static void get_balloon(const struct api_vm_ops *ops, struct api_response *r)
+{
+	static const char *names[BALLOON_STAT_COUNT] = { "swapIn", "swapOut", "majorFaults", "minorFaults", "freeMemory",
+							 "totalMemory", "availableMemory", "diskCaches",
+							 "hugetlbAllocations", "hugetlbFailures" };
+	struct balloon_info b;
+	if (!ops->balloon_info || ops->balloon_info(ops->opaque, &b) < 0) {
+		error_json(r, 404, "no virtio-balloon device");
+		return;
+	}
+	json_object *o = json_object_new_object(), *st = json_object_new_object();
+	json_object_object_add(o, "memoryBytes", json_object_new_uint64(b.memory_bytes));
+	json_object_object_add(o, "targetBytes", json_object_new_uint64(b.target_bytes));
+	json_object_object_add(o, "actualBytes", json_object_new_uint64(b.actual_bytes));
+	for (int i = 0; i < BALLOON_STAT_COUNT; i++)
+		if (b.stats.present & (1u << i))
+			json_object_object_add(st, names[i], json_object_new_uint64(b.stats.val[i]));
+	json_object_object_add(o, "stats", st);
+	set_body(r, 200, API_JSON_TYPE, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+}
+
+static void post_balloon(const struct api_vm_ops *ops, const char *body, size_t len, struct api_response *r)
+{
+	if (!ops->balloon_set) {
+		error_json(r, 404, "no virtio-balloon device");
+		return;
+	}
+	json_tokener *tok = json_tokener_new_ex(8);
+	json_object *o = tok ? json_tokener_parse_ex(tok, body, (int)len) : NULL, *t;
+	bool ok = tok && json_tokener_get_error(tok) == json_tokener_success && json_object_is_type(o, json_type_object) &&
+		  json_object_object_get_ex(o, "targetBytes", &t) && json_object_is_type(t, json_type_int) &&
+		  json_object_get_int64(t) > 0;
+	uint64_t target = ok ? json_object_get_uint64(t) : 0;
+	if (tok)
+		json_tokener_free(tok);
+	json_object_put(o);
+	if (!ok) {
+		error_json(r, 400, "expected {\"targetBytes\": N} with N > 0");
+		return;
+	}
+	char err[200] = "";
+	if (ops->balloon_set(ops->opaque, target, err, sizeof(err)) < 0) {
+		error_json(r, 400, *err ? err : "cannot set the balloon target");
+		return;
+	}
+	set_body(r, 202, NULL, NULL);
+}
+
 void api_handle(const struct api_vm_ops *ops, const char *method, const char *url, const char *body, size_t len,
 		struct api_response *out)
 {
@@ -140,6 +189,7 @@ void api_handle(const struct api_vm_ops *ops, const char *method, const char *ur
 	size_t ul = strcspn(url, "?");
 	bool is_state = ul == 9 && !strncmp(url, "/vm/state", 9);
 	bool is_inspect = ul == 11 && !strncmp(url, "/vm/inspect", 11);
+	bool is_balloon = ul == 11 && !strncmp(url, "/vm/balloon", 11);
 	if (is_state && !strcmp(method, "GET")) {
 		get_state(ops, out);
 	} else if (is_state && !strcmp(method, "POST")) {
@@ -154,6 +204,10 @@ void api_handle(const struct api_vm_ops *ops, const char *method, const char *ur
 		out->content_type = API_JSON_TYPE;
 		out->body = j;
 		out->len = strlen(j);
+	} else if (is_balloon && !strcmp(method, "GET")) {
+		get_balloon(ops, out);
+	} else if (is_balloon && !strcmp(method, "POST")) {
+		post_balloon(ops, body ? body : "", body ? len : 0, out);
 	} else {
 		set_body(out, 404, "text/plain; charset=utf-8", "404 page not found\n");
 	}

@@ -2,6 +2,7 @@
 #ifndef KVKIT_VIRTIO_DEVICES_H
 #define KVKIT_VIRTIO_DEVICES_H
 #include <kvkit/config.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 struct vm;
@@ -22,5 +23,23 @@ int virtio_blk_create(struct vm *vm, struct blk_backend *be, const char *serial,
 /* Let every disk's in-flight requests finish (on stop, before exit). */
 void virtio_blk_drain_all(void);
 void virtio_blk_close_all(void);
+
+/* virtio-balloon; the REST API drives the first one. */
+enum { BALLOON_STAT_COUNT = 10 }; /* swap in/out, faults, free, total, available, caches, hugetlb */
+struct balloon_stats {
+	bool valid;
+	uint32_t present; /* bit per tag the guest reported */
+	uint64_t val[BALLOON_STAT_COUNT];
+};
+struct balloon_info {
+	uint64_t memory_bytes, target_bytes, actual_bytes;
+	struct balloon_stats stats;
+};
+int virtio_balloon_create(struct vm *vm, char *err, size_t errlen);
+bool virtio_balloon_present(void);
+/* Ask the guest to keep guest_bytes of its memory (the rest inflates). */
+int virtio_balloon_set_target(uint64_t guest_bytes, char *err, size_t errlen);
+/* Sizes and fresh statistics (waits up to 1 s for the guest). */
+int virtio_balloon_info(struct balloon_info *out);
 
 #endif

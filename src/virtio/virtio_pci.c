@@ -55,6 +55,13 @@ void virtio_notify(struct virtio_dev *d, unsigned q)
 	msix_notify(&d->msix, vq->msix_vector);
 }
 
+void virtio_config_changed(struct virtio_dev *d)
+{
+	d->config_generation++;
+	d->isr |= 2;
+	msix_notify(&d->msix, d->config_vector);
+}
+
 static void needs_reset(struct virtio_dev *d)
 {
 	d->status |= VIRTIO_STATUS_NEEDS_RESET;
@@ -171,8 +178,17 @@ static void set_status(struct virtio_dev *d, uint8_t s)
 	}
 	uint8_t was = d->status;
 	d->status = s | (was & VIRTIO_STATUS_NEEDS_RESET);
-	if ((s & VIRTIO_STATUS_DRIVER_OK) && !(was & VIRTIO_STATUS_DRIVER_OK) && d->ops->driver_ok)
-		d->ops->driver_ok(d);
+	if ((s & VIRTIO_STATUS_DRIVER_OK) && !(was & VIRTIO_STATUS_DRIVER_OK)) {
+		if (d->ops->driver_ok)
+			d->ops->driver_ok(d);
+		/* Drivers may queue buffers and notify before DRIVER_OK (Linux's
+		 * balloon primes its stats queue so); those kicks were dropped,
+		 * so look at every queue once now. */
+		uint64_t one = 1;
+		for (unsigned i = 0; i < d->num_queues; i++)
+			if (d->q[i].enabled && write(d->q[i].notify_efd, &one, sizeof(one)) < 0)
+				log_debug("notify eventfd: %m");
+	}
 }
 
 static void common_write(struct virtio_dev *d, unsigned off, uint32_t v)

@@ -26,6 +26,7 @@
 #define VIRTIO_ID_BLOCK 2
 #define VIRTIO_ID_CONSOLE 3
 #define VIRTIO_ID_RNG 4
+#define VIRTIO_ID_BALLOON 5
 #define VIRTIO_MAX_QUEUES 64 /* MSI-X table room: one vector per queue + config */
 
 struct virtio_dev;
@@ -82,6 +83,8 @@ int virtio_dev_init(struct virtio_dev *d, struct vm *vm, const struct virtio_ops
 /* After used-ring updates on queue q: interrupt if the driver wants one. */
 void virtio_notify(struct virtio_dev *d, unsigned q);
 bool virtio_driver_ok(const struct virtio_dev *d);
+/* The device changed its config space (lock held): tell the driver. */
+void virtio_config_changed(struct virtio_dev *d);
 /* The VM is paused: take no new work from the guest (backends may finish
  * what is in flight). Every queue is kicked again at resume. */
 bool virtio_dev_paused(const struct virtio_dev *d);

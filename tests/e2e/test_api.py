@@ -75,7 +75,12 @@ class Lines:
             self.lines.append(raw.decode(errors="replace").strip())
 
     def ticks(self):
-        return [int(l.split("-")[1]) for l in self.lines if re.fullmatch(r"TICK-\d+", l)]
+        return [int(l.split("-")[1]) for l in self.lines if re.fullmatch(r"TICK-\d+(-[0-9.]+)?", l)]
+
+    def uptimes(self):
+        """(tick, guest uptime) pairs from TICK-n-uptime lines."""
+        return [(int(m.group(1)), float(m.group(2))) for m in
+                (re.fullmatch(r"TICK-(\d+)-([0-9.]+)", l) for l in self.lines) if m]
 
     def wait(self, pred, timeout=90):
         deadline = time.monotonic() + timeout
@@ -86,7 +91,7 @@ class Lines:
         raise AssertionError("timed out; output so far:\n" + "\n".join(self.lines[-30:]))
 
 
-TICKER = "acpid -d & i=0; while true; do echo TICK-$i; i=$((i+1)); sleep 0.2; done"
+TICKER = "acpid -d & i=0; while true; do echo TICK-$i-$(cut -d' ' -f1 /proc/uptime); i=$((i+1)); sleep 0.2; done"
 
 
 def free_port():
@@ -137,6 +142,12 @@ def test_unix_socket_state_inspect_pause_resume_then_stop(tmp_path):
         assert st == 202
         assert api.state() == "VirtualMachineStateRunning"
         out.wait(lambda o: len(o.ticks()) >= frozen + 5, timeout=30)
+        # the guest's clock stood still too (kvmclock saved and restored):
+        # across ~3 s of pause its uptime moved by far less
+        up = dict(out.uptimes())
+        last_before, first_after = frozen - 1, frozen
+        assert last_before in up and first_after in up, out.lines[-20:]
+        assert up[first_after] - up[last_before] < 1.5, (up[last_before], up[first_after])
 
         # Stop: the guest's own power-button handler powers it off
         st, body, _ = api.post("Stop")
@@ -289,3 +300,93 @@ def test_example_program_launches_a_vm():
     out = p.stdout.decode()
     assert p.returncode == 0, p.stderr.decode()
     assert "EXAMPLE-OK" in out and "CPUS=2" in out, out
+
+
+@needs_kvm
+def test_cloud_init_seed_disk_seen_by_guest(tmp_path):
+    ud = tmp_path / "user-data"
+    ud.write_bytes(b"#cloud-config\nhostname: kvkit-test\n" + os.urandom(16).hex().encode() + b"\n")
+    md = tmp_path / "meta-data"
+    md.write_text("instance-id: i-1\n")
+    # a seed image left by a dead kvkit is removed at start
+    seeddir = tmp_path / "tmp" / ("vfkit-cloudinit-%d" % os.getuid())
+    seeddir.mkdir(parents=True, mode=0o700)
+    stale = seeddir / "vfkit-cloudinit-999999-abcd.iso"
+    stale.write_bytes(b"x")
+    disk = tmp_path / "d.raw"
+    disk.write_bytes(b"\0" * (1 << 20))
+    env = dict(os.environ, TMPDIR=str(tmp_path / "tmp"))
+    # the Joliet volume label (sector 17, UCS-2) is what blkid and cloud-init see
+    run = ("dd if=/dev/vdb bs=1 skip=$((17*2048+40)) count=12 2>/dev/null | tr -d '\\000' | sed s/^/JOLIET=/; echo; mount -t iso9660 -o ro /dev/vdb /mnt && md5sum /mnt/user-data && "
+           "ls /mnt | tr '\\n' ' ' | sed s/^/FILES=/; echo; wc -c < /mnt/network-config | sed s/^/NETCFG=/")
+    p = subprocess.run(kvkit_cmd("--cloud-init", "%s,%s" % (ud, md), run=run,
+                                 devices=["virtio-serial,stdio", "virtio-blk,path=%s" % disk]),
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=120, env=env)
+    out = p.stdout.decode()
+    assert p.returncode == 0, p.stderr.decode()
+    import hashlib
+    assert hashlib.md5(ud.read_bytes()).hexdigest() + "  /mnt/user-data" in out, out
+    assert "FILES=meta-data network-config user-data" in out, out
+    assert "NETCFG=0" in out, out
+    assert "JOLIET=cidata" in out, out
+    assert not stale.exists()
+    assert os.listdir(seeddir) == []  # ours is deleted at exit too
+
+
+def test_cloud_init_errors(tmp_path):
+    other = tmp_path / "vendor"
+    other.write_text("x")
+    for files, msg in [(str(tmp_path / "missing" / "user-data"), "failed to open cloud-init file"),
+                       (str(other), "cloud-init needs user-data and meta-data files to work")]:
+        p = subprocess.run([KVKIT, "--bootloader", "linux,kernel=%s" % KERNEL, "--cloud-init", files],
+                           capture_output=True, timeout=30)
+        assert p.returncode == 1
+        assert msg in p.stderr.decode().splitlines()[-1], p.stderr
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int([l for l in f if l.startswith("VmRSS:")][0].split()[1])
+
+
+@needs_kvm
+def test_balloon_inflate_shrinks_guest_and_kvkit(tmp_path):
+    sock = str(tmp_path / "api.sock")
+    run = ("dd if=/dev/zero of=/tmp/fill bs=1M count=600 2>/dev/null; rm /tmp/fill; echo FILLED; "
+           "while true; do grep MemTotal /proc/meminfo | tr -s ' ' | sed s/^/MEM-/; sleep 0.5; done")
+    p = subprocess.Popen(kvkit_cmd("--restful-uri", "unix://" + sock, memory=1024, run=run,
+                                   devices=["virtio-serial,stdio", "virtio-balloon"]),
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = Lines(p.stdout)
+    try:
+        api = Api(unix=sock)
+        out.wait(lambda o: any(l.startswith("MEM-") for l in o.lines))
+
+        def memtotal():
+            return int([l for l in out.lines if l.startswith("MEM-")][-1].split()[1])
+
+        before_kib, rss_before = memtotal(), rss_kib(p.pid)
+        assert rss_before > 500 * 1024, rss_before  # the guest touched its memory
+        st, body, _ = api.request("POST", "/vm/balloon", json.dumps({"targetBytes": 768 << 20}))
+        assert st == 202, body
+        out.wait(lambda o: memtotal() <= before_kib - 250 * 1024, timeout=60)
+        deadline = time.monotonic() + 30
+        while rss_kib(p.pid) > rss_before - 200 * 1024 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert rss_kib(p.pid) <= rss_before - 200 * 1024, (rss_before, rss_kib(p.pid))
+        st, body, _ = api.request("GET", "/vm/balloon")
+        info = json.loads(body)
+        assert st == 200 and info["targetBytes"] == 768 << 20 and info["memoryBytes"] == 1024 << 20
+        assert info["actualBytes"] <= (768 << 20) + (8 << 20), info
+        assert "freeMemory" in info["stats"] and "totalMemory" in info["stats"], info
+        # deflate: the guest gets its memory back
+        st, _, _ = api.request("POST", "/vm/balloon", json.dumps({"targetBytes": 1024 << 20}))
+        assert st == 202
+        out.wait(lambda o: memtotal() >= before_kib - 4 * 1024, timeout=60)
+        st, _, _ = api.request("POST", "/vm/balloon", json.dumps({"targetBytes": 4096 << 20}))
+        assert st == 400  # more than the VM has
+        api.post("HardStop")
+        p.wait(timeout=10)
+    finally:
+        if p.poll() is None:
+            p.kill()

@@ -9,7 +9,10 @@ static enum vm_state st;
 static enum vm_state get(void *o) { (void)o; return st; }
 static int change(void *o, const char *w, char *e, size_t l) { (void)o; (void)w; (void)e; (void)l; return 0; }
 static char *inspect(void *o) { (void)o; return strdup("{}"); }
-static const struct api_vm_ops ops = { get, change, inspect, NULL };
+static int binfo(void *o, struct balloon_info *b) { (void)o; memset(b, 0, sizeof(*b)); return 0; }
+static int bset(void *o, uint64_t v, char *e, size_t l) { (void)o; (void)v; (void)e; (void)l; return 0; }
+static const struct api_vm_ops ops = { .get_state = get, .change_state = change, .inspect = inspect,
+				       .balloon_info = binfo, .balloon_set = bset };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -21,7 +21,30 @@ static int fake_change(void *o, const char *want, char *err, size_t errlen)
 	return 0;
 }
 static char *fake_inspect(void *o) { (void)o; return strdup("{\"vcpus\":1}"); }
-static const struct api_vm_ops ops = { fake_get, fake_change, fake_inspect, NULL };
+static uint64_t balloon_target;
+static int fake_balloon_info(void *o, struct balloon_info *b)
+{
+	(void)o;
+	memset(b, 0, sizeof(*b));
+	b->memory_bytes = 1 << 30;
+	b->target_bytes = balloon_target;
+	b->actual_bytes = 3 << 28;
+	b->stats.present = 1u << 4;
+	b->stats.val[4] = 12345;
+	return 0;
+}
+static int fake_balloon_set(void *o, uint64_t v, char *err, size_t errlen)
+{
+	(void)o;
+	if (v > 1 << 30) {
+		snprintf(err, errlen, "too big");
+		return -1;
+	}
+	balloon_target = v;
+	return 0;
+}
+static const struct api_vm_ops ops = { .get_state = fake_get, .change_state = fake_change, .inspect = fake_inspect,
+				       .balloon_info = fake_balloon_info, .balloon_set = fake_balloon_set };
 
 static struct api_response call(const char *method, const char *url, const char *body)
 {
@@ -108,6 +131,25 @@ static void routes(void **s)
 	EXPECT(r, 404, "404 page not found\n");
 }
 
+static void balloon(void **s)
+{
+	(void)s;
+	struct api_response r = call("POST", "/vm/balloon", "{\"targetBytes\":536870912}");
+	EXPECT(r, 202, NULL);
+	assert_int_equal(balloon_target, 536870912);
+	r = call("GET", "/vm/balloon", NULL);
+	EXPECT(r, 200, "{\"memoryBytes\":1073741824,\"targetBytes\":536870912,\"actualBytes\":805306368,\"stats\":{\"freeMemory\":12345}}");
+	r = call("POST", "/vm/balloon", "{\"targetBytes\":-5}");
+	assert_int_equal(r.status, 400);
+	free(r.body);
+	r = call("POST", "/vm/balloon", "{\"targetBytes\":9999999999999}");
+	EXPECT(r, 400, "{\"error\":\"too big\"}");
+	r = call("POST", "/vm/balloon", "nonsense");
+	assert_int_equal(r.status, 400);
+	free(r.body);
+	assert_int_equal(balloon_target, 536870912);
+}
+
 static void uris(void **s)
 {
 	(void)s;
@@ -159,6 +201,7 @@ int main(void)
 		cmocka_unit_test(get_state_every_state),
 		cmocka_unit_test(post_state),
 		cmocka_unit_test(routes),
+		cmocka_unit_test(balloon),
 		cmocka_unit_test(uris),
 	};
 	return cmocka_run_group_tests_name("rest api", tests, NULL, NULL);

@@ -248,6 +248,25 @@ static void printer_forms(void **s)
 				    "--device virtio-net,type=unixgram,path=/g,vfkitMagic=off --ignition /ign --nested "
 				    "--timesync vsockPort=7 --restful-uri tcp://localhost:1 ");
 	kv_free_strv(v, n);
+	/* kernel command lines: every form that can be written reads back the same */
+	static const char *cmdlines[] = { "console=hvc0 run=\"echo a; echo b\"", "a=\"x,y\"", "p=1,2 q=3", "\"quoted\" mid" };
+	for (size_t i = 0; i < sizeof(cmdlines) / sizeof(cmdlines[0]); i++) {
+		struct kv_config k, back;
+		kv_config_init(&k);
+		assert_int_equal(kv_config_set_linux_boot(&k, "/k", NULL, cmdlines[i]), 0);
+		assert_int_equal(kv_config_to_argv(&k, &v, &n, err, sizeof(err)), 0);
+		assert_int_equal(parse_argv(n, v, &back), 0);
+		assert_string_equal(back.boot.cmdline, cmdlines[i]);
+		kv_free_strv(v, n);
+		kv_config_free(&k);
+		kv_config_free(&back);
+	}
+	struct kv_config bad;
+	kv_config_init(&bad);
+	assert_int_equal(kv_config_set_linux_boot(&bad, "/k", NULL, "a=1,2 b=\"x y\""), 0);
+	assert_int_equal(kv_config_to_argv(&bad, &v, &n, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "cannot be written"));
+	kv_config_free(&bad);
 	/* a comma cannot be written in device syntax */
 	free(c.devices[0].u.net.unix_path);
 	c.devices[0].u.net.unix_path = strdup("/a,b");
