@@ -19,7 +19,8 @@ LDFLAGS += -pthread
 # liburing: the disk I/O engine; libnbd: the NBD client (see README)
 # libmicrohttpd: the REST API server; json-c: JSON for the API and the config library
 # libisofs: the cloud-init seed ISO
-LIBS := -luring -lnbd -lmicrohttpd -ljson-c -lisofs
+# libslirp: the nat network
+LIBS := -luring -lnbd -lmicrohttpd -ljson-c -lisofs -lslirp
 ifeq ($(SAN),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
@@ -30,7 +31,8 @@ CORE_SRCS := src/util/log.c src/vmm/guest_mem.c src/vmm/bus.c src/vmm/eventloop.
 	src/arch/x86/cpu.c src/arch/x86/acpi.c src/boot/linux.c src/devices/platform.c src/devices/uart.c \
 	src/pci/pci.c src/pci/msix.c src/virtio/virtq.c src/virtio/virtio_pci.c src/virtio/console.c \
 	src/virtio/rng.c src/virtio/blk.c src/virtio/blk_parse.c src/block/file.c src/block/nbd.c \
-	src/virtio/balloon.c src/api/handler.c src/api/server.c src/services/cloudinit.c
+	src/virtio/balloon.c src/api/handler.c src/api/server.c src/services/cloudinit.c \
+	src/virtio/net.c src/virtio/net_frames.c src/net/fdnet.c src/net/slirp.c
 MAIN_SRCS := src/main.c
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -108,7 +110,10 @@ check-unit: $(UNIT_TESTS)
 # ---- fuzzing (clang + libFuzzer) ----
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -Iinclude -I$(BUILD) -pthread -fsanitize=fuzzer,address,undefined
 fuzz: $(BUILD)/fuzz/fuzz_virtq $(BUILD)/fuzz/fuzz_cmdline $(BUILD)/fuzz/fuzz_blk $(BUILD)/fuzz/fuzz_rest \
-	$(BUILD)/fuzz/fuzz_config_json
+	$(BUILD)/fuzz/fuzz_config_json $(BUILD)/fuzz/fuzz_net
+$(BUILD)/fuzz/fuzz_net: tests/fuzz/fuzz_net.c src/virtio/net_frames.c src/virtio/virtq.c src/vmm/guest_mem.c src/util/log.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) $^ -o $@
 $(BUILD)/fuzz/fuzz_rest: tests/fuzz/fuzz_rest.c src/api/handler.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@ -ljson-c

@@ -322,8 +322,9 @@ static int to_opts(char **elems, int n, struct opt **out)
 		char *k = eq ? strndup(elems[i], eq - elems[i]) : strdup(elems[i]);
 		char *v = eq ? strdup(eq + 1) : NULL;
 		int j;
+		/* forward= is the one key that may repeat (several port forwards) */
 		for (j = 0; j < m; j++)
-			if (!strcmp(o[j].key, k))
+			if (!strcmp(o[j].key, k) && strcmp(k, "forward"))
 				break;
 		if (j < m) {
 			free(o[j].key);
@@ -574,6 +575,14 @@ static int parse_net(struct kv_device *d, struct opt *o, int n, struct perr *e)
 		} else if (!strcmp(key, "offloading")) {
 			if (strcmp(v, "off")) return fail(e, "invalid value for offloading: %s (only 'off' is supported)", v);
 			has_offload = true;
+		} else if (!strcmp(key, "tap")) {
+			if (!*v || strlen(v) > 15 || strchr(v, '/'))
+				return fail(e, "invalid tap interface name '%s': 1 to 15 bytes, no '/'", v);
+			if (set_str(&k->tap, v)) return fail(e, "out of memory");
+		} else if (!strcmp(key, "forward")) {
+			if (!kv_net_forward_valid(v))
+				return fail(e, "invalid forward '%s': expected tcp|udp:[HOSTADDR]:HOSTPORT:GUESTPORT", v);
+			if (kv_net_add_forward(k, v)) return fail(e, "out of memory");
 		} else {
 			return fail(e, "unknown option for virtio-net devices: %s", key);
 		}
@@ -582,6 +591,8 @@ static int parse_net(struct kv_device *d, struct opt *o, int n, struct perr *e)
 	if (has_type && !has_path) return fail(e, "'type' option requires 'path' to be specified");
 	if (has_offload && !has_type) return fail(e, "'offloading' option requires 'type' to be specified");
 	bool has_fd = k->fd >= 0, has_sock = has_unix || has_path;
+	if (k->tap && (k->nat || has_fd || has_sock))
+		return fail(e, "'tap' and '%s' cannot be set at the same time", k->nat ? "nat" : has_fd ? "fd" : "unixSocketPath");
 	if (k->nat && has_fd) return fail(e, "'nat' and 'fd' cannot be set at the same time");
 	if (k->nat && has_sock) return fail(e, "'nat' and 'unixSocketPath' cannot be set at the same time");
 	if (has_fd && has_sock) return fail(e, "'fd' and 'unixSocketPath' cannot be set at the same time");
@@ -591,8 +602,10 @@ static int parse_net(struct kv_device *d, struct opt *o, int n, struct perr *e)
 	} else {
 		k->vfkit_magic = false;
 	}
-	if (!has_fd && !has_sock)
+	if (!has_fd && !has_sock && !k->tap)
 		k->nat = true; /* kvkit differs: a NIC without a backend is NAT */
+	if (k->nforwards && !k->nat)
+		return fail(e, "'forward' needs a 'nat' network");
 	return 0;
 }
 

@@ -1,5 +1,6 @@
 /* libkvkit configuration model: allocation and naming. */
 #include <kvkit/config.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,10 @@ static void device_free(struct kv_device *d)
 		break;
 	case KV_DEV_VIRTIO_NET:
 		free(d->u.net.unix_path);
+		free(d->u.net.tap);
+		for (size_t i = 0; i < d->u.net.nforwards; i++)
+			free(d->u.net.forwards[i]);
+		free(d->u.net.forwards);
 		break;
 	case KV_DEV_VIRTIO_VSOCK:
 		free(d->u.vsock.socket_url);
@@ -200,6 +205,63 @@ struct kv_device *kv_add_net_fd(struct kv_config *c, int fd)
 	if (d)
 		d->u.net.fd = fd;
 	return d;
+}
+
+struct kv_device *kv_add_net_tap(struct kv_config *c, const char *ifname)
+{
+	bool oom = false;
+	struct kv_device *d = kv_config_add_device(c, KV_DEV_VIRTIO_NET);
+	if (!d)
+		return NULL;
+	d->u.net.tap = dup_or_null(ifname, &oom);
+	return added(c, oom);
+}
+
+bool kv_net_forward_valid(const char *spec)
+{
+	char proto[8], addr[64];
+	unsigned hp, gp;
+	char tail;
+	const char *p = spec;
+	size_t pl = strcspn(p, ":");
+	if (pl == 0 || pl >= sizeof(proto))
+		return false;
+	memcpy(proto, p, pl);
+	proto[pl] = 0;
+	if (strcmp(proto, "tcp") && strcmp(proto, "udp"))
+		return false;
+	p += pl;
+	if (*p++ != ':')
+		return false;
+	size_t al = strcspn(p, ":");
+	if (al >= sizeof(addr))
+		return false;
+	memcpy(addr, p, al);
+	addr[al] = 0;
+	p += al;
+	if (*p++ != ':' || sscanf(p, "%u:%u%c", &hp, &gp, &tail) != 2 || !hp || hp > 65535 || !gp || gp > 65535)
+		return false;
+	for (const char *q = p; *q; q++)
+		if ((*q < '0' || *q > '9') && *q != ':')
+			return false;
+	if (*addr) {
+		unsigned a, b, cc, dd;
+		if (sscanf(addr, "%u.%u.%u.%u%c", &a, &b, &cc, &dd, &tail) != 4 || a > 255 || b > 255 || cc > 255 || dd > 255)
+			return false;
+	}
+	return true;
+}
+
+int kv_net_add_forward(struct kv_net *n, const char *spec)
+{
+	char **v = realloc(n->forwards, (n->nforwards + 1) * sizeof(char *));
+	if (!v)
+		return -1;
+	n->forwards = v;
+	if (!(v[n->nforwards] = strdup(spec)))
+		return -1;
+	n->nforwards++;
+	return 0;
 }
 
 struct kv_device *kv_add_vsock(struct kv_config *c, uint32_t port, const char *socket_path, bool listen)

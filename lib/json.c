@@ -107,6 +107,13 @@ static json_object *device_json(const struct kv_device *d, unsigned flags)
 			fmt_mac(k->mac, mac);
 			put_str(o, "macAddress", mac);
 		}
+		put_opt_str(o, "tap", k->tap); /* kvkit keys */
+		if (k->nforwards) {
+			json_object *arr = json_object_new_array();
+			for (size_t i = 0; i < k->nforwards; i++)
+				json_object_array_add(arr, json_object_new_string(k->forwards[i]));
+			json_object_object_add(o, "forwards", arr);
+		}
 		break;
 	}
 	case KV_DEV_VIRTIO_VSOCK:
@@ -382,8 +389,26 @@ static int read_net(struct rd *r, json_object *o, struct kv_device *d, unsigned 
 		goto out;
 	}
 	if (get_bool(r, o, "nat", &k->nat) || get_str(r, o, "unixSocketPath", &k->unix_path) ||
-	    get_bool(r, o, "vfkitMagic", &k->vfkit_magic) || get_str(r, o, "macAddress", &mac))
+	    get_bool(r, o, "vfkitMagic", &k->vfkit_magic) || get_str(r, o, "macAddress", &mac) || get_str(r, o, "tap", &k->tap))
 		goto out;
+	json_object *fw = get(o, "forwards");
+	if (fw) {
+		if (!json_object_is_type(fw, json_type_array)) {
+			fail(r->err, r->errlen, "%s: 'forwards' must be an array of strings", r->where);
+			goto out;
+		}
+		for (size_t i = 0; i < json_object_array_length(fw); i++) {
+			json_object *e = json_object_array_get_idx(fw, i);
+			if (!json_object_is_type(e, json_type_string) || !kv_net_forward_valid(json_object_get_string(e))) {
+				fail(r->err, r->errlen, "%s: invalid forward %s", r->where, json_object_to_json_string(e));
+				goto out;
+			}
+			if (kv_net_add_forward(k, json_object_get_string(e))) {
+				fail(r->err, r->errlen, "out of memory");
+				goto out;
+			}
+		}
+	}
 	if (k->unix_path && !*k->unix_path) {
 		free(k->unix_path);
 		k->unix_path = NULL;

@@ -44,6 +44,11 @@ int kv_device_validate(const struct kv_device *d, char *err, size_t errlen)
 	case KV_DEV_VIRTIO_NET: {
 		const struct kv_net *k = &d->u.net;
 		bool sock = k->unix_path && *k->unix_path, fd = k->fd >= 0;
+		if (k->tap && (k->nat || fd || sock))
+			return fail(err, errlen, "'tap' and '%s' cannot be set at the same time", k->nat ? "nat" : fd ? "fd" : "unixSocketPath");
+		for (size_t i = 0; i < k->nforwards; i++)
+			if (!k->nat || !kv_net_forward_valid(k->forwards[i]))
+				return fail(err, errlen, "invalid forward '%s'", k->forwards[i]);
 		if (k->nat && fd)
 			return fail(err, errlen, "'nat' and 'fd' cannot be set at the same time");
 		if (k->nat && sock)
@@ -176,6 +181,8 @@ static void device_opts(const struct kv_device *d, struct opts *o)
 		const struct kv_net *k = &d->u.net;
 		if (k->fd >= 0) {
 			add_u(o, "fd", (unsigned)k->fd);
+		} else if (k->tap) {
+			add(o, "tap", k->tap);
 		} else if (k->unix_path && *k->unix_path) {
 			if (k->vfkit_magic) {
 				add(o, "unixSocketPath", k->unix_path);
@@ -186,6 +193,8 @@ static void device_opts(const struct kv_device *d, struct opts *o)
 			}
 		} else {
 			add(o, "nat", NULL);
+			for (size_t i = 0; i < k->nforwards; i++)
+				add(o, "forward", k->forwards[i]);
 		}
 		if (k->has_mac) {
 			snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", k->mac[0], k->mac[1], k->mac[2], k->mac[3],

@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include "api/api.h"
 #include "block/backend.h"
+#include "net/net.h"
 #include "boot/linux.h"
 #include "devices/platform.h"
 #include "devices/uart.h"
@@ -85,6 +86,7 @@ static int reject_unsupported(struct kv_config *c, char *err, size_t errlen)
 		case KV_DEV_VIRTIO_SERIAL:
 		case KV_DEV_VIRTIO_RNG:
 		case KV_DEV_VIRTIO_BALLOON:
+		case KV_DEV_VIRTIO_NET:
 		case KV_DEV_VIRTIO_BLK:
 		case KV_DEV_NBD:
 			break;
@@ -135,12 +137,16 @@ static void remove_pidfile(void)
 	g.pidfile_written = NULL;
 }
 
-/* Disk problems are reported before anything is created. */
-static int check_disks(struct kv_config *c, char *err, size_t errlen)
+/* Disk and network problems are reported before anything is created. */
+static int check_devices(struct kv_config *c, char *err, size_t errlen)
 {
-	for (size_t i = 0; i < c->ndevices; i++)
-		if (c->devices[i].kind == KV_DEV_VIRTIO_BLK && blk_file_check(&c->devices[i].u.disk, NULL, err, errlen) < 0)
+	for (size_t i = 0; i < c->ndevices; i++) {
+		struct kv_device *d = &c->devices[i];
+		if (d->kind == KV_DEV_VIRTIO_BLK && blk_file_check(&d->u.disk, NULL, err, errlen) < 0)
 			return -1;
+		if (d->kind == KV_DEV_VIRTIO_NET && net_fd_check(&d->u.net, err, errlen) < 0)
+			return -1;
+	}
 	return 0;
 }
 
@@ -154,6 +160,20 @@ static int add_disk(struct kv_disk *k, char *err, size_t errlen)
 		be->ops->close(be);
 		return -1;
 	}
+	return 0;
+}
+
+static int add_nic(struct kv_net *k, char *err, size_t errlen)
+{
+	struct net_backend *be;
+	if (net_backend_open(k, &g.vm.ev, &be, err, errlen) < 0)
+		return -1;
+	if (virtio_net_create(&g.vm, k, be, err, errlen) < 0) {
+		be->ops->close(be);
+		return -1;
+	}
+	log_info("Adding virtio-net device (nat: %s macAddress: [%02x:%02x:%02x:%02x:%02x:%02x])", k->nat ? "true" : "false",
+		 k->mac[0], k->mac[1], k->mac[2], k->mac[3], k->mac[4], k->mac[5]);
 	return 0;
 }
 
@@ -188,6 +208,7 @@ static void cleanup(void)
 {
 	api_shutdown();
 	cloudinit_remove();
+	virtio_net_close_all();
 	virtio_blk_close_all();
 	uart_flush();
 	virtio_console_restore_terminal();
@@ -315,6 +336,9 @@ static int build_vm(char *err, size_t errlen)
 		case KV_DEV_VIRTIO_BALLOON:
 			r = virtio_balloon_create(&g.vm, err, errlen);
 			break;
+		case KV_DEV_VIRTIO_NET:
+			r = add_nic(&d->u.net, err, errlen);
+			break;
 		case KV_DEV_VIRTIO_BLK:
 			r = add_disk(&d->u.disk, err, errlen);
 			break;
@@ -367,7 +391,7 @@ int main(int argc, char **argv)
 		return user_error("%s", err);
 	if (linux_boot_validate(&g.cfg.boot, err, sizeof(err)) < 0)
 		return user_error("%s", err);
-	if (check_disks(&g.cfg, err, sizeof(err)) < 0)
+	if (check_devices(&g.cfg, err, sizeof(err)) < 0)
 		return user_error("%s", err);
 	if (api_uri_parse(g.cfg.restful_uri, &g.api_uri, err, sizeof(err)) < 0)
 		return user_error("%s", err);

@@ -68,6 +68,9 @@ struct kv_net {
 	bool vfkit_magic;     /* default on whenever a path is given */
 	bool has_mac;
 	uint8_t mac[6];
+	char *tap;            /* kvkit: tap=IFNAME */
+	char **forwards;      /* kvkit: forward=tcp|udp:[HOSTADDR]:HOSTPORT:GUESTPORT (nat) */
+	size_t nforwards;
 };
 
 struct kv_vsock {
@@ -156,6 +159,11 @@ struct kv_device *kv_add_nbd(struct kv_config *c, const char *uri);
 struct kv_device *kv_add_net_nat(struct kv_config *c);
 struct kv_device *kv_add_net_unixgram(struct kv_config *c, const char *path, bool vfkit_magic);
 struct kv_device *kv_add_net_fd(struct kv_config *c, int fd);
+struct kv_device *kv_add_net_tap(struct kv_config *c, const char *ifname);
+/* Add a host port forward to a nat NIC: "tcp:127.0.0.1:2222:22". 0 or -1. */
+int kv_net_add_forward(struct kv_net *n, const char *spec);
+/* Is this a valid forward= value? */
+bool kv_net_forward_valid(const char *spec);
 struct kv_device *kv_add_vsock(struct kv_config *c, uint32_t port, const char *socket_path, bool listen);
 struct kv_device *kv_add_fs(struct kv_config *c, const char *shared_dir, const char *mount_tag);
 /* mode KV_SERIAL_LOGFILE takes log_path; the others ignore it */

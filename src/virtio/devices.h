@@ -24,6 +24,11 @@ int virtio_blk_create(struct vm *vm, struct blk_backend *be, const char *serial,
 void virtio_blk_drain_all(void);
 void virtio_blk_close_all(void);
 
+struct net_backend;
+/* virtio-net over an open backend; picks a MAC into cfg when none is set. */
+int virtio_net_create(struct vm *vm, struct kv_net *cfg, struct net_backend *be, char *err, size_t errlen);
+void virtio_net_close_all(void);
+
 /* virtio-balloon; the REST API drives the first one. */
 enum { BALLOON_STAT_COUNT = 10 }; /* swap in/out, faults, free, total, available, caches, hugetlb */
 struct balloon_stats {

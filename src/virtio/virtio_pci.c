@@ -325,7 +325,13 @@ int virtio_dev_init(struct virtio_dev *d, struct vm *vm, const struct virtio_ops
 	d->vm = vm;
 	d->ops = ops;
 	d->priv = priv;
-	pthread_mutex_init(&d->lock, NULL);
+	/* recursive: a backend may answer a frame while the device sends it
+	 * (libslirp replies to ARP inside slirp_input) */
+	pthread_mutexattr_t ma;
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&d->lock, &ma);
+	pthread_mutexattr_destroy(&ma);
 	if (!d->num_queues)
 		d->num_queues = ops->num_queues;
 	d->q = calloc(d->num_queues, sizeof(*d->q));

@@ -175,6 +175,19 @@ void virtq_push(struct virtq *vq, uint16_t head, uint32_t len)
 	__atomic_store_n(&vq->used->idx, vq->used_idx, __ATOMIC_RELEASE);
 }
 
+void virtq_push_n(struct virtq *vq, const struct vring_used_elem *e, unsigned n)
+{
+	if (!vq->ready || vq->broken)
+		return;
+	for (unsigned i = 0; i < n; i++) {
+		struct vring_used_elem *u = &vq->used->ring[(uint16_t)(vq->used_idx + i) % vq->size];
+		u->id = e[i].id;
+		u->len = e[i].len;
+	}
+	vq->used_idx += n;
+	__atomic_store_n(&vq->used->idx, vq->used_idx, __ATOMIC_RELEASE);
+}
+
 bool virtq_should_notify(struct virtq *vq)
 {
 	if (!vq->ready)

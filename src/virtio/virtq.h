@@ -74,6 +74,9 @@ void virtq_reset(struct virtq *vq);
 int virtq_pop(struct virtq *vq, struct virtq_elem *e);
 /* Return a popped chain; len = bytes written into its writable part. */
 void virtq_push(struct virtq *vq, uint16_t head, uint32_t len);
+/* Return several chains at once: the driver sees all of them or none (a
+ * frame spread over mergeable receive buffers). */
+void virtq_push_n(struct virtq *vq, const struct vring_used_elem *e, unsigned n);
 /* After pushing: does the driver want an interrupt now? */
 bool virtq_should_notify(struct virtq *vq);
 /* Give a popped-but-unused chain back (e.g. no data to fill it with). */

@@ -13,9 +13,25 @@ struct ev_watch {
 	void *opaque;
 };
 
+/* For libraries that want a poll() loop of their own (libslirp): before
+ * each wait, fill() adds pollfds and may shorten the timeout; afterwards
+ * dispatch() gets them back with revents. The I/O thread then polls the
+ * epoll fd and these together. */
+struct pollfd;
+struct ev_poll_hook {
+	int (*fill)(void *opaque, struct pollfd *p, int max, int *timeout_ms);
+	void (*dispatch)(void *opaque, struct pollfd *p, int n);
+	void *opaque;
+	int first, count; /* this round's slice of the pollfd array */
+};
+#define EV_MAX_HOOKS 8
+#define EV_MAX_POLLFDS 1024
+
 struct eventloop {
 	int epfd;
 	bool quit;
+	struct ev_poll_hook *hooks[EV_MAX_HOOKS];
+	unsigned nhooks;
 };
 
 int ev_init(struct eventloop *ev);
@@ -23,7 +39,9 @@ int ev_init(struct eventloop *ev);
 int ev_add(struct eventloop *ev, struct ev_watch *w);
 int ev_mod(struct eventloop *ev, struct ev_watch *w, uint32_t events);
 void ev_del(struct eventloop *ev, struct ev_watch *w);
-/* Run until ev->quit; timeout_ms < 0 waits forever between events. */
+int ev_add_poll_hook(struct eventloop *ev, struct ev_poll_hook *h);
+void ev_del_poll_hook(struct eventloop *ev, struct ev_poll_hook *h);
+/* Run until ev->quit. */
 void ev_run(struct eventloop *ev);
 
 #endif

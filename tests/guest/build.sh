@@ -25,6 +25,23 @@ chmod +x "$R/init"
 # power button: busybox acpid runs /etc/acpi/PWRF/00000080
 printf '#!/bin/sh\necho "KVKIT-POWER-BUTTON" > /dev/console\n[ -e /dev/hvc0 ] && echo "KVKIT-POWER-BUTTON" > /dev/hvc0\npoweroff -f\n' > "$R/etc/acpi/PWRF/00000080"
 chmod +x "$R/etc/acpi/PWRF/00000080"
+# busybox udhcpc runs this to configure the interface it got a lease for
+# (Debian's busybox looks for it in /etc/udhcpc)
+mkdir -p "$R/etc/udhcpc"
+cat > "$R/etc/udhcpc/default.script" <<'DHCP'
+#!/bin/sh
+case "$1" in
+deconfig) ip addr flush dev "$interface"; ip link set "$interface" up ;;
+bound|renew)
+	ip addr add "$ip/${mask:-24}" dev "$interface"
+	[ -n "$mtu" ] && ip link set "$interface" mtu "$mtu"
+	[ -n "$router" ] && ip route add default via "${router%% *}"
+	: > /etc/resolv.conf
+	for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf; done
+	echo "DHCP-BOUND ip=$ip router=$router dns=$dns mtu=$mtu" ;;
+esac
+DHCP
+chmod +x "$R/etc/udhcpc/default.script"
 # a dynamically linked host tool with its libraries (mkfs.ext4 for the disk tests)
 add_bin() { # path [name...]
 	local f=$1 l; shift

@@ -55,6 +55,8 @@ static const char *devices[] = {
 	"virtio-net,type=unixgram,path=/r/gv.sock,vfkitMagic=off",
 	"virtio-net,type=unixgram,path=/r/gv.sock,vfkitMagic=on,offloading=off",
 	"virtio-net,fd=4,mac=aa:bb:cc:dd:ee:ff",
+	"virtio-net,tap=kvtap0,mac=52:54:00:00:00:01",
+	"virtio-net,nat,forward=tcp:127.0.0.1:2222:22,forward=udp::5353:53",
 	"virtio-vsock,port=1025,socketURL=/r/ready.sock,listen",
 	"virtio-vsock,connect,socketURL=/r/ssh.sock,port=2222",
 	"virtio-vsock",

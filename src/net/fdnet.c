@@ -1,0 +1,325 @@
+/* Backends with one Ethernet frame per read/write on a file descriptor:
+ *   unixgram  gvproxy's vfkit protocol (spec 6.1): a named client socket
+ *             next to the server's, connect, "VFKT", then raw frames
+ *   fd=N      an inherited, connected SOCK_DGRAM socket, same framing
+ *   tap       a Linux tap device (IFF_TAP|IFF_NO_PI)
+ * Backpressure both ways: a full peer stalls the guest's transmit queue
+ * until the fd is writable; a guest without receive buffers stops us
+ * reading (the kernel queue holds the frames, bounded by its buffer). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include "../util/log.h"
+#include "../vmm/eventloop.h"
+#include "net.h"
+
+#define RX_BATCH 64
+
+struct fd_backend {
+	struct net_backend b;
+	int fd;
+	struct eventloop *ev;
+	struct ev_watch watch;
+	bool want_out, rx_paused, held;
+	size_t held_len;
+	bool send_error_logged, recv_error_logged;
+	char local_path[108]; /* unixgram: our bound name, removed at close */
+	char what[160];       /* for log lines */
+	uint8_t buf[NET_MAX_FRAME + 1];
+};
+
+static void update_watch(struct fd_backend *f)
+{
+	ev_mod(f->ev, &f->watch, (f->rx_paused ? 0 : EPOLLIN) | (f->want_out ? EPOLLOUT : 0));
+}
+
+/* Hand the held frame to the device; false if it still has no room. */
+static bool deliver_held(struct fd_backend *f)
+{
+	if (f->held && f->b.deliver(f->b.dev, f->buf, f->held_len) == -ENOSPC)
+		return false;
+	f->held = false;
+	return true;
+}
+
+static void receive(struct fd_backend *f)
+{
+	for (int i = 0; i < RX_BATCH; i++) {
+		if (!deliver_held(f)) {
+			f->rx_paused = true; /* the guest's rx kick resumes us */
+			update_watch(f);
+			return;
+		}
+		ssize_t n = recv(f->fd, f->buf, sizeof(f->buf), MSG_TRUNC);
+		if (n < 0 && errno == ENOTSOCK)
+			n = read(f->fd, f->buf, sizeof(f->buf)); /* tap */
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return;
+			if (!f->recv_error_logged) {
+				log_warn("%s: receive failed: %m; frames from it are dropped", f->what);
+				f->recv_error_logged = true;
+			}
+			f->b.rx_dropped++;
+			return;
+		}
+		if (n < 14 || n > NET_MAX_FRAME) {
+			f->b.rx_dropped++; /* runt, or larger than any guest can take */
+			continue;
+		}
+		f->held = true;
+		f->held_len = (size_t)n;
+	}
+	deliver_held(f);
+}
+
+static void on_event(void *opaque, uint32_t events)
+{
+	struct fd_backend *f = opaque;
+	if ((events & EPOLLOUT) && f->want_out) {
+		f->want_out = false;
+		update_watch(f);
+		f->b.writable(f->b.dev);
+	}
+	if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) && !f->rx_paused)
+		receive(f);
+}
+
+static int fd_send(struct net_backend *b, const struct iovec *iov, int n)
+{
+	struct fd_backend *f = (struct fd_backend *)b;
+	for (;;) {
+		ssize_t w = writev(f->fd, iov, n);
+		if (w >= 0)
+			return 0;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == ENOBUFS) {
+			f->want_out = true;
+			update_watch(f);
+			return -EAGAIN;
+		}
+		/* the peer is gone (ECONNREFUSED, ...): drop, say so once, run on */
+		if (!f->send_error_logged) {
+			log_warn("%s: send failed: %m; frames to it are dropped", f->what);
+			f->send_error_logged = true;
+		}
+		b->tx_dropped++;
+		return 0;
+	}
+}
+
+static void fd_rx_resume(struct net_backend *b)
+{
+	struct fd_backend *f = (struct fd_backend *)b;
+	if (!f->rx_paused || !deliver_held(f))
+		return;
+	f->rx_paused = false;
+	update_watch(f);
+	receive(f);
+}
+
+static void fd_close(struct net_backend *b)
+{
+	struct fd_backend *f = (struct fd_backend *)b;
+	if (f->fd >= 0) {
+		ev_del(f->ev, &f->watch);
+		close(f->fd);
+	}
+	if (*f->local_path)
+		unlink(f->local_path);
+	free(f);
+}
+
+static const struct net_backend_ops fd_ops = {
+	.name = "fd", .send = fd_send, .rx_resume = fd_rx_resume, .close = fd_close,
+};
+
+static void set_bufs(int fd)
+{
+	int snd = 1 << 20, rcv = 4 << 20;
+	/* the FORCE variants pass wmem_max/rmem_max when we may; a cap is fine */
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &snd, sizeof(snd)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &snd, sizeof(snd));
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof(rcv)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+}
+
+static int check_inherited(int fd, char *err, size_t errlen);
+
+/* Our client name next to the server's: vfkit-<pid hex>-<rnd hex>.sock */
+static int local_name(const char *server, uint16_t rnd, char *local, size_t len)
+{
+	char dir[4096];
+	snprintf(dir, sizeof(dir), "%s", server);
+	return snprintf(local, len, "%s/vfkit-%x-%x.sock", dirname(dir), (unsigned)getpid(), rnd);
+}
+
+int net_fd_check(const struct kv_net *cfg, char *err, size_t errlen)
+{
+	if (cfg->fd >= 0)
+		return check_inherited(cfg->fd, err, errlen);
+	if (!cfg->unix_path)
+		return 0;
+	size_t sl = strlen(cfg->unix_path);
+	char local[4200];
+	int ll = local_name(cfg->unix_path, 0xffff, local, sizeof(local));
+	if (sl > 107) {
+		snprintf(err, errlen, "unixgram path '%s' is too long: %zu >= 108 bytes", cfg->unix_path, sl);
+		return -1;
+	}
+	if (ll >= 108) {
+		snprintf(err, errlen, "unixgram path '%s' is too long: %d >= 108 bytes", local, ll);
+		return -1;
+	}
+	return 0;
+}
+
+static int open_unixgram(struct fd_backend *f, const struct kv_net *cfg, char *err, size_t errlen)
+{
+	const char *server = cfg->unix_path;
+	if (net_fd_check(cfg, err, errlen) < 0)
+		return -1;
+	uint16_t rnd;
+	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+		rnd = (uint16_t)getpid();
+	char local[4200];
+	int ll = local_name(server, rnd, local, sizeof(local));
+	/* reserve the name, then bind it: a stale file of ours is never reused */
+	int rfd = open(local, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+	if (rfd < 0) {
+		snprintf(err, errlen, "cannot create unixgram client socket %s: %s", local, strerror(errno));
+		return -1;
+	}
+	close(rfd);
+	unlink(local);
+	f->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	struct sockaddr_un la = { .sun_family = AF_UNIX }, ra = { .sun_family = AF_UNIX };
+	memcpy(la.sun_path, local, ll + 1);
+	memcpy(ra.sun_path, server, strlen(server) + 1);
+	if (f->fd < 0 || bind(f->fd, (struct sockaddr *)&la, sizeof(la)) < 0) {
+		snprintf(err, errlen, "cannot bind unixgram client socket %s: %s", local, strerror(errno));
+		return -1;
+	}
+	memcpy(f->local_path, local, ll + 1);
+	if (connect(f->fd, (struct sockaddr *)&ra, sizeof(ra)) < 0) {
+		snprintf(err, errlen, "cannot connect to unixgram socket %s: %s", server, strerror(errno));
+		return -1;
+	}
+	set_bufs(f->fd);
+	log_info("Using unix socket %s", server);
+	log_info("local: %s remote: %s", local, server);
+	if (cfg->vfkit_magic) {
+		if (send(f->fd, "VFKT", 4, 0) != 4) {
+			snprintf(err, errlen, "cannot send the VFKT hello to %s: %s", server, strerror(errno));
+			return -1;
+		}
+		log_debug("sent vfkit magic packet (VFKT)");
+	}
+	snprintf(f->what, sizeof(f->what), "virtio-net unixgram %s", server);
+	return 0;
+}
+
+/* fd= must be an open, connected datagram socket. */
+static int check_inherited(int fd, char *err, size_t errlen)
+{
+	int type = 0;
+	socklen_t tl = sizeof(type);
+	struct sockaddr_storage peer;
+	socklen_t pl = sizeof(peer);
+	if (fcntl(fd, F_GETFD) < 0) {
+		snprintf(err, errlen, "invalid file descriptor: %d", fd);
+		return -1;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 || type != SOCK_DGRAM) {
+		snprintf(err, errlen, "fd=%d is not a datagram socket", fd);
+		return -1;
+	}
+	if (getpeername(fd, (struct sockaddr *)&peer, &pl) < 0) {
+		snprintf(err, errlen, "fd=%d is not a connected socket: %s", fd, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int open_inherited(struct fd_backend *f, int fd, char *err, size_t errlen)
+{
+	if (check_inherited(fd, err, errlen) < 0)
+		return -1;
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	f->fd = fd;
+	snprintf(f->what, sizeof(f->what), "virtio-net fd=%d", fd);
+	return 0;
+}
+
+static int open_tap(struct fd_backend *f, const char *ifname, char *err, size_t errlen)
+{
+	f->fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (f->fd < 0) {
+		snprintf(err, errlen, "cannot open tap device %s: /dev/net/tun: %s", ifname, strerror(errno));
+		return -1;
+	}
+	struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI };
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	if (ioctl(f->fd, TUNSETIFF, &ifr) < 0) {
+		snprintf(err, errlen, "cannot open tap device %s: %s", ifname, strerror(errno));
+		return -1;
+	}
+	snprintf(f->what, sizeof(f->what), "virtio-net tap %s", ifname);
+	return 0;
+}
+
+int net_fd_open(const struct kv_net *cfg, struct eventloop *ev, struct net_backend **out, char *err, size_t errlen)
+{
+	struct fd_backend *f = calloc(1, sizeof(*f));
+	if (!f) {
+		snprintf(err, errlen, "virtio-net: out of memory");
+		return -1;
+	}
+	f->fd = -1;
+	f->b.ops = &fd_ops;
+	f->ev = ev;
+	int r = cfg->tap ? open_tap(f, cfg->tap, err, errlen)
+		: cfg->fd >= 0 ? open_inherited(f, cfg->fd, err, errlen)
+			       : open_unixgram(f, cfg, err, errlen);
+	if (r == 0) {
+		f->watch = (struct ev_watch){ .fd = f->fd, .events = EPOLLIN, .fn = on_event, .opaque = f };
+		if (ev_add(ev, &f->watch) < 0) {
+			snprintf(err, errlen, "%s: cannot watch it: %s", f->what, strerror(errno));
+			r = -1;
+		}
+	}
+	if (r < 0) {
+		if (cfg->fd >= 0 && f->fd == cfg->fd)
+			f->fd = -1; /* an inherited fd stays open on error: not ours to close yet */
+		if (f->fd >= 0)
+			close(f->fd);
+		if (*f->local_path)
+			unlink(f->local_path);
+		free(f);
+		return -1;
+	}
+	*out = &f->b;
+	return 0;
+}
+
+int net_backend_open(const struct kv_net *cfg, struct eventloop *ev, struct net_backend **out, char *err, size_t errlen)
+{
+	if (cfg->nat)
+		return net_slirp_open(cfg, ev, out, err, errlen);
+	return net_fd_open(cfg, ev, out, err, errlen);
+}

@@ -1,0 +1,53 @@
+/* Network backends: where a virtio-net NIC's frames go. Each is one file:
+ *   fdnet.c  one Ethernet frame per read/write on a file descriptor: a unix
+ *            datagram socket (gvproxy's vfkit protocol, spec 6.1), an
+ *            inherited connected datagram socket (fd=), or a tap device
+ *   slirp.c  the built-in user-mode NAT (libslirp), with host port forwards
+ * The device hands frames to send(); a backend hands received frames to
+ * the device's deliver callback. Everything runs on the I/O thread. */
+#ifndef KVKIT_NET_H
+#define KVKIT_NET_H
+#include <kvkit/config.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+struct eventloop;
+struct net_backend;
+
+#define NET_MAX_FRAME 65550 /* largest frame either side may carry */
+
+struct net_backend_ops {
+	const char *name;
+	/* Send one complete frame (no virtio header). 0 = sent (or dropped and
+	 * counted), -EAGAIN = the peer is full: the device waits for
+	 * writable(). */
+	int (*send)(struct net_backend *b, const struct iovec *iov, int n);
+	/* The device has receive buffers again after deliver() said -ENOSPC. */
+	void (*rx_resume)(struct net_backend *b);
+	void (*close)(struct net_backend *b);
+};
+
+struct net_backend {
+	const struct net_backend_ops *ops;
+	/* set by the device: a received frame; 0 = taken, -ENOSPC = no guest
+	 * buffer now (the backend holds it or drops it) */
+	int (*deliver)(void *dev, const uint8_t *frame, size_t len);
+	/* set by the device: the peer can take frames again */
+	void (*writable)(void *dev);
+	void *dev;
+	uint64_t rx_dropped, tx_dropped;
+};
+
+/* Open the backend a kv_net describes (unixgram/fd/tap/nat). The
+ * configuration has been checked already; errors are one line in err. */
+int net_backend_open(const struct kv_net *cfg, struct eventloop *ev, struct net_backend **out, char *err,
+		     size_t errlen);
+/* Checks before anything is created: socket path lengths, fd= type. */
+int net_fd_check(const struct kv_net *cfg, char *err, size_t errlen);
+int net_fd_open(const struct kv_net *cfg, struct eventloop *ev, struct net_backend **out, char *err, size_t errlen);
+int net_slirp_open(const struct kv_net *cfg, struct eventloop *ev, struct net_backend **out, char *err,
+		   size_t errlen);
+
+#endif

@@ -1,0 +1,178 @@
+/* virtio-net (1af4:1041): one receive and one transmit queue, mergeable
+ * receive buffers (frames up to 64 KiB, so an MTU of 4000 or more works),
+ * link status, a MAC. No checksum or segmentation offload is offered: every
+ * frame handed to a backend is complete and checksummed (spec 2.5), which is
+ * what gvproxy and libslirp expect. Backends live in src/net/. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include "../net/net.h"
+#include "../util/log.h"
+#include "../vmm/vm.h"
+#include "devices.h"
+#include "net_frames.h"
+#include "virtio_pci.h"
+
+#define RX_Q 0
+#define TX_Q 1
+#define NET_QUEUE_SIZE 256
+#define VIRTIO_NET_F_MAC (1ULL << 5)
+#define VIRTIO_NET_F_MRG_RXBUF (1ULL << 15)
+#define VIRTIO_NET_F_STATUS (1ULL << 16)
+#define VIRTIO_NET_S_LINK_UP 1
+
+struct net_dev {
+	struct virtio_dev dev;
+	struct net_backend *be;
+	uint8_t mac[6];
+	struct virtq_elem rx_elem, tx_elem;
+	bool tx_waiting;      /* the backend is full: tx_elem is still to send */
+	bool rx_starved;      /* a frame found no buffer: tell the backend when some come */
+	struct iovec tx_iov[VIRTQ_MAX_SIZE];
+	struct net_dev *next;
+};
+
+static struct net_dev *all_nics;
+
+/* ---------------- receive: backend -> guest ---------------- */
+
+/* A frame from the backend into the guest's receive buffers, published
+ * together. -ENOSPC (nothing consumed) when the guest has too few. */
+static int deliver(void *opaque, const uint8_t *frame, size_t len)
+{
+	struct net_dev *n = opaque;
+	struct virtio_dev *d = &n->dev;
+	struct vring_used_elem used[NET_RX_MAX_BUFS];
+	unsigned nused;
+	int rc = 0;
+
+	pthread_mutex_lock(&d->lock);
+	if (!virtio_driver_ok(d) || !d->q[RX_Q].enabled || virtio_dev_paused(d)) {
+		n->be->rx_dropped++; /* no driver: the frame is lost, as on a real NIC */
+	} else if (net_rx_place(&d->q[RX_Q].vq, &n->rx_elem, frame, len, used, &nused) < 0) {
+		n->rx_starved = true;
+		rc = -ENOSPC;
+	} else {
+		virtq_push_n(&d->q[RX_Q].vq, used, nused);
+		virtio_notify(d, RX_Q);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return rc;
+}
+
+/* ---------------- transmit: guest -> backend ---------------- */
+
+static void tx_run(struct net_dev *n)
+{
+	struct virtio_dev *d = &n->dev;
+	struct virtq *vq = &d->q[TX_Q].vq;
+	bool any = false;
+	if (!d->q[TX_Q].enabled || virtio_dev_paused(d))
+		return;
+	for (;;) {
+		if (!n->tx_waiting && virtq_pop(vq, &n->tx_elem) <= 0)
+			break;
+		n->tx_waiting = false;
+		struct virtq_elem *e = &n->tx_elem;
+		int niov = net_tx_frame(e, n->tx_iov, NET_MAX_FRAME);
+		if (niov < 0) {
+			n->be->tx_dropped++; /* not an Ethernet frame */
+		} else if (n->be->ops->send(n->be, n->tx_iov, niov) == -EAGAIN) {
+			n->tx_waiting = true; /* resumed by writable() */
+			break;
+		}
+		virtq_push(vq, e->head, 0);
+		any = true;
+	}
+	if (any)
+		virtio_notify(d, TX_Q);
+}
+
+static void writable(void *opaque)
+{
+	struct net_dev *n = opaque;
+	pthread_mutex_lock(&n->dev.lock);
+	tx_run(n);
+	pthread_mutex_unlock(&n->dev.lock);
+}
+
+static void net_notify(struct virtio_dev *d, unsigned q)
+{
+	struct net_dev *n = d->priv;
+	if (q == TX_Q) {
+		tx_run(n);
+	} else if (n->rx_starved && !virtio_dev_paused(d)) {
+		/* buffers came back: the backend may hand us what it held; it
+		 * calls deliver(), which takes the lock itself */
+		n->rx_starved = false;
+		pthread_mutex_unlock(&d->lock);
+		n->be->ops->rx_resume(n->be);
+		pthread_mutex_lock(&d->lock);
+	}
+}
+
+static void net_reset(struct virtio_dev *d)
+{
+	struct net_dev *n = d->priv;
+	n->tx_waiting = false;
+	memcpy(d->config, n->mac, 6);
+	uint16_t status = VIRTIO_NET_S_LINK_UP, pairs = 1;
+	memcpy(d->config + 6, &status, 2);
+	memcpy(d->config + 8, &pairs, 2);
+}
+
+static const struct virtio_ops net_ops = {
+	.name = "virtio-net",
+	.device_id = VIRTIO_ID_NET,
+	.class_code = 0x020000,
+	.num_queues = 2,
+	.queue_max = NET_QUEUE_SIZE,
+	.features = VIRTIO_NET_F_MAC | VIRTIO_NET_F_MRG_RXBUF | VIRTIO_NET_F_STATUS,
+	.config_size = 10,
+	.queue_notify = net_notify,
+	.reset = net_reset,
+};
+
+int virtio_net_create(struct vm *vm, struct kv_net *cfg, struct net_backend *be, char *err, size_t errlen)
+{
+	struct net_dev *n = calloc(1, sizeof(*n));
+	if (!n) {
+		snprintf(err, errlen, "virtio-net: out of memory");
+		return -ENOMEM;
+	}
+	if (!cfg->has_mac) {
+		/* random, locally administered, unicast; shown in /vm/inspect */
+		if (getrandom(cfg->mac, 6, 0) != 6)
+			memset(cfg->mac, 0x42, 6);
+		cfg->mac[0] = (cfg->mac[0] & 0xfc) | 0x02;
+		cfg->has_mac = true;
+	}
+	memcpy(n->mac, cfg->mac, 6);
+	n->be = be;
+	be->deliver = deliver;
+	be->writable = writable;
+	be->dev = n;
+	int rc = virtio_dev_init(&n->dev, vm, &net_ops, n);
+	if (rc < 0) {
+		snprintf(err, errlen, "virtio-net: cannot create device: %s", strerror(-rc));
+		return rc;
+	}
+	n->next = all_nics;
+	all_nics = n;
+	return 0;
+}
+
+void virtio_net_close_all(void)
+{
+	while (all_nics) {
+		struct net_dev *n = all_nics;
+		all_nics = n->next;
+		if (n->be->rx_dropped || n->be->tx_dropped)
+			log_info("virtio-net %02x:%02x:%02x:%02x:%02x:%02x: %llu received and %llu sent frames dropped", n->mac[0],
+				 n->mac[1], n->mac[2], n->mac[3], n->mac[4], n->mac[5], (unsigned long long)n->be->rx_dropped,
+				 (unsigned long long)n->be->tx_dropped);
+		n->be->ops->close(n->be);
+	}
+}
