@@ -283,6 +283,29 @@ static void net(void **s)
 	ERR("'nat' and 'unixSocketPath' cannot be set at the same time", BOOT, "--device", "virtio-net,nat,unixSocketPath=/p");
 	ERR("'fd' and 'unixSocketPath' cannot be set at the same time", BOOT, "--device", "virtio-net,fd=3,unixSocketPath=/p");
 	ERR("unknown option for virtio-net devices: foo", BOOT, "--device", "virtio-net,foo");
+	/* kvkit's additions: tap, and nat port forwards (the one repeatable key) */
+	OK(BOOT, "--device", "virtio-net,tap=kvtap0");
+	assert_string_equal(cfg.devices[0].u.net.tap, "kvtap0");
+	assert_false(cfg.devices[0].u.net.nat);
+	OK(BOOT, "--device", "virtio-net,forward=tcp:127.0.0.1:2222:22,nat,forward=udp::53:53");
+	n = &cfg.devices[0].u.net;
+	assert_true(n->nat);
+	assert_int_equal(n->nforwards, 2);
+	assert_string_equal(n->forwards[0], "tcp:127.0.0.1:2222:22");
+	assert_string_equal(n->forwards[1], "udp::53:53");
+	ERR("'tap' and 'nat' cannot be set at the same time", BOOT, "--device", "virtio-net,nat,tap=t0");
+	ERR("'tap' and 'fd' cannot be set at the same time", BOOT, "--device", "virtio-net,tap=t0,fd=3");
+	ERR("invalid tap interface name 'a-name-longer-than-15': 1 to 15 bytes, no '/'", BOOT, "--device",
+	    "virtio-net,tap=a-name-longer-than-15");
+	ERR("'forward' needs a 'nat' network", BOOT, "--device", "virtio-net,fd=3,forward=tcp::1:1");
+	static const char *bad_fwd[] = { "tcp:1.2.3.4:x:1", "icmp::1:1", "tcp::0:22", "tcp::22:70000", "tcp:1.2.3:2:2",
+					 "tcp::1:2:3", "tcp:1:2" };
+	for (size_t i = 0; i < sizeof(bad_fwd) / sizeof(bad_fwd[0]); i++) {
+		char opt[64], msg[160];
+		snprintf(opt, sizeof(opt), "virtio-net,forward=%s", bad_fwd[i]);
+		snprintf(msg, sizeof(msg), "invalid forward '%s': expected tcp|udp:[HOSTADDR]:HOSTPORT:GUESTPORT", bad_fwd[i]);
+		ERR(msg, BOOT, "--device", opt);
+	}
 }
 
 static void other_devices(void **s)
