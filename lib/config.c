@@ -1,8 +1,19 @@
 /* libkvkit configuration model: allocation and naming. */
 #include <kvkit/config.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "internal.h"
+
+int kv_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
 
 void kv_config_init(struct kv_config *c)
 {

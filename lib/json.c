@@ -7,16 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "internal.h"
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 /* ---------------- writing ---------------- */
 
@@ -257,10 +249,10 @@ static int get_str(struct rd *r, json_object *o, const char *k, char **dst)
 	if (!v)
 		return 0;
 	if (!json_object_is_type(v, json_type_string))
-		return fail(r->err, r->errlen, "%s: '%s' must be a string", r->where, k);
+		return kv_fail(r->err, r->errlen, "%s: '%s' must be a string", r->where, k);
 	char *s = strdup(json_object_get_string(v));
 	if (!s)
-		return fail(r->err, r->errlen, "out of memory");
+		return kv_fail(r->err, r->errlen, "out of memory");
 	free(*dst);
 	*dst = s;
 	return 0;
@@ -272,7 +264,7 @@ static int get_bool(struct rd *r, json_object *o, const char *k, bool *dst)
 	if (!v)
 		return 0;
 	if (!json_object_is_type(v, json_type_boolean))
-		return fail(r->err, r->errlen, "%s: '%s' must be true or false", r->where, k);
+		return kv_fail(r->err, r->errlen, "%s: '%s' must be true or false", r->where, k);
 	*dst = json_object_get_boolean(v);
 	return 0;
 }
@@ -285,13 +277,13 @@ static int get_u64(struct rd *r, json_object *o, const char *k, uint64_t max, ui
 	if (!v)
 		return 0;
 	if (!json_object_is_type(v, json_type_int))
-		return fail(r->err, r->errlen, "%s: '%s' must be an integer", r->where, k);
+		return kv_fail(r->err, r->errlen, "%s: '%s' must be an integer", r->where, k);
 	/* json-c clamps out-of-range numbers; a negative one reads as 0 here */
 	errno = 0;
 	int64_t sv = json_object_get_int64(v);
 	uint64_t uv = json_object_get_uint64(v);
 	if (sv < 0 || errno || uv > max)
-		return fail(r->err, r->errlen, "%s: '%s' is out of range", r->where, k);
+		return kv_fail(r->err, r->errlen, "%s: '%s' is out of range", r->where, k);
 	*dst = uv;
 	return 0;
 }
@@ -324,7 +316,7 @@ static int read_disk(struct rd *r, json_object *o, struct kv_device *d)
 	if (d->kind == KV_DEV_VIRTIO_BLK && get_str(r, o, "deviceIdentifier", &k->device_id))
 		goto out;
 	if (type && *type && strcmp(type, "image") && strcmp(type, "dev")) {
-		fail(r->err, r->errlen, "unexpected value for disk 'type' option: %s", type);
+		kv_fail(r->err, r->errlen, "unexpected value for disk 'type' option: %s", type);
 		goto out;
 	}
 	k->type = type && !strcmp(type, "dev") ? KV_DISK_DEV : KV_DISK_IMAGE;
@@ -332,14 +324,14 @@ static int read_disk(struct rd *r, json_object *o, struct kv_device *d)
 		if (!strcmp(cache, "cached")) k->cache = KV_CACHE_CACHED;
 		else if (!strcmp(cache, "uncached")) k->cache = KV_CACHE_UNCACHED;
 		else if (!strcmp(cache, "automatic") || !strcmp(cache, "auto") || !*cache) k->cache = KV_CACHE_AUTOMATIC;
-		else { fail(r->err, r->errlen, "unexpected value for disk 'cache' option: %s", cache); goto out; }
+		else { kv_fail(r->err, r->errlen, "unexpected value for disk 'cache' option: %s", cache); goto out; }
 	}
 	if (sync) {
 		if (!strcmp(sync, "full")) k->sync = KV_SYNC_FULL;
 		else if (!strcmp(sync, "fsync")) k->sync = KV_SYNC_FSYNC;
 		else if (!strcmp(sync, "none")) k->sync = KV_SYNC_NONE;
 		else if (!*sync) k->sync = KV_SYNC_DEFAULT;
-		else { fail(r->err, r->errlen, "unexpected value for disk 'sync' option: %s", sync); goto out; }
+		else { kv_fail(r->err, r->errlen, "unexpected value for disk 'sync' option: %s", sync); goto out; }
 	}
 	rc = 0;
 out:
@@ -368,7 +360,7 @@ static int read_nbd(struct rd *r, json_object *o, struct kv_device *d)
 		k->device_id = NULL;
 	}
 	if (mode && *mode && strcmp(mode, "full") && strcmp(mode, "none")) {
-		fail(r->err, r->errlen, "invalid sync mode: %s, must be 'full' or 'none'", mode);
+		kv_fail(r->err, r->errlen, "invalid sync mode: %s, must be 'full' or 'none'", mode);
 		goto out;
 	}
 	k->sync_none = mode && !strcmp(mode, "none");
@@ -385,7 +377,7 @@ static int read_net(struct rd *r, json_object *o, struct kv_device *d, unsigned 
 	bool magic_set = get(o, "vfkitMagic") != NULL;
 	int rc = -1;
 	if (get(o, "socket") && !(flags & KV_JSON_RUNTIME)) {
-		fail(r->err, r->errlen, "%s: a 'socket' (fd=) network cannot be read from JSON: a file descriptor is not serialisable", r->where);
+		kv_fail(r->err, r->errlen, "%s: a 'socket' (fd=) network cannot be read from JSON: a file descriptor is not serialisable", r->where);
 		goto out;
 	}
 	if (get_bool(r, o, "nat", &k->nat) || get_str(r, o, "unixSocketPath", &k->unix_path) ||
@@ -394,17 +386,17 @@ static int read_net(struct rd *r, json_object *o, struct kv_device *d, unsigned 
 	json_object *fw = get(o, "forwards");
 	if (fw) {
 		if (!json_object_is_type(fw, json_type_array)) {
-			fail(r->err, r->errlen, "%s: 'forwards' must be an array of strings", r->where);
+			kv_fail(r->err, r->errlen, "%s: 'forwards' must be an array of strings", r->where);
 			goto out;
 		}
 		for (size_t i = 0; i < json_object_array_length(fw); i++) {
 			json_object *e = json_object_array_get_idx(fw, i);
 			if (!json_object_is_type(e, json_type_string) || !kv_net_forward_valid(json_object_get_string(e))) {
-				fail(r->err, r->errlen, "%s: invalid forward %s", r->where, json_object_to_json_string(e));
+				kv_fail(r->err, r->errlen, "%s: invalid forward %s", r->where, json_object_to_json_string(e));
 				goto out;
 			}
 			if (kv_net_add_forward(k, json_object_get_string(e))) {
-				fail(r->err, r->errlen, "out of memory");
+				kv_fail(r->err, r->errlen, "out of memory");
 				goto out;
 			}
 		}
@@ -420,7 +412,7 @@ static int read_net(struct rd *r, json_object *o, struct kv_device *d, unsigned 
 	k->type_unixgram = k->unix_path && !k->vfkit_magic;
 	if (mac && *mac) {
 		if (parse_mac(mac, k->mac) < 0) {
-			fail(r->err, r->errlen, "address %s: invalid MAC address", mac);
+			kv_fail(r->err, r->errlen, "address %s: invalid MAC address", mac);
 			goto out;
 		}
 		k->has_mac = true;
@@ -440,12 +432,12 @@ static int read_serial(struct rd *r, json_object *o, struct kv_device *d, unsign
 		return -1;
 	json_object *pn = get(o, "ptyName");
 	if (pn && json_object_is_type(pn, json_type_string) && *json_object_get_string(pn) && !(flags & KV_JSON_RUNTIME))
-		return fail(r->err, r->errlen, "VirtioSerial.PtyName must be empty");
+		return kv_fail(r->err, r->errlen, "VirtioSerial.PtyName must be empty");
 	if ((flags & KV_JSON_RUNTIME) && get_str(r, o, "ptyName", &k->pty_name))
 		return -1;
 	int n = (k->log_path && *k->log_path) + stdio_ + pty;
 	if (n > 1)
-		return fail(r->err, r->errlen, "%s: only one of 'logFile', 'usesStdio' and 'usesPty' may be set", r->where);
+		return kv_fail(r->err, r->errlen, "%s: only one of 'logFile', 'usesStdio' and 'usesPty' may be set", r->where);
 	k->mode = k->log_path && *k->log_path ? KV_SERIAL_LOGFILE : stdio_ ? KV_SERIAL_STDIO : pty ? KV_SERIAL_PTY : KV_SERIAL_NONE;
 	return 0;
 }
@@ -460,17 +452,17 @@ static int read_device(struct rd *r, json_object *o, struct kv_config *c, unsign
 		{ "virtiorng", KV_DEV_VIRTIO_RNG }, { "virtioballoon", KV_DEV_VIRTIO_BALLOON },
 	};
 	if (!json_object_is_type(o, json_type_object))
-		return fail(r->err, r->errlen, "%s: a device must be a JSON object", r->where);
+		return kv_fail(r->err, r->errlen, "%s: a device must be a JSON object", r->where);
 	const char *kind = kind_of(o);
 	int t = -1;
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
 		if (!strcmp(kind, kinds[i].kind))
 			t = (int)i;
 	if (t < 0)
-		return fail(r->err, r->errlen, "unknown 'kind' field: '%s'", kind);
+		return kv_fail(r->err, r->errlen, "unknown 'kind' field: '%s'", kind);
 	struct kv_device *d = kv_config_add_device(c, kinds[t].k);
 	if (!d)
-		return fail(r->err, r->errlen, "out of memory");
+		return kv_fail(r->err, r->errlen, "out of memory");
 	uint64_t u = 0;
 	char *s = NULL;
 	int rc = 0;
@@ -510,7 +502,7 @@ static int read_device(struct rd *r, json_object *o, struct kv_config *c, unsign
 		if ((rc = get_str(r, o, "inputType", &s)) == 0) {
 			if (s && !strcmp(s, "pointing")) d->u.input = KV_INPUT_POINTING;
 			else if (s && !strcmp(s, "keyboard")) d->u.input = KV_INPUT_KEYBOARD;
-			else rc = fail(r->err, r->errlen, "%s: 'inputType' must be \"pointing\" or \"keyboard\"", r->where);
+			else rc = kv_fail(r->err, r->errlen, "%s: 'inputType' must be \"pointing\" or \"keyboard\"", r->where);
 		}
 		free(s);
 		break;
@@ -522,14 +514,14 @@ static int read_device(struct rd *r, json_object *o, struct kv_config *c, unsign
 		return -1;
 	char sub[200];
 	if (kv_device_validate(d, sub, sizeof(sub)) < 0)
-		return fail(r->err, r->errlen, "%s: %s", r->where, sub);
+		return kv_fail(r->err, r->errlen, "%s: %s", r->where, sub);
 	return 0;
 }
 
 static int read_bootloader(struct rd *r, json_object *o, struct kv_bootloader *b)
 {
 	if (!json_object_is_type(o, json_type_object))
-		return fail(r->err, r->errlen, "bootloader: must be a JSON object");
+		return kv_fail(r->err, r->errlen, "bootloader: must be a JSON object");
 	const char *kind = kind_of(o);
 	if (!strcmp(kind, "linuxBootloader")) {
 		b->kind = KV_BOOT_LINUX;
@@ -537,7 +529,7 @@ static int read_bootloader(struct rd *r, json_object *o, struct kv_bootloader *b
 		    get_str(r, o, "initrdPath", &b->initrd))
 			return -1;
 		if (!b->kernel || !*b->kernel)
-			return fail(r->err, r->errlen, "missing mandatory 'kernel' option for Linux bootloaders");
+			return kv_fail(r->err, r->errlen, "missing mandatory 'kernel' option for Linux bootloaders");
 		return 0;
 	}
 	if (!strcmp(kind, "efiBootloader")) {
@@ -545,7 +537,7 @@ static int read_bootloader(struct rd *r, json_object *o, struct kv_bootloader *b
 		if (get_str(r, o, "efiVariableStorePath", &b->efi_store) || get_bool(r, o, "createVariableStore", &b->efi_create))
 			return -1;
 		if (!b->efi_store || !*b->efi_store)
-			return fail(r->err, r->errlen, "missing mandatory 'variable-store' option for EFI bootloaders");
+			return kv_fail(r->err, r->errlen, "missing mandatory 'variable-store' option for EFI bootloaders");
 		return 0;
 	}
 	if (!strcmp(kind, "macosBootloader")) {
@@ -554,7 +546,7 @@ static int read_bootloader(struct rd *r, json_object *o, struct kv_bootloader *b
 		       get_str(r, o, "hardwareModelPath", &b->hw_model_path) || get_str(r, o, "auxImagePath", &b->aux_image_path)
 			       ? -1 : 0;
 	}
-	return fail(r->err, r->errlen, "unknown 'kind' field: '%s'", kind);
+	return kv_fail(r->err, r->errlen, "unknown 'kind' field: '%s'", kind);
 }
 
 static int read_kvkit_keys(struct rd *r, json_object *top, struct kv_config *c)
@@ -568,7 +560,7 @@ static int read_kvkit_keys(struct rd *r, json_object *top, struct kv_config *c)
 		if (!strcmp(level, "debug")) c->log_level = KV_LOG_DEBUG;
 		else if (!strcmp(level, "info")) c->log_level = KV_LOG_INFO;
 		else if (!strcmp(level, "error")) c->log_level = KV_LOG_ERROR;
-		else bad = fail(r->err, r->errlen, "unknown log level: %s", level);
+		else bad = kv_fail(r->err, r->errlen, "unknown log level: %s", level);
 		free(level);
 		if (bad)
 			return -1;
@@ -576,18 +568,18 @@ static int read_kvkit_keys(struct rd *r, json_object *top, struct kv_config *c)
 	json_object *ci = get(top, "cloudInit");
 	if (ci) {
 		if (!json_object_is_type(ci, json_type_array))
-			return fail(r->err, r->errlen, "'cloudInit' must be an array of paths");
+			return kv_fail(r->err, r->errlen, "'cloudInit' must be an array of paths");
 		size_t n = json_object_array_length(ci);
 		char **v = calloc(n + 1, sizeof(char *));
 		if (!v)
-			return fail(r->err, r->errlen, "out of memory");
+			return kv_fail(r->err, r->errlen, "out of memory");
 		for (size_t i = 0; i < n; i++) {
 			json_object *e = json_object_array_get_idx(ci, i);
 			if (!json_object_is_type(e, json_type_string) || !(v[i] = strdup(json_object_get_string(e)))) {
 				for (size_t j = 0; j < i; j++)
 					free(v[j]);
 				free(v);
-				return fail(r->err, r->errlen, "'cloudInit' must be an array of paths");
+				return kv_fail(r->err, r->errlen, "'cloudInit' must be an array of paths");
 			}
 		}
 		for (size_t i = 0; i < c->ncloud_init; i++)
@@ -606,7 +598,7 @@ int kv_config_from_json(const char *text, struct kv_config *c, unsigned flags, c
 	err[0] = 0;
 	json_tokener *tok = json_tokener_new_ex(64);
 	if (!tok)
-		return fail(err, errlen, "out of memory");
+		return kv_fail(err, errlen, "out of memory");
 	size_t len = strlen(text);
 	json_object *top = json_tokener_parse_ex(tok, text, (int)(len > INT32_MAX ? INT32_MAX : len));
 	jerr = json_tokener_get_error(tok);
@@ -617,17 +609,17 @@ int kv_config_from_json(const char *text, struct kv_config *c, unsigned flags, c
 	json_tokener_free(tok);
 	if (!top || jerr != json_tokener_success) {
 		json_object_put(top);
-		return fail(err, errlen, "invalid JSON: %s", json_tokener_error_desc(jerr));
+		return kv_fail(err, errlen, "invalid JSON: %s", json_tokener_error_desc(jerr));
 	}
 	while (used < len && strchr(" \t\r\n", text[used]))
 		used++;
 	int rc = -1;
 	if (used < len) {
-		fail(err, errlen, "invalid JSON: unexpected data after the top-level value");
+		kv_fail(err, errlen, "invalid JSON: unexpected data after the top-level value");
 		goto out;
 	}
 	if (!json_object_is_type(top, json_type_object)) {
-		fail(err, errlen, "invalid JSON: the configuration must be an object");
+		kv_fail(err, errlen, "invalid JSON: the configuration must be an object");
 		goto out;
 	}
 	uint64_t u;
@@ -646,7 +638,7 @@ int kv_config_from_json(const char *text, struct kv_config *c, unsigned flags, c
 	json_object *devs = get(top, "devices");
 	if (devs) {
 		if (!json_object_is_type(devs, json_type_array)) {
-			fail(err, errlen, "'devices' must be an array");
+			kv_fail(err, errlen, "'devices' must be an array");
 			goto out;
 		}
 		for (size_t i = 0; i < json_object_array_length(devs); i++) {
@@ -665,7 +657,7 @@ int kv_config_from_json(const char *text, struct kv_config *c, unsigned flags, c
 		if (!json_object_is_type(ts, json_type_object) || get_u64(&r, ts, "vsockPort", UINT32_MAX, &u, &present))
 			goto out_type;
 		if (!present) {
-			fail(err, errlen, "missing 'vsockPort' option for timesync parameter");
+			kv_fail(err, errlen, "missing 'vsockPort' option for timesync parameter");
 			goto out;
 		}
 		c->has_timesync = true;
@@ -686,7 +678,7 @@ int kv_config_from_json(const char *text, struct kv_config *c, unsigned flags, c
 	goto out;
 out_type:
 	if (!*err)
-		fail(err, errlen, "'%s' must be a JSON object", r.where);
+		kv_fail(err, errlen, "'%s' must be a JSON object", r.where);
 out:
 	json_object_put(top);
 	return rc;

@@ -6,16 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "internal.h"
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 int kv_device_validate(const struct kv_device *d, char *err, size_t errlen)
 {
@@ -25,61 +17,61 @@ int kv_device_validate(const struct kv_device *d, char *err, size_t errlen)
 	case KV_DEV_NVME:
 	case KV_DEV_USB_MASS_STORAGE:
 		if (!d->u.disk.path || !*d->u.disk.path)
-			return fail(err, errlen, "missing mandatory 'path' option for %s device", t);
+			return kv_fail(err, errlen, "missing mandatory 'path' option for %s device", t);
 		if (d->u.disk.device_id && strlen(d->u.disk.device_id) > 20)
-			return fail(err, errlen, "invalid 'deviceId': exceeds maximum length");
+			return kv_fail(err, errlen, "invalid 'deviceId': exceeds maximum length");
 		if (d->u.disk.type == KV_DISK_DEV && d->u.disk.cache != KV_CACHE_AUTOMATIC)
-			return fail(err, errlen, "'cache' option is not supported with type=dev");
+			return kv_fail(err, errlen, "'cache' option is not supported with type=dev");
 		if (d->u.disk.type == KV_DISK_DEV && d->u.disk.sync == KV_SYNC_FSYNC)
-			return fail(err, errlen, "unexpected value for disk 'sync' option: fsync (type=dev accepts full or none)");
+			return kv_fail(err, errlen, "unexpected value for disk 'sync' option: fsync (type=dev accepts full or none)");
 		return 0;
 	case KV_DEV_NBD:
 		if (!d->u.nbd.uri || !*d->u.nbd.uri)
-			return fail(err, errlen, "invalid NBD device 'uri': 'uri' must be specified");
+			return kv_fail(err, errlen, "invalid NBD device 'uri': 'uri' must be specified");
 		if (d->u.nbd.device_id && strchr(d->u.nbd.device_id, '/'))
-			return fail(err, errlen, "invalid NBD device 'deviceId': invalid 'deviceId': it cannot contain any forward slash");
+			return kv_fail(err, errlen, "invalid NBD device 'deviceId': invalid 'deviceId': it cannot contain any forward slash");
 		if (d->u.nbd.device_id && strlen(d->u.nbd.device_id) > 20)
-			return fail(err, errlen, "invalid NBD device 'deviceId': invalid 'deviceId': exceeds maximum length");
+			return kv_fail(err, errlen, "invalid NBD device 'deviceId': invalid 'deviceId': exceeds maximum length");
 		return 0;
 	case KV_DEV_VIRTIO_NET: {
 		const struct kv_net *k = &d->u.net;
 		bool sock = k->unix_path && *k->unix_path, fd = k->fd >= 0;
 		if (k->tap && (k->nat || fd || sock))
-			return fail(err, errlen, "'tap' and '%s' cannot be set at the same time", k->nat ? "nat" : fd ? "fd" : "unixSocketPath");
+			return kv_fail(err, errlen, "'tap' and '%s' cannot be set at the same time", k->nat ? "nat" : fd ? "fd" : "unixSocketPath");
 		for (size_t i = 0; i < k->nforwards; i++)
 			if (!k->nat || !kv_net_forward_valid(k->forwards[i]))
-				return fail(err, errlen, "invalid forward '%s'", k->forwards[i]);
+				return kv_fail(err, errlen, "invalid forward '%s'", k->forwards[i]);
 		if (k->nat && fd)
-			return fail(err, errlen, "'nat' and 'fd' cannot be set at the same time");
+			return kv_fail(err, errlen, "'nat' and 'fd' cannot be set at the same time");
 		if (k->nat && sock)
-			return fail(err, errlen, "'nat' and 'unixSocketPath' cannot be set at the same time");
+			return kv_fail(err, errlen, "'nat' and 'unixSocketPath' cannot be set at the same time");
 		if (fd && sock)
-			return fail(err, errlen, "'fd' and 'unixSocketPath' cannot be set at the same time");
+			return kv_fail(err, errlen, "'fd' and 'unixSocketPath' cannot be set at the same time");
 		return 0;
 	}
 	case KV_DEV_VIRTIO_VSOCK:
 		if (d->u.vsock.socket_url && *d->u.vsock.socket_url && !d->u.vsock.has_port)
-			return fail(err, errlen, "missing 'port' option for virtio-vsock device with 'socketURL'");
+			return kv_fail(err, errlen, "missing 'port' option for virtio-vsock device with 'socketURL'");
 		return 0;
 	case KV_DEV_VIRTIO_FS:
 		if (!d->u.fs.shared_dir || !*d->u.fs.shared_dir)
-			return fail(err, errlen, "missing mandatory 'sharedDir' option for virtio-fs device");
+			return kv_fail(err, errlen, "missing mandatory 'sharedDir' option for virtio-fs device");
 		if (!d->u.fs.mount_tag || !*d->u.fs.mount_tag || strlen(d->u.fs.mount_tag) > 36)
-			return fail(err, errlen, "invalid virtio-fs mount tag '%s': must be 1 to 36 bytes",
+			return kv_fail(err, errlen, "invalid virtio-fs mount tag '%s': must be 1 to 36 bytes",
 				    d->u.fs.mount_tag ? d->u.fs.mount_tag : "");
 		return 0;
 	case KV_DEV_VIRTIO_SERIAL:
 		if (d->u.serial.mode == KV_SERIAL_NONE)
-			return fail(err, errlen, "one of 'logFilePath', 'stdio' or 'pty' must be set");
+			return kv_fail(err, errlen, "one of 'logFilePath', 'stdio' or 'pty' must be set");
 		return 0;
 	case KV_DEV_VIRTIO_GPU:
 		if (!d->u.gpu.width || !d->u.gpu.height)
-			return fail(err, errlen, "invalid dimensions for virtio-gpu device resolution: %ux%u", d->u.gpu.width,
+			return kv_fail(err, errlen, "invalid dimensions for virtio-gpu device resolution: %ux%u", d->u.gpu.width,
 				    d->u.gpu.height);
 		return 0;
 	case KV_DEV_VIRTIO_INPUT:
 		if (d->u.input == KV_INPUT_NONE)
-			return fail(err, errlen, "unknown option for virtio-input devices: ");
+			return kv_fail(err, errlen, "unknown option for virtio-input devices: ");
 		return 0;
 	default:
 		return 0;
@@ -297,9 +289,9 @@ static int cmdline_opt(struct opts *o, const char *cmdline)
 static int flush_opts(struct av *a, const char *flag, struct opts *o, char *err, size_t errlen)
 {
 	if (o->bad)
-		return fail(err, errlen, "%s: the value '%s' contains a comma, which this syntax cannot carry", flag, o->bad);
+		return kv_fail(err, errlen, "%s: the value '%s' contains a comma, which this syntax cannot carry", flag, o->bad);
 	if (o->toolong)
-		return fail(err, errlen, "%s: option list too long", flag);
+		return kv_fail(err, errlen, "%s: option list too long", flag);
 	push(a, flag);
 	push(a, o->buf);
 	return 0;
@@ -331,7 +323,7 @@ int kv_config_to_argv(const struct kv_config *c, char ***argv, int *argc, char *
 		if (b->initrd && *b->initrd)
 			add(&o, "initrd", b->initrd);
 		if (b->cmdline && *b->cmdline && cmdline_opt(&o, b->cmdline) < 0) {
-			fail(err, errlen, "--bootloader: the kernel command line '%s' cannot be written in option-list syntax",
+			kv_fail(err, errlen, "--bootloader: the kernel command line '%s' cannot be written in option-list syntax",
 			     b->cmdline);
 			goto out;
 		}
@@ -381,14 +373,14 @@ int kv_config_to_argv(const struct kv_config *c, char ***argv, int *argc, char *
 	}
 	for (size_t i = 0; i < c->ncloud_init; i++) {
 		if (strchr(c->cloud_init[i], ',') || strchr(c->cloud_init[i], '"')) {
-			fail(err, errlen, "--cloud-init: the path '%s' cannot be written in option-list syntax", c->cloud_init[i]);
+			kv_fail(err, errlen, "--cloud-init: the path '%s' cannot be written in option-list syntax", c->cloud_init[i]);
 			goto out;
 		}
 		push(&a, "--cloud-init");
 		push(&a, c->cloud_init[i]);
 	}
 	if (a.oom) {
-		fail(err, errlen, "out of memory");
+		kv_fail(err, errlen, "out of memory");
 		goto out;
 	}
 	*argv = a.v;
