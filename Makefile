@@ -54,7 +54,7 @@ $(BUILD)/dsdt_aml.h: src/arch/x86/dsdt.asl
 $(BUILD)/libkvkit.a: $(LIB_OBJS)
 	ar rcs $@ $^
 
-$(BUILD)/libkvkit.so: $(LIB_SRCS) include/kvkit/*.h
+$(BUILD)/libkvkit.so: $(LIB_SRCS) include/kvkit/*.h lib/*.h
 	$(CC) $(CFLAGS) -fPIC -shared -Wl,-soname,libkvkit.so.0 $(LIB_SRCS) -o $@ $(LDFLAGS) -ljson-c
 
 $(BUILD)/kvkit.pc: Makefile
