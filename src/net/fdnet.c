@@ -34,6 +34,7 @@ struct fd_backend {
 	struct eventloop *ev;
 	struct ev_watch watch;
 	bool want_out, rx_paused, held;
+	bool is_tap; /* read(), not recv(): a tap fd is no socket */
 	size_t held_len;
 	bool send_error_logged, recv_error_logged;
 	char local_path[108]; /* unixgram: our bound name, removed at close */
@@ -63,9 +64,8 @@ static void receive(struct fd_backend *f)
 			update_watch(f);
 			return;
 		}
-		ssize_t n = recv(f->fd, f->buf, sizeof(f->buf), MSG_TRUNC);
-		if (n < 0 && errno == ENOTSOCK)
-			n = read(f->fd, f->buf, sizeof(f->buf)); /* tap */
+		/* MSG_TRUNC: an oversized datagram reports its real length */
+		ssize_t n = f->is_tap ? read(f->fd, f->buf, sizeof(f->buf)) : recv(f->fd, f->buf, sizeof(f->buf), MSG_TRUNC);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				return;
@@ -280,6 +280,7 @@ static int open_tap(struct fd_backend *f, const char *ifname, char *err, size_t 
 		return -1;
 	}
 	snprintf(f->what, sizeof(f->what), "virtio-net tap %s", ifname);
+	f->is_tap = true;
 	return 0;
 }
 
