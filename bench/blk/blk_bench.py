@@ -9,11 +9,12 @@ fio runs in the guest from a read-only tools disk (/dev/vdb) built here."""
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from guest_tools import GUEST_RUN, cpu_seconds, tools_disk  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 KVKIT = os.path.join(ROOT, "build", "kvkit")
@@ -51,36 +52,9 @@ def result(j):
     return bw, iops, moved, cpu
 
 
-def tools_disk(path):
-    """ext4 image with fio, its libraries and the job script, built without
-    mounting (the script is too long for the kernel command line)."""
-    root = tempfile.mkdtemp(dir=WORK)
-    with open(os.path.join(root, "run.sh"), "w") as f:
-        f.write(guest_jobs())
-    fio = shutil.which("fio")
-    files = [fio] + re.findall(r"(/\S+) \(0x", subprocess.run(["ldd", fio], capture_output=True, text=True).stdout)
-    for f in files:
-        dst = root + f
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
-        shutil.copy2(os.path.realpath(f), dst)
-    for d in ("proc", "dev", "tmp"):
-        os.makedirs(os.path.join(root, d), exist_ok=True)
-    subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-d", root, path, "300M"], check=True)
-    shutil.rmtree(root)
-
-
 def guest_jobs():
     return "".join("echo JOB-START %s; chroot /t %s | tr -d '\\n'; echo; echo JOB-END %s\n" %
                    (n, " ".join(fio_args("/dev/vda", n, rw, bs, qd)), n) for n, rw, bs, qd in JOBS)
-
-
-GUEST_RUN = "mkdir -p /t; mount -o ro /dev/vdb /t; mount -t proc p /t/proc; mount -t devtmpfs d /t/dev; sh /t/run.sh"
-
-
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_vmm(name, cmd):
@@ -119,8 +93,8 @@ def main():
     print("bench/blk: %d MiB raw image in %s, %d s per job, guest %d vCPU %d MiB" % (SIZE_MIB, WORK, RUNTIME, CPUS, MEM))
     subprocess.run(["dd", "if=/dev/urandom", "of=" + img, "bs=1M", "count=%d" % SIZE_MIB, "conv=fsync"],
                    check=True, capture_output=True)
-    tools_disk(tools)
-    cmdline = 'console=ttyS0 quiet hvcwait=0 run="%s"' % GUEST_RUN
+    tools_disk(tools, ["fio"], guest_jobs(), WORK)
+    cmdline = 'console=ttyS0 quiet hvcwait=0 run="%s"' % (GUEST_RUN % "vdb")
     results = {}
     host = {}
     for n, rw, bs, qd in JOBS:

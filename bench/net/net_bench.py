@@ -1,0 +1,95 @@
+#!/usr/bin/python3
+"""bench/net: TCP throughput between the guest and the host, kvkit's nat vs
+QEMU's -netdev user (both user-mode NAT stacks, libslirp in both), same
+guest, same host iperf3 server on 127.0.0.1 (the guest reaches it as
+10.0.2.2), in one run. Guest to host and host to guest (-R), Gbit/s, and the
+VMM's host CPU seconds per GB moved. iperf3 runs in the guest from a
+read-only tools disk. BENCH_RUNTIME seconds per direction (default 5)."""
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from guest_tools import GUEST_RUN, cpu_seconds, tools_disk  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+KVKIT = os.path.join(ROOT, "build", "kvkit")
+KERNEL = os.path.join(ROOT, "build", "guest", "vmlinuz")
+INITRD = os.path.join(ROOT, "build", "guest", "initrd.img")
+RUNTIME = int(os.environ.get("BENCH_RUNTIME", "5"))
+WORK = os.environ.get("BENCH_DIR", "/var/tmp")
+CPUS, MEM, PORT = 2, 1024, 5201
+JOBS = [("guest-to-host", ""), ("host-to-guest", "-R")]
+
+
+def guest_script():
+    s = "udhcpc -i eth0 -n -q -t 10 -T 1 >/dev/null 2>&1\n"
+    for name, flag in JOBS:
+        s += ("echo JOB-START %s; chroot /t iperf3 -c 10.0.2.2 -p %d -t %d -J %s | tr -d '\\n'; echo; echo JOB-END\n"
+              % (name, PORT, RUNTIME, flag))
+    return s
+
+
+def run_vmm(name, cmd):
+    out = {}
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    start, job = 0, None
+    deadline = time.monotonic() + 300
+    for raw in p.stdout:
+        line = raw.decode(errors="replace").strip()
+        m = re.search(r"JOB-START (\S+)", line)
+        if m:
+            job, start = m.group(1), cpu_seconds(p.pid)
+            # a fresh one-off server per direction
+            srv = subprocess.Popen(["iperf3", "-s", "-1", "-B", "127.0.0.1", "-p", str(PORT)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            continue
+        if line.startswith("{") and job:
+            js = json.loads(line[line.index("{"):line.rindex("}") + 1])
+            end = js["end"]
+            moved = end["sum_received"]["bytes"]
+            bps = end["sum_received"]["bits_per_second"]
+            out[job] = (bps / 1e9, moved, cpu_seconds(p.pid) - start)
+            srv.wait(timeout=30)
+            job = None
+        if len(out) == len(JOBS) or time.monotonic() > deadline:
+            break
+    p.kill()
+    p.wait()
+    if len(out) != len(JOBS):
+        sys.exit("%s: only %d of %d jobs reported; stderr:\n%s" % (name, len(out), len(JOBS), p.stderr.read().decode()))
+    return out
+
+
+def main():
+    tools = os.path.join(WORK, "kvkit-bench-net-tools.img")
+    tools_disk(tools, ["iperf3"], guest_script(), WORK)
+    cmdline = 'console=ttyS0 quiet hvcwait=0 run="%s"' % (GUEST_RUN % "vda")
+    print("bench/net: iperf3 TCP, %d s per direction, guest %d vCPU %d MiB, nat vs QEMU user-mode" % (RUNTIME, CPUS, MEM),
+          flush=True)
+    res = {}
+    res["kvkit"] = run_vmm("kvkit", [KVKIT, "--cpus", str(CPUS), "--memory", str(MEM), "--bootloader",
+                                     "linux,kernel=%s,initrd=%s,cmdline=%s" % (KERNEL, INITRD, cmdline),
+                                     "--device", "virtio-serial,stdio", "--device", "virtio-blk,path=%s,readonly" % tools,
+                                     "--device", "virtio-net,nat"])
+    print("kvkit  " + "  ".join("%s=%.3f Gbit/s" % (j, res["kvkit"][j][0]) for j, _ in JOBS), flush=True)
+    res["qemu"] = run_vmm("qemu", ["qemu-system-x86_64", "-enable-kvm", "-cpu", "host", "-M", "q35", "-smp", str(CPUS),
+                                   "-m", str(MEM), "-nographic", "-nodefaults", "-no-reboot", "-serial", "stdio",
+                                   "-kernel", KERNEL, "-initrd", INITRD, "-append", cmdline,
+                                   "-drive", "file=%s,if=none,id=t,format=raw,readonly=on" % tools,
+                                   "-device", "virtio-blk-pci,drive=t",
+                                   "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0"])
+    print("qemu   " + "  ".join("%s=%.3f Gbit/s" % (j, res["qemu"][j][0]) for j, _ in JOBS), flush=True)
+    print("%-14s %12s %12s %9s   %s" % ("direction", "kvkit", "qemu", "kv/qemu", "VMM CPU s/GB kvkit qemu"))
+    for j, _ in JOBS:
+        k, q = res["kvkit"][j], res["qemu"][j]
+        print("%-14s %8.3f Gb/s %8.3f Gb/s %9.2f   %.2f %.2f" % (j, k[0], q[0], k[0] / q[0], k[2] / (k[1] / 1e9),
+                                                               q[2] / (q[1] / 1e9)))
+    os.unlink(tools)
+
+
+if __name__ == "__main__":
+    main()
