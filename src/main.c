@@ -18,10 +18,10 @@
 #include <unistd.h>
 #include "api/api.h"
 #include "block/backend.h"
-#include "net/net.h"
 #include "boot/linux.h"
 #include "devices/platform.h"
 #include "devices/uart.h"
+#include "net/net.h"
 #include "pci/pci.h"
 #include "services/cloudinit.h"
 #include "util/log.h"
