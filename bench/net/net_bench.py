@@ -35,6 +35,10 @@ def guest_script():
 
 def run_vmm(name, cmd):
     out = {}
+    # one server for the whole run, listening before the guest can connect
+    srv = subprocess.Popen(["iperf3", "-s", "-B", "127.0.0.1", "-p", str(PORT)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     start, job = 0, None
     deadline = time.monotonic() + 300
@@ -43,22 +47,22 @@ def run_vmm(name, cmd):
         m = re.search(r"JOB-START (\S+)", line)
         if m:
             job, start = m.group(1), cpu_seconds(p.pid)
-            # a fresh one-off server per direction
-            srv = subprocess.Popen(["iperf3", "-s", "-1", "-B", "127.0.0.1", "-p", str(PORT)],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             continue
         if line.startswith("{") and job:
             js = json.loads(line[line.index("{"):line.rindex("}") + 1])
+            if "error" in js:
+                sys.exit("%s: iperf3 in the guest: %s" % (name, js["error"]))
             end = js["end"]
             moved = end["sum_received"]["bytes"]
             bps = end["sum_received"]["bits_per_second"]
             out[job] = (bps / 1e9, moved, cpu_seconds(p.pid) - start)
-            srv.wait(timeout=30)
             job = None
         if len(out) == len(JOBS) or time.monotonic() > deadline:
             break
     p.kill()
     p.wait()
+    srv.kill()
+    srv.wait()
     if len(out) != len(JOBS):
         sys.exit("%s: only %d of %d jobs reported; stderr:\n%s" % (name, len(out), len(JOBS), p.stderr.read().decode()))
     return out
