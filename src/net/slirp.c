@@ -23,8 +23,19 @@ struct slirp_timer {
 	struct slirp_timer *next;
 };
 
+/* Frames for a guest with no receive buffer right now, in order, bounded:
+ * dropping them instead would stall TCP on retransmit timeouts. */
+#define BACKLOG_MAX_BYTES (4u << 20)
+struct frame {
+	struct frame *next;
+	size_t len;
+	uint8_t data[];
+};
+
 struct slirp_backend {
 	struct net_backend b;
+	struct frame *backlog, **backlog_tail;
+	size_t backlog_bytes;
 	Slirp *slirp;
 	struct eventloop *ev;
 	struct ev_poll_hook hook;
@@ -43,11 +54,35 @@ static int64_t now_ms(void)
 
 /* ---- callbacks from libslirp ---- */
 
+/* Hand queued frames to the guest while it has room. */
+static void flush_backlog(struct slirp_backend *s)
+{
+	while (s->backlog && s->b.deliver(s->b.dev, s->backlog->data, s->backlog->len) != -ENOSPC) {
+		struct frame *f = s->backlog;
+		s->backlog = f->next;
+		if (!s->backlog)
+			s->backlog_tail = &s->backlog;
+		s->backlog_bytes -= f->len;
+		free(f);
+	}
+}
+
 static ssize_t cb_send_packet(const void *buf, size_t len, void *opaque)
 {
 	struct slirp_backend *s = opaque;
-	if (s->b.deliver(s->b.dev, buf, len) == -ENOSPC)
-		s->b.rx_dropped++; /* no guest buffer: a NIC drops, TCP retransmits */
+	if (!s->backlog && s->b.deliver(s->b.dev, buf, len) != -ENOSPC)
+		return (ssize_t)len;
+	struct frame *f = s->backlog_bytes + len <= BACKLOG_MAX_BYTES ? malloc(sizeof(*f) + len) : NULL;
+	if (!f) {
+		s->b.rx_dropped++; /* the guest is far behind: drop, TCP backs off */
+		return (ssize_t)len;
+	}
+	f->next = NULL;
+	f->len = len;
+	memcpy(f->data, buf, len);
+	*s->backlog_tail = f;
+	s->backlog_tail = &f->next;
+	s->backlog_bytes += len;
 	return (ssize_t)len;
 }
 
@@ -197,7 +232,10 @@ static int nat_send(struct net_backend *b, const struct iovec *iov, int n)
 	return 0;
 }
 
-static void nat_rx_resume(struct net_backend *b) { (void)b; }
+static void nat_rx_resume(struct net_backend *b)
+{
+	flush_backlog((struct slirp_backend *)b);
+}
 
 static void nat_close(struct net_backend *b)
 {
@@ -206,6 +244,11 @@ static void nat_close(struct net_backend *b)
 	slirp_cleanup(s->slirp);
 	while (s->timers)
 		cb_timer_free(s->timers, s);
+	while (s->backlog) {
+		struct frame *f = s->backlog;
+		s->backlog = f->next;
+		free(f);
+	}
 	free(s);
 }
 
@@ -249,6 +292,7 @@ int net_slirp_open(const struct kv_net *cfg, struct eventloop *ev, struct net_ba
 	inet_pton(AF_INET, "10.0.2.3", &c.vnameserver);
 	s->b.ops = &nat_ops;
 	s->ev = ev;
+	s->backlog_tail = &s->backlog;
 	s->slirp = slirp_new(&c, &callbacks, s);
 	if (!s->slirp) {
 		snprintf(err, errlen, "virtio-net nat: cannot start the user-mode network stack");
