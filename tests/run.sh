@@ -75,7 +75,7 @@ run_group() { # name, test files
 	local name=$1 files=$2 attempt rc
 	local cmd="cd $ROOT && export KVKIT_E2E_KVM=1 PYTHONDONTWRITEBYTECODE=1 TMPDIR=/var/tmp && \
 /usr/bin/python3 -m pytest -p no:cacheprovider -v $files > $LOG/e2e-$name.log 2>&1; \
-KVKIT=$ROOT/build/san/kvkit ASAN_OPTIONS=detect_leaks=0 /usr/bin/python3 -m pytest -p no:cacheprovider -v $files \
+KVKIT=$ROOT/build/san/kvkit KVKIT_E2E_SAN=1 ASAN_OPTIONS=detect_leaks=0 /usr/bin/python3 -m pytest -p no:cacheprovider -v $files \
   -k '$SAN_K' > $LOG/e2e-san-$name.log 2>&1; true"
 	for attempt in 1 2; do
 		rm -f "$LOG/e2e-$name.log" "$LOG/e2e-san-$name.log"
