@@ -636,11 +636,16 @@ static int parse_vsock(struct kv_device *d, struct opt *o, int n, struct perr *e
 		} else if (!strcmp(key, "connect")) {
 			warn_value(&o[i], "virtio-vsock 'connect'");
 			k->listen = false;
+		} else if (!strcmp(key, "mux")) {
+			warn_value(&o[i], "virtio-vsock 'mux'");
+			k->mux = true;
 		} else {
 			return fail(e, "unknown option for virtio-vsock devices: %s", key);
 		}
 	}
-	if (k->socket_url && *k->socket_url && !k->has_port)
+	if (k->mux && (k->has_port || !k->socket_url || !*k->socket_url))
+		return fail(e, "virtio-vsock 'mux' needs 'socketURL' and takes no 'port'");
+	if (k->socket_url && *k->socket_url && !k->has_port && !k->mux)
 		return fail(e, "missing 'port' option for virtio-vsock device with 'socketURL'");
 	return 0;
 }

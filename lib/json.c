@@ -110,9 +110,11 @@ static json_object *device_json(const struct kv_device *d, unsigned flags)
 	}
 	case KV_DEV_VIRTIO_VSOCK:
 		o = kind_obj("virtiosock");
-		put_u64(o, "port", d->u.vsock.port);
+		if (!d->u.vsock.mux) /* kvkit's mux socket has no port */
+			put_u64(o, "port", d->u.vsock.port);
 		put_str(o, "socketURL", d->u.vsock.socket_url);
-		put_opt_bool(o, "listen", d->u.vsock.listen);
+		put_opt_bool(o, "listen", d->u.vsock.listen && !d->u.vsock.mux);
+		put_opt_bool(o, "mux", d->u.vsock.mux);
 		break;
 	case KV_DEV_VIRTIO_FS:
 		o = kind_obj("virtiofs");
@@ -476,7 +478,7 @@ static int read_device(struct rd *r, json_object *o, struct kv_config *c, unsign
 		bool has_port;
 		d->u.vsock.listen = false; /* absent "listen" means connect */
 		rc = get_u64(r, o, "port", UINT32_MAX, &u, &has_port) || get_str(r, o, "socketURL", &d->u.vsock.socket_url) ||
-		     get_bool(r, o, "listen", &d->u.vsock.listen) ? -1 : 0;
+		     get_bool(r, o, "listen", &d->u.vsock.listen) || get_bool(r, o, "mux", &d->u.vsock.mux) ? -1 : 0;
 		d->u.vsock.port = (uint32_t)u;
 		d->u.vsock.has_port = has_port;
 		break;

@@ -50,7 +50,9 @@ int kv_device_validate(const struct kv_device *d, char *err, size_t errlen)
 		return 0;
 	}
 	case KV_DEV_VIRTIO_VSOCK:
-		if (d->u.vsock.socket_url && *d->u.vsock.socket_url && !d->u.vsock.has_port)
+		if (d->u.vsock.mux && (d->u.vsock.has_port || !d->u.vsock.socket_url || !*d->u.vsock.socket_url))
+			return kv_fail(err, errlen, "virtio-vsock 'mux' needs 'socketURL' and takes no 'port'");
+		if (d->u.vsock.socket_url && *d->u.vsock.socket_url && !d->u.vsock.has_port && !d->u.vsock.mux)
 			return kv_fail(err, errlen, "missing 'port' option for virtio-vsock device with 'socketURL'");
 		return 0;
 	case KV_DEV_VIRTIO_FS:
@@ -200,7 +202,7 @@ static void device_opts(const struct kv_device *d, struct opts *o)
 			add_u(o, "port", d->u.vsock.port);
 		if (d->u.vsock.socket_url && *d->u.vsock.socket_url)
 			add(o, "socketURL", d->u.vsock.socket_url);
-		add(o, d->u.vsock.listen ? "listen" : "connect", NULL);
+		add(o, d->u.vsock.mux ? "mux" : d->u.vsock.listen ? "listen" : "connect", NULL);
 		break;
 	case KV_DEV_VIRTIO_FS:
 		add(o, "sharedDir", d->u.fs.shared_dir);

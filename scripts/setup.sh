@@ -6,7 +6,7 @@ PKGS="gcc make clang libclang-rt-14-dev libcmocka-dev acpica-tools pkg-config
 linux-image-amd64 linux-image-cloud-amd64 busybox-static cpio xz-utils zstd lz4 kmod
 python3 python3-pytest libc6-dev
 liburing-dev libnbd-dev libmicrohttpd-dev libjson-c-dev libisofs-dev libslirp-dev curl
-qemu-utils e2fsprogs util-linux iproute2 xorriso fio iperf3"
+qemu-utils e2fsprogs util-linux iproute2 xorriso fio iperf3 socat qemu-guest-agent"
 # The nested-KVM rig runs on QEMU's TCG: bookworm's QEMU 7.2 wedges its L1
 # now and then (both L1 CPUs stuck), QEMU 10 from bookworm-backports does not.
 QEMU_MIN=10

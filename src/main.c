@@ -24,6 +24,10 @@
 #include "net/net.h"
 #include "pci/pci.h"
 #include "services/cloudinit.h"
+#include "services/ignition.h"
+#include "services/timesync.h"
+#include "util/unixsock.h"
+#include "vsock/vsock.h"
 #include "util/log.h"
 #include "virtio/devices.h"
 #include "vmm/vm.h"
@@ -77,8 +81,6 @@ static int reject_unsupported(struct kv_config *c, char *err, size_t errlen)
 		snprintf(err, errlen, "--bootloader efi: not supported yet");
 		return -1;
 	}
-	if (c->has_timesync) { snprintf(err, errlen, "--timesync: not supported yet"); return -1; }
-	if (c->ignition) { snprintf(err, errlen, "--ignition: not supported yet"); return -1; }
 	if (c->gui) { snprintf(err, errlen, "--gui: not supported yet"); return -1; }
 	for (size_t i = 0; i < c->ndevices; i++) {
 		struct kv_device *d = &c->devices[i];
@@ -89,6 +91,7 @@ static int reject_unsupported(struct kv_config *c, char *err, size_t errlen)
 		case KV_DEV_VIRTIO_NET:
 		case KV_DEV_VIRTIO_BLK:
 		case KV_DEV_NBD:
+		case KV_DEV_VIRTIO_VSOCK:
 			break;
 		case KV_DEV_ROSETTA:
 			if (!d->u.rosetta.ignore_if_missing) {
@@ -137,9 +140,44 @@ static void remove_pidfile(void)
 	g.pidfile_written = NULL;
 }
 
+/* vsock entries: one port per direction, 1024 is Ignition's, paths fit. */
+static int check_vsock(struct kv_config *c, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < c->ndevices; i++) {
+		struct kv_vsock *a = &c->devices[i].u.vsock;
+		if (c->devices[i].kind != KV_DEV_VIRTIO_VSOCK || !a->socket_url || !*a->socket_url)
+			continue;
+		if (strlen(a->socket_url) > UNIX_PATH_MAX_LEN) {
+			snprintf(err, errlen, "virtio-vsock: socket path length exceeds %d bytes: %s", UNIX_PATH_MAX_LEN,
+				 a->socket_url);
+			return -1;
+		}
+		if (a->mux)
+			continue;
+		if (c->ignition && a->listen && a->port == IGNITION_VSOCK_PORT) {
+			snprintf(err, errlen, "vsock port %d is used by --ignition", IGNITION_VSOCK_PORT);
+			return -1;
+		}
+		for (size_t j = 0; j < i; j++) {
+			struct kv_vsock *b = &c->devices[j].u.vsock;
+			if (c->devices[j].kind == KV_DEV_VIRTIO_VSOCK && b->socket_url && *b->socket_url && !b->mux &&
+			    b->port == a->port && b->listen == a->listen) {
+				snprintf(err, errlen, "virtio-vsock: port %u is given twice in %s mode", a->port,
+					 a->listen ? "listen" : "connect");
+				return -1;
+			}
+		}
+	}
+	if (c->ignition && ignition_load(c->ignition, err, errlen) < 0)
+		return -1;
+	return 0;
+}
+
 /* Disk and network problems are reported before anything is created. */
 static int check_devices(struct kv_config *c, char *err, size_t errlen)
 {
+	if (check_vsock(c, err, errlen) < 0)
+		return -1;
 	for (size_t i = 0; i < c->ndevices; i++) {
 		struct kv_device *d = &c->devices[i];
 		if (d->kind == KV_DEV_VIRTIO_BLK && blk_file_check(&d->u.disk, NULL, err, errlen) < 0)
@@ -189,6 +227,45 @@ static int add_nbd(struct kv_nbd *k, char *err, size_t errlen)
 	return 0;
 }
 
+/* The one vsock device, created where its first entry is (PCI order). */
+static struct vsock *vsock_device(char *err, size_t errlen)
+{
+	static struct vsock *v;
+	if (!v) {
+		log_info("Adding virtio-vsock device");
+		v = virtio_vsock_create(&g.vm, err, errlen);
+	}
+	return v;
+}
+
+static int add_vsock_entry(struct kv_vsock *k, char *err, size_t errlen)
+{
+	struct vsock *v = vsock_device(err, errlen);
+	if (!v)
+		return -1;
+	if (!k->socket_url || !*k->socket_url)
+		return 0; /* only makes sure the device exists */
+	if (k->mux)
+		return vsock_add_mux(v, k->socket_url, err, errlen);
+	if (k->listen)
+		return vsock_add_listen(v, k->port, k->socket_url, err, errlen);
+	return vsock_add_connect(v, k->port, k->socket_url, err, errlen);
+}
+
+/* --ignition and --timesync bring the vsock device with them. */
+static int add_vsock_services(char *err, size_t errlen)
+{
+	struct vsock *v;
+	if (!g.cfg.ignition && !g.cfg.has_timesync)
+		return 0;
+	if (!(v = vsock_device(err, errlen)))
+		return -1;
+	if (g.cfg.ignition && (ignition_start(err, errlen) < 0 ||
+			       vsock_add_service(v, IGNITION_VSOCK_PORT, ignition_accept, NULL, err, errlen) < 0))
+		return -1;
+	return 0;
+}
+
 /* The seed image is the last disk, read-only, and shows in /vm/inspect. */
 static int add_cloudinit_disk(char *err, size_t errlen)
 {
@@ -207,6 +284,9 @@ static int add_cloudinit_disk(char *err, size_t errlen)
 static void cleanup(void)
 {
 	api_shutdown();
+	timesync_stop();
+	virtio_vsock_close();
+	ignition_stop();
 	cloudinit_remove();
 	virtio_net_close_all();
 	virtio_blk_close_all();
@@ -267,8 +347,12 @@ static int api_change_state(void *opaque, const char *want, char *err, size_t er
 	struct vm *vm = opaque;
 	if (!strcmp(want, "Pause"))
 		return vm_pause(vm, err, errlen);
-	if (!strcmp(want, "Resume"))
-		return vm_resume(vm, err, errlen);
+	if (!strcmp(want, "Resume")) {
+		int r = vm_resume(vm, err, errlen);
+		if (r == 0)
+			timesync_trigger(); /* the guest clock stood still while paused */
+		return r;
+	}
 	if (!strcmp(want, "Stop")) {
 		log_info("REST API: stop requested, pressing the power button");
 		platform_press_power_button(vm);
@@ -345,6 +429,9 @@ static int build_vm(char *err, size_t errlen)
 		case KV_DEV_NBD:
 			r = add_nbd(&d->u.nbd, err, errlen);
 			break;
+		case KV_DEV_VIRTIO_VSOCK:
+			r = add_vsock_entry(&d->u.vsock, err, errlen);
+			break;
 		case KV_DEV_ROSETTA:
 			log_warn("rosetta share '%s' ignored: Rosetta is not available on this host",
 				 d->u.rosetta.mount_tag ? d->u.rosetta.mount_tag : "");
@@ -357,6 +444,8 @@ static int build_vm(char *err, size_t errlen)
 		if (r < 0)
 			return r;
 	}
+	if (add_vsock_services(err, errlen) < 0)
+		return -1;
 	return linux_boot_load(&g.vm, &c->boot, err, errlen);
 }
 
@@ -431,6 +520,11 @@ int main(int argc, char **argv)
 		return user_error("cannot start the vCPUs");
 	}
 	log_info("virtual machine is running");
+	if (g.cfg.has_timesync) {
+		struct vsock *v = vsock_device(err, sizeof(err));
+		if (v && timesync_start(v, g.cfg.timesync_port) < 0)
+			log_warn("timesync: cannot start the watcher");
+	}
 	log_info("waiting for VM to stop");
 	ev_run(&g.vm.ev);
 

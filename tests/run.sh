@@ -50,10 +50,13 @@ done
 step "fuzz smoke: each harness for 10 s"
 if make -s fuzz >>"$LOG/build.log" 2>&1; then
 	for h in build/fuzz/fuzz_*; do
-		if "$h" -max_total_time=10 >"$LOG/$(basename "$h").log" 2>&1; then
+		# seeds from tests/fuzz/corpus/NAME, copied: libFuzzer adds to the directory
+		n=$(basename "$h"); corpus=$LOG/corpus-$n; rm -rf "$corpus"; mkdir -p "$corpus"
+		[ -d "tests/fuzz/corpus/${n#fuzz_}" ] && cp "tests/fuzz/corpus/${n#fuzz_}"/* "$corpus"/
+		if "$h" -max_total_time=10 "$corpus" >"$LOG/$n.log" 2>&1; then
 			PASS=$((PASS + 1)); echo "  $h: ok"
 		else
-			FAIL=$((FAIL + 1)); echo "  $h: CRASH (see $LOG/$(basename "$h").log)"
+			FAIL=$((FAIL + 1)); echo "  $h: CRASH (see $LOG/$n.log)"
 		fi
 	done
 else
@@ -68,7 +71,7 @@ step "e2e tests: $MODE"
 # still dies or times out is run once more, and the output says so. Test
 # failures are never retried. TMPDIR: disk images go on a disk-backed filesystem (O_DIRECT; the
 # rig's --scratch disk is mounted there).
-SAN_K='one_cpu or reboot or sigterm or pidfile or test_cli or two_disks or mkfs or discard or bad_disks or fallback or unix_socket_state or bad_requests or config_file or rest_startup or balloon or cloud_init or gvproxy or socketpair or nat_dhcp or bad_network'
+SAN_K='one_cpu or reboot or sigterm or pidfile or test_cli or two_disks or mkfs or discard or bad_disks or fallback or unix_socket_state or bad_requests or config_file or rest_startup or balloon or cloud_init or gvproxy or socketpair or nat_dhcp or bad_network or vsock or podman_ready or ignition or timesync'
 GROUP_TIMEOUT=${KVKIT_E2E_GROUP_TIMEOUT:-900}
 complete() { grep -aqE '^=+ .* in [0-9.]+s' "$1" 2>/dev/null; }
 run_group() { # name, test files
@@ -96,7 +99,7 @@ KVKIT=$ROOT/build/san/kvkit KVKIT_E2E_SAN=1 ASAN_OPTIONS=detect_leaks=0 /usr/bin
 }
 rm -f "$LOG"/e2e-*.log "$LOG"/rig-*.log
 for g in "blk:tests/e2e/test_blk.py" "boot:tests/e2e/test_boot.py tests/e2e/test_cli.py" "api:tests/e2e/test_api.py" \
-	"net:tests/e2e/test_net.py"; do
+	"net:tests/e2e/test_net.py" "vsock:tests/e2e/test_vsock.py"; do
 	run_group "${g%%:*}" "${g#*:}"
 done
 for f in "$LOG"/e2e-*.log; do

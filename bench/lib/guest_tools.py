@@ -12,7 +12,9 @@ GUEST_RUN = ("mkdir -p /t; mount -o ro /dev/%s /t; mount -t proc p /t/proc; moun
              "mount -t tmpfs t /t/tmp; sh /t/run.sh")
 
 
-def tools_disk(path, binaries, script, workdir, size="300M"):
+def tools_disk(path, binaries, script, workdir, size="300M", extra=None):
+    """binaries: host programs copied with their libraries;
+    extra: {path in the disk: text}, made executable (e.g. stub scripts)."""
     root = tempfile.mkdtemp(dir=workdir)
     with open(os.path.join(root, "run.sh"), "w") as f:
         f.write(script)
@@ -27,6 +29,12 @@ def tools_disk(path, binaries, script, workdir, size="300M"):
         shutil.copy2(os.path.realpath(f), dst)
     for d in ("proc", "dev", "tmp"):
         os.makedirs(os.path.join(root, d), exist_ok=True)
+    for name, text in (extra or {}).items():
+        dst = root + name
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        with open(dst, "w") as f:
+            f.write(text)
+        os.chmod(dst, 0o755)
     subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-d", root, path, size], check=True)
     shutil.rmtree(root)
 

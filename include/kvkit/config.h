@@ -78,6 +78,7 @@ struct kv_vsock {
 	uint32_t port;
 	char *socket_url;
 	bool listen; /* true = listen (default), false = connect */
+	bool mux;    /* kvkit: one socket for every port (Firecracker's CONNECT protocol) */
 };
 
 struct kv_fs {

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include "../util/log.h"
 #include "api.h"
+#include "../util/unixsock.h"
 
 #define MAX_LISTENERS 2
 #define DRAIN_TIMEOUT_MS 2000
@@ -132,45 +133,16 @@ static int listen_fd(int fd, const struct sockaddr *sa, socklen_t len, const cha
 	return 0;
 }
 
-/* A socket file left by a dead process is replaced; a live one, or a file
- * that is not a socket, is an error. */
-static int clear_stale_socket(const char *path, char *err, size_t errlen)
-{
-	struct stat st;
-	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : fail(err, errlen, "cannot listen on unix://%s: %s", path, strerror(errno));
-	if (!S_ISSOCK(st.st_mode))
-		return fail(err, errlen, "cannot listen on unix://%s: the file exists and is not a socket", path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	int live = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-	if (fd >= 0)
-		close(fd);
-	if (live)
-		return fail(err, errlen, "cannot listen on unix://%s: another process is serving this socket", path);
-	unlink(path);
-	return 0;
-}
-
 static int listen_unix(const char *path, char *err, size_t errlen)
 {
-	if (clear_stale_socket(path, err, errlen) < 0)
-		return -1;
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	char label[160];
+	snprintf(label, sizeof(label), "unix://%s", path);
+	int fd = unix_listen(path, label, err, errlen);
 	if (fd < 0)
-		return fail(err, errlen, "cannot listen on unix://%s: %s", path, strerror(errno));
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	char what[160];
-	snprintf(what, sizeof(what), "unix://%s", path);
-	/* created 0600: nobody else may drive this VM */
-	mode_t old = umask(0177);
-	int r = listen_fd(fd, (struct sockaddr *)&sa, sizeof(sa), what, err, errlen);
-	umask(old);
-	if (r == 0)
-		snprintf(srv.unix_path, sizeof(srv.unix_path), "%s", path);
-	return r;
+		return -1;
+	srv.fds[srv.nfds++] = fd;
+	snprintf(srv.unix_path, sizeof(srv.unix_path), "%s", path);
+	return 0;
 }
 
 static bool is_loopback(const struct sockaddr *sa)

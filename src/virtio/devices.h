@@ -47,4 +47,11 @@ int virtio_balloon_set_target(uint64_t guest_bytes, char *err, size_t errlen);
 /* Sizes and fresh statistics (waits up to 1 s for the guest). */
 int virtio_balloon_info(struct balloon_info *out);
 
+/* The one virtio-vsock device (created on first call); entries are added
+ * to the engine it returns (src/vsock/vsock.h). NULL + err on failure. */
+struct vsock;
+struct vsock *virtio_vsock_create(struct vm *vm, char *err, size_t errlen);
+/* Close connections, remove the sockets kvkit created. */
+void virtio_vsock_close(void);
+
 #endif

@@ -10,6 +10,7 @@
 int ev_init(struct eventloop *ev)
 {
 	ev->quit = false;
+	ev->nround_end = 0;
 	ev->epfd = epoll_create1(EPOLL_CLOEXEC);
 	return ev->epfd < 0 ? -errno : 0;
 }
@@ -47,6 +48,14 @@ void ev_del_poll_hook(struct eventloop *ev, struct ev_poll_hook *h)
 			ev->hooks[i] = ev->hooks[--ev->nhooks];
 			return;
 		}
+}
+
+int ev_add_round_end(struct eventloop *ev, void (*fn)(void *opaque), void *opaque)
+{
+	if (ev->nround_end >= EV_MAX_HOOKS)
+		return -ENOSPC;
+	ev->round_end[ev->nround_end++] = (struct ev_round_hook){ fn, opaque };
+	return 0;
 }
 
 /* One round with poll hooks: poll the epoll fd and the hooks' fds. */
@@ -99,6 +108,8 @@ void ev_run(struct eventloop *ev)
 			struct ev_watch *w = evs[i].data.ptr;
 			w->fn(w->opaque, evs[i].events);
 		}
+		for (unsigned i = 0; i < ev->nround_end; i++)
+			ev->round_end[i].fn(ev->round_end[i].opaque);
 	}
 	free(pfd);
 }

@@ -27,11 +27,20 @@ struct ev_poll_hook {
 #define EV_MAX_HOOKS 8
 #define EV_MAX_POLLFDS 1024
 
+/* Runs after each round of events: a handler may retire a watch whose
+ * event is still pending in the same round, so memory is freed here. */
+struct ev_round_hook {
+	void (*fn)(void *opaque);
+	void *opaque;
+};
+
 struct eventloop {
 	int epfd;
 	bool quit;
 	struct ev_poll_hook *hooks[EV_MAX_HOOKS];
 	unsigned nhooks;
+	struct ev_round_hook round_end[EV_MAX_HOOKS];
+	unsigned nround_end;
 };
 
 int ev_init(struct eventloop *ev);
@@ -41,6 +50,7 @@ int ev_mod(struct eventloop *ev, struct ev_watch *w, uint32_t events);
 void ev_del(struct eventloop *ev, struct ev_watch *w);
 int ev_add_poll_hook(struct eventloop *ev, struct ev_poll_hook *h);
 void ev_del_poll_hook(struct eventloop *ev, struct ev_poll_hook *h);
+int ev_add_round_end(struct eventloop *ev, void (*fn)(void *opaque), void *opaque);
 /* Run until ev->quit. */
 void ev_run(struct eventloop *ev);
 

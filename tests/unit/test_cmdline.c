@@ -316,6 +316,11 @@ static void other_devices(void **s)
 	assert_true(cfg.devices[0].u.vsock.listen);
 	assert_false(cfg.devices[1].u.vsock.listen);
 	ERR("invalid vsock port: abc", BOOT, "--device", "virtio-vsock,port=abc,socketURL=/s");
+	OK(BOOT, "--device", "virtio-vsock,socketURL=/r/mux.sock,mux");
+	assert_true(cfg.devices[0].u.vsock.mux);
+	ERR("virtio-vsock 'mux' needs 'socketURL' and takes no 'port'", BOOT, "--device", "virtio-vsock,mux");
+	ERR("virtio-vsock 'mux' needs 'socketURL' and takes no 'port'", BOOT, "--device",
+	    "virtio-vsock,port=5,socketURL=/s,mux");
 	ERR("invalid vsock port: 4294967296", BOOT, "--device", "virtio-vsock,port=4294967296,socketURL=/s");
 	OK(BOOT, "--device", "virtio-fs,sharedDir=/home/user/");
 	assert_string_equal(cfg.devices[0].u.fs.mount_tag, "user");

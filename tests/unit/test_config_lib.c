@@ -60,6 +60,7 @@ static const char *devices[] = {
 	"virtio-vsock,port=1025,socketURL=/r/ready.sock,listen",
 	"virtio-vsock,connect,socketURL=/r/ssh.sock,port=2222",
 	"virtio-vsock",
+	"virtio-vsock,socketURL=/r/mux.sock,mux",
 	"virtio-fs,sharedDir=/home/u",
 	"virtio-fs,sharedDir=/src,mountTag=0123456789abcdef0123456789abcdef0123",
 	"rosetta,mountTag=rosetta,install,ignore-if-missing",

@@ -1,0 +1,269 @@
+/* The vsock engine against a scripted guest: packets go on a transmit ring
+ * in fake guest memory, replies are read back from the receive ring. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "../../src/vsock/vsock.h"
+
+#define MEM (1u << 20)
+#define QSIZE 64
+#define RX_BUF 4140
+
+struct hdr {
+	uint64_t src_cid, dst_cid;
+	uint32_t src_port, dst_port, len;
+	uint16_t type, op;
+	uint32_t flags, buf_alloc, fwd_cnt;
+} __attribute__((packed));
+
+enum { REQUEST = 1, RESPONSE, RST, SHUTDOWN, RW, CREDIT_UPDATE, CREDIT_REQUEST };
+
+struct ring {
+	struct virtq vq;
+	uint16_t avail, seen;
+};
+
+static uint8_t *ram;
+static struct gmem mem;
+static struct eventloop ev;
+static pthread_mutex_t lock;
+static struct ring rx, tx, evq;
+static struct vsock *v;
+static int service_fd = -1;
+static uint64_t tx_gpa;
+
+static bool can_run(void *o) { (void)o; return true; }
+static void notify(void *o, unsigned q) { (void)o; (void)q; }
+static void service(void *o, int fd) { (void)o; service_fd = fd; }
+
+static void ring_init(struct ring *r, uint64_t base)
+{
+	virtq_reset(&r->vq);
+	r->vq.size = QSIZE;
+	r->vq.desc_gpa = base;
+	r->vq.avail_gpa = base + QSIZE * 16;
+	r->vq.used_gpa = base + 0x800;
+	r->avail = r->seen = 0;
+	assert_int_equal(virtq_start(&r->vq, &mem), 0);
+}
+
+static void offer(struct ring *r, uint64_t gpa, uint32_t len, bool writable)
+{
+	struct vring_desc *d = (struct vring_desc *)(ram + r->vq.desc_gpa);
+	uint16_t head = r->avail % QSIZE;
+	d[head] = (struct vring_desc){ gpa, len, writable ? VRING_DESC_F_WRITE : 0, 0 };
+	uint16_t *a = (uint16_t *)(ram + r->vq.avail_gpa);
+	a[2 + head] = head;
+	a[1] = ++r->avail;
+}
+
+/* The next reply the engine wrote (header and payload), or false. */
+static bool reply(struct hdr *h, uint8_t *payload)
+{
+	uint16_t used = *(uint16_t *)(ram + rx.vq.used_gpa + 2);
+	if (rx.seen == used)
+		return false;
+	struct vring_used_elem *e = (struct vring_used_elem *)(ram + rx.vq.used_gpa + 4) + rx.seen % QSIZE;
+	struct vring_desc *d = (struct vring_desc *)(ram + rx.vq.desc_gpa) + e->id;
+	memcpy(h, ram + d->addr, sizeof(*h));
+	if (payload)
+		memcpy(payload, ram + d->addr + sizeof(*h), h->len);
+	rx.seen++;
+	offer(&rx, d->addr, RX_BUF, true); /* recycle it */
+	return true;
+}
+
+static void send_pkt(uint16_t op, uint32_t src, uint32_t dst, const void *data, uint32_t len, uint32_t flags)
+{
+	struct hdr h = { .src_cid = 3, .dst_cid = 2, .src_port = src, .dst_port = dst, .len = len, .type = 1,
+			 .op = op, .flags = flags, .buf_alloc = 65536, .fwd_cnt = 0 };
+	if (tx_gpa + sizeof(h) + len > MEM)
+		tx_gpa = 0x90000; /* every packet is consumed before send_pkt returns */
+	memcpy(ram + tx_gpa, &h, sizeof(h));
+	if (len)
+		memcpy(ram + tx_gpa + sizeof(h), data, len);
+	offer(&tx, tx_gpa, sizeof(h) + len, false);
+	tx_gpa += (sizeof(h) + len + 63) & ~63ul;
+	pthread_mutex_lock(&lock);
+	vsock_tx_kick(v);
+	pthread_mutex_unlock(&lock);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	ram = calloc(1, MEM);
+	memset(&mem, 0, sizeof(mem));
+	gmem_add(&mem, 0, MEM, ram);
+	pthread_mutexattr_t ma;
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&lock, &ma);
+	ev_init(&ev);
+	ring_init(&rx, 0x1000);
+	ring_init(&tx, 0x2000);
+	ring_init(&evq, 0x3000);
+	for (unsigned i = 0; i < 32; i++)
+		offer(&rx, 0x10000 + i * RX_BUF, RX_BUF, true);
+	offer(&evq, 0x80000, 4, true);
+	tx_gpa = 0x90000;
+	struct vsock_hooks hooks = { can_run, notify, NULL };
+	struct vsock_queues q = { &rx.vq, &tx.vq, &evq.vq };
+	v = vsock_new(&ev, &lock, &hooks, &q);
+	char err[128];
+	assert_int_equal(vsock_add_service(v, 1024, service, NULL, err, sizeof(err)), 0);
+	assert_int_equal(vsock_add_listen(v, 5, "/nonexistent/kvkit-test.sock", err, sizeof(err)), 0);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	vsock_free(v);
+	if (service_fd >= 0)
+		close(service_fd);
+	service_fd = -1;
+	close(ev.epfd);
+	free(ram);
+	return 0;
+}
+
+static void test_unknown_port_and_missing_socket_reset(void **state)
+{
+	(void)state;
+	struct hdr h;
+	send_pkt(REQUEST, 40000, 99, NULL, 0, 0);
+	assert_true(reply(&h, NULL));
+	assert_int_equal(h.op, RST);
+	assert_int_equal(h.src_port, 99);
+	assert_int_equal(h.dst_port, 40000);
+	assert_int_equal(h.dst_cid, 3);
+	send_pkt(REQUEST, 40001, 5, NULL, 0, 0); /* listen entry, nobody there */
+	assert_true(reply(&h, NULL));
+	assert_int_equal(h.op, RST);
+	/* a reset for a connection that does not exist gets no answer */
+	send_pkt(RST, 40002, 99, NULL, 0, 0);
+	assert_false(reply(&h, NULL));
+}
+
+static void test_service_connection_data_credit_shutdown(void **state)
+{
+	(void)state;
+	struct hdr h;
+	uint8_t buf[8192];
+	send_pkt(REQUEST, 40000, 1024, NULL, 0, 0);
+	assert_true(reply(&h, NULL));
+	assert_int_equal(h.op, RESPONSE);
+	assert_int_equal(h.buf_alloc, 256 * 1024);
+	assert_true(service_fd >= 0);
+	/* guest -> host bytes arrive on the service socket */
+	send_pkt(RW, 40000, 1024, "hello", 5, 0);
+	assert_int_equal(read(service_fd, buf, sizeof(buf)), 5);
+	assert_memory_equal(buf, "hello", 5);
+	/* a credit request is answered with what was forwarded */
+	send_pkt(CREDIT_REQUEST, 40000, 1024, NULL, 0, 0);
+	assert_true(reply(&h, NULL));
+	assert_int_equal(h.op, CREDIT_UPDATE);
+	assert_int_equal(h.fwd_cnt, 5);
+	/* host -> guest: the engine reads the socket when it is readable */
+	assert_int_equal(write(service_fd, "world", 5), 5);
+	/* one round of the event loop, by hand */
+	struct epoll_event got;
+	assert_int_equal(epoll_wait(ev.epfd, &got, 1, 1000), 1);
+	struct ev_watch *w = got.data.ptr;
+	w->fn(w->opaque, got.events);
+	assert_true(reply(&h, buf));
+	assert_int_equal(h.op, RW);
+	assert_int_equal(h.len, 5);
+	assert_memory_equal(buf, "world", 5);
+	/* guest closes: host socket sees EOF, the guest gets its reset */
+	send_pkt(SHUTDOWN, 40000, 1024, NULL, 0, 3);
+	assert_int_equal(read(service_fd, buf, sizeof(buf)), 0);
+	assert_true(reply(&h, NULL));
+	assert_int_equal(h.op, RST);
+}
+
+static void test_credit_violation_resets(void **state)
+{
+	(void)state;
+	struct hdr h;
+	static uint8_t big[65536];
+	send_pkt(REQUEST, 40000, 1024, NULL, 0, 0);
+	assert_true(reply(&h, NULL));
+	/* nobody reads the service socket: past 256 KiB of credit the guest
+	 * is cheating and the connection is reset, with nothing lost before */
+	int rst = 0;
+	for (int i = 0; i < 12 && !rst; i++) {
+		send_pkt(RW, 40000, 1024, big, sizeof(big), 0);
+		while (reply(&h, NULL))
+			rst |= h.op == RST;
+	}
+	assert_true(rst);
+}
+
+static void test_transport_reset_event(void **state)
+{
+	(void)state;
+	struct hdr h;
+	send_pkt(REQUEST, 40000, 1024, NULL, 0, 0);
+	assert_true(reply(&h, NULL));
+	pthread_mutex_lock(&lock);
+	vsock_transport_reset(v);
+	pthread_mutex_unlock(&lock);
+	uint16_t used = *(uint16_t *)(ram + evq.vq.used_gpa + 2);
+	assert_int_equal(used, 1);
+	uint32_t id;
+	memcpy(&id, ram + 0x80000, 4);
+	assert_int_equal(id, 0); /* VIRTIO_VSOCK_EVENT_TRANSPORT_RESET */
+	/* the connection is gone: data for it gets a reset */
+	send_pkt(RW, 40000, 1024, "x", 1, 0);
+	assert_true(reply(&h, NULL));
+	assert_int_equal(h.op, RST);
+}
+
+static void test_malformed_packets_are_dropped(void **state)
+{
+	(void)state;
+	struct hdr h = { .src_cid = 7, .dst_cid = 2, .src_port = 1, .dst_port = 1024, .len = 0, .type = 1,
+			 .op = REQUEST };
+	/* wrong source CID: dropped without an answer */
+	memcpy(ram + tx_gpa, &h, sizeof(h));
+	offer(&tx, tx_gpa, sizeof(h), false);
+	/* len beyond the buffer: dropped */
+	h.src_cid = 3;
+	h.len = 1000;
+	memcpy(ram + tx_gpa + 64, &h, sizeof(h));
+	offer(&tx, tx_gpa + 64, sizeof(h) + 10, false);
+	/* a buffer shorter than a header */
+	offer(&tx, tx_gpa + 128, 10, false);
+	pthread_mutex_lock(&lock);
+	vsock_tx_kick(v);
+	pthread_mutex_unlock(&lock);
+	struct hdr r;
+	assert_false(reply(&r, NULL));
+	struct vsock_stats st;
+	vsock_get_stats(v, &st);
+	assert_int_equal(st.bad_packets, 3);
+	assert_int_equal(st.conns, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_unknown_port_and_missing_socket_reset, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_service_connection_data_credit_shutdown, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_credit_violation_resets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_transport_reset_event, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_malformed_packets_are_dropped, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
