@@ -16,11 +16,11 @@ WARN := -Wall -Wextra -Werror -Wno-unused-parameter
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 $(WARN) -Iinclude -I$(BUILD) -pthread -fno-strict-aliasing -DKVKIT_VERSION=\"$(VERSION)\"
 LDFLAGS += -pthread
-# liburing: the disk I/O engine; libnbd: the NBD client (see README)
+# liburing: the disk I/O engine; libnbd (the NBD client) is dlopen()ed: src/block/nbd_lib.h
 # libmicrohttpd: the REST API server; json-c: JSON for the API and the config library
 # libisofs: the cloud-init seed ISO
 # libslirp: the nat network
-LIBS := -luring -lnbd -lmicrohttpd -ljson-c -lisofs -lslirp
+LIBS := -luring -ldl -lmicrohttpd -ljson-c -lisofs -lslirp
 ifeq ($(SAN),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
@@ -30,7 +30,7 @@ LIB_SRCS := lib/config.c lib/options.c lib/cmdline.c lib/json.c lib/print.c
 CORE_SRCS := src/util/log.c src/vmm/guest_mem.c src/vmm/bus.c src/vmm/eventloop.c src/vmm/vm.c \
 	src/arch/x86/cpu.c src/arch/x86/acpi.c src/boot/linux.c src/devices/platform.c src/devices/uart.c \
 	src/pci/pci.c src/pci/msix.c src/virtio/virtq.c src/virtio/virtio_pci.c src/virtio/console.c \
-	src/virtio/rng.c src/virtio/blk.c src/virtio/blk_parse.c src/block/file.c src/block/nbd.c \
+	src/virtio/rng.c src/virtio/blk.c src/virtio/blk_parse.c src/block/file.c src/block/nbd.c src/block/nbd_lib.c \
 	src/virtio/balloon.c src/api/handler.c src/api/server.c src/services/cloudinit.c src/util/unixsock.c \
 	src/virtio/net.c src/virtio/net_frames.c src/net/fdnet.c src/net/slirp.c \
 	src/virtio/vsock.c src/vsock/vsock.c src/services/ignition.c src/services/timesync.c

@@ -5,7 +5,6 @@
  * idempotent), and only fail once they have waited longer than timeout=. */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <libnbd.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +16,7 @@
 #include "../util/log.h"
 #include "../vmm/eventloop.h"
 #include "backend.h"
+#include "nbd_lib.h"
 
 #define TICK_MS 100
 #define BACKOFF_MAX_MS 2000
@@ -413,6 +413,8 @@ static int connect_first(struct nbd_backend *nb, char *err, size_t errlen)
 
 int blk_nbd_open(const struct kv_nbd *k, struct eventloop *ev, struct blk_backend **out, char *err, size_t errlen)
 {
+	if (nbd_lib_load(err, errlen) < 0)
+		return -1;
 	struct nbd_backend *nb = calloc(1, sizeof(*nb));
 	if (!nb || !(nb->uri = strdup(k->uri))) {
 		free(nb);

@@ -74,6 +74,7 @@ struct entry {
 	void (*accept)(void *opaque, int fd);
 	void *opaque;
 	bool warned;
+	struct entry *next;
 };
 
 enum conn_state { C_MUX_HEADER, C_REQUEST_SENT, C_ESTABLISHED };
@@ -116,8 +117,7 @@ struct vsock {
 	pthread_mutex_t *lock;
 	struct vsock_hooks hooks;
 	struct vsock_queues q;
-	struct entry *entries;
-	size_t nentries;
+	struct entry *entries; /* a list: listener watches point into entries */
 	struct entry mux;
 	bool has_mux;
 	struct conn *hash[HASH_SIZE];
@@ -592,8 +592,7 @@ static int dial_host(const char *path)
 
 static struct entry *find_entry(struct vsock *v, uint32_t port, bool guest_to_host)
 {
-	for (size_t i = 0; i < v->nentries; i++) {
-		struct entry *e = &v->entries[i];
+	for (struct entry *e = v->entries; e; e = e->next) {
 		if (e->port == port && (e->kind == E_LISTEN || e->kind == E_SERVICE) == guest_to_host)
 			return e;
 	}
@@ -1021,24 +1020,18 @@ static struct entry *add_entry(struct vsock *v, enum entry_kind kind, uint32_t p
 		snprintf(err, errlen, "virtio-vsock: socket path length exceeds %d bytes: %s", UNIX_PATH_MAX_LEN, path);
 		return NULL;
 	}
-	struct entry *n = realloc(v->entries, (v->nentries + 1) * sizeof(*n));
-	if (!n) {
+	struct entry *e = calloc(1, sizeof(*e));
+	if (!e || (path && !(e->path = strdup(path)))) {
+		free(e);
 		snprintf(err, errlen, "virtio-vsock: out of memory");
 		return NULL;
 	}
-	/* entries may move: listener watches point at them, so re-register */
-	for (size_t i = 0; i < v->nentries; i++)
-		if (n[i].lfd >= 0) {
-			ev_del(v->ev, &v->entries[i].w);
-		}
-	v->entries = n;
-	for (size_t i = 0; i < v->nentries; i++)
-		if (n[i].lfd >= 0) {
-			n[i].w.opaque = &n[i];
-			ev_add(v->ev, &n[i].w);
-		}
-	struct entry *e = &n[v->nentries++];
-	*e = (struct entry){ .v = v, .kind = kind, .port = port, .lfd = -1, .path = path ? strdup(path) : NULL };
+	e->v = v;
+	e->kind = kind;
+	e->port = port;
+	e->lfd = -1;
+	e->next = v->entries;
+	v->entries = e;
 	return e;
 }
 
@@ -1062,8 +1055,9 @@ int vsock_add_connect(struct vsock *v, uint32_t port, const char *path, char *er
 	if (!e)
 		return -1;
 	if (start_listener(v, e, err, errlen) < 0) {
+		v->entries = e->next; /* it was added first */
 		free(e->path);
-		v->nentries--;
+		free(e);
 		return -1;
 	}
 	return 0;
@@ -1143,11 +1137,14 @@ void vsock_free(struct vsock *v)
 	drop_all(v, false);
 	pthread_mutex_unlock(v->lock);
 	reap(v);
-	for (size_t i = 0; i < v->nentries; i++)
-		close_listener(v, &v->entries[i]);
+	while (v->entries) {
+		struct entry *e = v->entries;
+		v->entries = e->next;
+		close_listener(v, e);
+		free(e);
+	}
 	if (v->has_mux)
 		close_listener(v, &v->mux);
-	free(v->entries);
 	if (v->timer_fd >= 0) {
 		ev_del(v->ev, &v->timer_w);
 		close(v->timer_fd);

@@ -185,7 +185,9 @@ class Console:
 
 
 GUEST_STREAMS = r"""S="chroot /t socat"
-$S -t 30 VSOCK-LISTEN:6000,fork,reuseaddr,backlog=64 PIPE &
+# -b 4096: socat writes at most PIPE_BUF into its own echo pipe, or it can
+# block on the pipe only it drains (select promises just PIPE_BUF free)
+$S -t 30 -b 4096 VSOCK-LISTEN:6000,fork,reuseaddr,backlog=64 PIPE &
 $S -u VSOCK-LISTEN:6001,fork,reuseaddr,readbytes=1048576 OPEN:/dev/null &
 $S -u VSOCK-LISTEN:6999 - > /dev/null & done_pid=$!
 sleep 3; echo GUEST-READY  # socat is slow to start in the nested rig
