@@ -16,11 +16,12 @@ WARN := -Wall -Wextra -Werror -Wno-unused-parameter
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 $(WARN) -Iinclude -I$(BUILD) -pthread -fno-strict-aliasing -DKVKIT_VERSION=\"$(VERSION)\"
 LDFLAGS += -pthread
-# liburing: the disk I/O engine; libnbd (the NBD client) is dlopen()ed: src/block/nbd_lib.h
-# libmicrohttpd: the REST API server; json-c: JSON for the API and the config library
+# liburing: the disk I/O engine; json-c: JSON for the API and the config library
+# libnbd (NBD client) and libmicrohttpd (REST API, Ignition) are dlopen()ed on
+# first use: src/util/dynlib.h
 # libisofs: the cloud-init seed ISO
 # libslirp: the nat network
-LIBS := -luring -ldl -lmicrohttpd -ljson-c -lisofs -lslirp
+LIBS := -luring -ldl -ljson-c -lisofs -lslirp
 ifeq ($(SAN),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
@@ -30,7 +31,7 @@ LIB_SRCS := lib/config.c lib/options.c lib/cmdline.c lib/json.c lib/print.c
 CORE_SRCS := src/util/log.c src/vmm/guest_mem.c src/vmm/bus.c src/vmm/eventloop.c src/vmm/vm.c \
 	src/arch/x86/cpu.c src/arch/x86/acpi.c src/boot/linux.c src/devices/platform.c src/devices/uart.c \
 	src/pci/pci.c src/pci/msix.c src/virtio/virtq.c src/virtio/virtio_pci.c src/virtio/console.c \
-	src/virtio/rng.c src/virtio/blk.c src/virtio/blk_parse.c src/block/file.c src/block/nbd.c src/block/nbd_lib.c \
+	src/virtio/rng.c src/virtio/blk.c src/virtio/blk_parse.c src/block/file.c src/block/nbd.c src/block/nbd_lib.c src/util/dynlib.c src/util/mhd_lib.c \
 	src/virtio/balloon.c src/api/handler.c src/api/server.c src/services/cloudinit.c src/util/unixsock.c \
 	src/virtio/net.c src/virtio/net_frames.c src/net/fdnet.c src/net/slirp.c \
 	src/virtio/vsock.c src/vsock/vsock.c src/services/ignition.c src/services/timesync.c
@@ -82,9 +83,9 @@ $(BUILD)/tests/test_config_lib: tests/unit/test_config_lib.c $(BUILD)/libkvkit.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -ljson-c $(TEST_LIBS)
 
-$(BUILD)/tests/test_api: tests/unit/test_api.c $(call obj,src/api/handler.c src/api/server.c src/util/log.c src/util/unixsock.c)
+$(BUILD)/tests/test_api: tests/unit/test_api.c $(call obj,src/api/handler.c src/api/server.c src/util/log.c src/util/unixsock.c src/util/dynlib.c src/util/mhd_lib.c)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lmicrohttpd -ljson-c $(TEST_LIBS)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -ljson-c $(TEST_LIBS)
 
 $(BUILD)/tests/test_vsock: tests/unit/test_vsock.c $(call obj,src/vsock/vsock.c src/virtio/virtq.c src/vmm/guest_mem.c \
 		src/vmm/eventloop.c src/util/log.c src/util/unixsock.c)

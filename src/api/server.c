@@ -5,7 +5,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -19,6 +18,7 @@
 #include <unistd.h>
 #include "../util/log.h"
 #include "api.h"
+#include "../util/mhd_lib.h"
 #include "../util/unixsock.h"
 
 #define MAX_LISTENERS 2
@@ -296,6 +296,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 int api_start(const struct api_vm_ops *ops, char *err, size_t errlen)
 {
 	srv.ops = ops;
+	if (srv.nfds && mhd_lib_load(err, errlen) < 0)
+		return -1;
 	for (unsigned i = 0; i < srv.nfds; i++) {
 		srv.d[i] = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC, 0, NULL, NULL,
 					    on_request, NULL, MHD_OPTION_LISTEN_SOCKET, srv.fds[i],

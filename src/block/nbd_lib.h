@@ -7,6 +7,7 @@
 #define KVKIT_NBD_LIB_H
 #include <libnbd.h>
 #include <stddef.h>
+#include "../util/dynlib.h"
 
 #define NBD_LIB_FUNCS(X) \
 	X(nbd_aio_connect_uri) \
@@ -35,9 +36,7 @@
 	X(nbd_shutdown)
 
 struct nbd_lib {
-#define NBD_LIB_MEMBER(f) __typeof__(f) *f;
-	NBD_LIB_FUNCS(NBD_LIB_MEMBER)
-#undef NBD_LIB_MEMBER
+	NBD_LIB_FUNCS(DYNLIB_MEMBER)
 };
 extern struct nbd_lib nbd_lib;
 

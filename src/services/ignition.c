@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include "../util/log.h"
+#include "../util/mhd_lib.h"
 
 #define HEADER_TIMEOUT_S 10
 #define IDLE_TIMEOUT_S 60
@@ -151,6 +151,8 @@ static void on_log(void *cls, const char *fmt, va_list ap)
 
 int ignition_start(char *err, size_t errlen)
 {
+	if (mhd_lib_load(err, errlen) < 0)
+		return -1;
 	ign.d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC |
 					 MHD_USE_ERROR_LOG,
 				 0, NULL, NULL, on_request, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HEADER_TIMEOUT_S,
