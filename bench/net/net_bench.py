@@ -1,8 +1,9 @@
 #!/usr/bin/python3
-"""bench/net: TCP throughput between the guest and the host, kvkit's nat vs
-QEMU's -netdev user (both user-mode NAT stacks, libslirp in both), same
-guest, same host iperf3 server on 127.0.0.1 (the guest reaches it as
-10.0.2.2), in one run. Guest to host and host to guest (-R), Gbit/s, and the
+"""bench/net: TCP throughput between the guest and the host, in one run:
+kvkit's nat vs QEMU's -netdev user (both user-mode NAT stacks, libslirp in
+both; the host iperf3 server on 127.0.0.1, which the guest reaches as
+10.0.2.2), and kvkit's tap vs QEMU's tap without vhost (the same tap device,
+the server on its host address). Guest to host and host to guest (-R), Gbit/s, and the
 VMM's host CPU seconds per GB moved. iperf3 runs in the guest from a
 read-only tools disk. BENCH_RUNTIME seconds per direction (default 5)."""
 import json
@@ -25,18 +26,23 @@ CPUS, MEM, PORT = 2, 1024, 5201
 JOBS = [("guest-to-host", ""), ("host-to-guest", "-R")]
 
 
+TAP, TAP_HOST, TAP_GUEST = "kvbench0", "10.10.0.1", "10.10.0.2"
+
+
 def guest_script():
-    s = "udhcpc -i eth0 -n -q -t 10 -T 1 >/dev/null 2>&1\n"
+    # the kernel command line says which network: net=nat or net=tap
+    s = ('if [ "$net" = tap ]; then ip addr add %s/24 dev eth0; ip link set eth0 up; SRV=%s; sleep 1; '
+         'else udhcpc -i eth0 -n -q -t 10 -T 1 >/dev/null 2>&1; SRV=10.0.2.2; fi\n' % (TAP_GUEST, TAP_HOST))
     for name, flag in JOBS:
-        s += ("echo JOB-START %s; chroot /t iperf3 -c 10.0.2.2 -p %d -t %d -J %s | tr -d '\\n'; echo; echo JOB-END\n"
+        s += ("echo JOB-START %s; chroot /t iperf3 -c $SRV -p %d -t %d -J %s | tr -d '\\n'; echo; echo JOB-END\n"
               % (name, PORT, RUNTIME, flag))
     return s
 
 
-def run_vmm(name, cmd):
+def run_vmm(name, cmd, bind="127.0.0.1"):
     out = {}
     # one server for the whole run, listening before the guest can connect
-    srv = subprocess.Popen(["iperf3", "-s", "-B", "127.0.0.1", "-p", str(PORT)],
+    srv = subprocess.Popen(["iperf3", "-s", "-B", bind, "-p", str(PORT)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -71,27 +77,37 @@ def run_vmm(name, cmd):
 def main():
     tools = os.path.join(WORK, "kvkit-bench-net-tools.img")
     tools_disk(tools, ["iperf3"], guest_script(), WORK)
-    cmdline = 'console=ttyS0 quiet hvcwait=0 run="%s"' % (GUEST_RUN % "vda")
-    print("bench/net: iperf3 TCP, %d s per direction, guest %d vCPU %d MiB, nat vs QEMU user-mode" % (RUNTIME, CPUS, MEM),
-          flush=True)
-    res = {}
-    res["kvkit"] = run_vmm("kvkit", [KVKIT, "--cpus", str(CPUS), "--memory", str(MEM), "--bootloader",
-                                     "linux,kernel=%s,initrd=%s,cmdline=%s" % (KERNEL, INITRD, cmdline),
-                                     "--device", "virtio-serial,stdio", "--device", "virtio-blk,path=%s,readonly" % tools,
-                                     "--device", "virtio-net,nat"])
-    print("kvkit  " + "  ".join("%s=%.3f Gbit/s" % (j, res["kvkit"][j][0]) for j, _ in JOBS), flush=True)
-    res["qemu"] = run_vmm("qemu", ["qemu-system-x86_64", "-enable-kvm", "-cpu", "host", "-M", "q35", "-smp", str(CPUS),
-                                   "-m", str(MEM), "-nographic", "-nodefaults", "-no-reboot", "-serial", "stdio",
-                                   "-kernel", KERNEL, "-initrd", INITRD, "-append", cmdline,
-                                   "-drive", "file=%s,if=none,id=t,format=raw,readonly=on" % tools,
-                                   "-device", "virtio-blk-pci,drive=t",
-                                   "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0"])
-    print("qemu   " + "  ".join("%s=%.3f Gbit/s" % (j, res["qemu"][j][0]) for j, _ in JOBS), flush=True)
-    print("%-14s %12s %12s %9s   %s" % ("direction", "kvkit", "qemu", "kv/qemu", "VMM CPU s/GB kvkit qemu"))
-    for j, _ in JOBS:
-        k, q = res["kvkit"][j], res["qemu"][j]
-        print("%-14s %8.3f Gb/s %8.3f Gb/s %9.2f   %.2f %.2f" % (j, k[0], q[0], k[0] / q[0], k[2] / (k[1] / 1e9),
-                                                               q[2] / (q[1] / 1e9)))
+    print("bench/net: iperf3 TCP, %d s per direction, guest %d vCPU %d MiB; nat vs QEMU user-mode, tap vs QEMU tap "
+          "(no vhost)" % (RUNTIME, CPUS, MEM), flush=True)
+    subprocess.run(["ip", "tuntap", "add", "dev", TAP, "mode", "tap"], check=True)
+    subprocess.run(["ip", "addr", "add", TAP_HOST + "/24", "dev", TAP], check=True)
+    subprocess.run(["ip", "link", "set", TAP, "up"], check=True)
+    try:
+        for net in ("nat", "tap"):
+            cmdline = 'console=ttyS0 quiet hvcwait=0 net=%s run="%s"' % (net, GUEST_RUN % "vda")
+            kv_net = "virtio-net,nat" if net == "nat" else "virtio-net,tap=" + TAP
+            q_net = ("user,id=n0" if net == "nat" else
+                     "tap,id=n0,ifname=%s,script=no,downscript=no,vhost=off" % TAP)
+            bind = "127.0.0.1" if net == "nat" else TAP_HOST
+            res = {}
+            res["kvkit"] = run_vmm("kvkit", [KVKIT, "--cpus", str(CPUS), "--memory", str(MEM), "--bootloader",
+                                             "linux,kernel=%s,initrd=%s,cmdline=%s" % (KERNEL, INITRD, cmdline),
+                                             "--device", "virtio-serial,stdio",
+                                             "--device", "virtio-blk,path=%s,readonly" % tools, "--device", kv_net], bind)
+            res["qemu"] = run_vmm("qemu", ["qemu-system-x86_64", "-enable-kvm", "-cpu", "host", "-M", "q35", "-smp",
+                                           str(CPUS), "-m", str(MEM), "-nographic", "-nodefaults", "-no-reboot",
+                                           "-serial", "stdio", "-kernel", KERNEL, "-initrd", INITRD, "-append", cmdline,
+                                           "-drive", "file=%s,if=none,id=t,format=raw,readonly=on" % tools,
+                                           "-device", "virtio-blk-pci,drive=t",
+                                           "-netdev", q_net, "-device", "virtio-net-pci,netdev=n0"], bind)
+            print("%s: %-14s %12s %12s %9s   %s" % (net, "direction", "kvkit", "qemu", "kv/qemu",
+                                                  "VMM CPU s/GB kvkit qemu"))
+            for j, _ in JOBS:
+                k, q = res["kvkit"][j], res["qemu"][j]
+                print("%s: %-14s %8.3f Gb/s %8.3f Gb/s %9.2f   %.2f %.2f" % (
+                    net, j, k[0], q[0], k[0] / q[0], k[2] / (k[1] / 1e9), q[2] / (q[1] / 1e9)), flush=True)
+    finally:
+        subprocess.run(["ip", "link", "del", TAP])
     os.unlink(tools)
 
 

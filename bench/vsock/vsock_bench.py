@@ -34,8 +34,8 @@ $S -u VSOCK-LISTEN:6001,fork,reuseaddr,backlog=128 OPEN:/dev/null &
 $S -u TCP-LISTEN:6001,fork,reuseaddr,backlog=128 OPEN:/dev/null &
 $S -u VSOCK-LISTEN:6999 - > /dev/null & done_pid=$!
 sleep 3
-echo JOB g2h-vsock; head -c %(bytes)d /dev/zero | $S -u -b 65536 - VSOCK-CONNECT:2:5000; echo JOB-END $?
-echo JOB g2h-nat; head -c %(bytes)d /dev/zero | $S -u -b 65536 - TCP:10.0.2.2:%(tcp)d; echo JOB-END $?
+echo JOB g2h-vsock; $S -u -b 65536 OPEN:/dev/zero,readbytes=%(bytes)d VSOCK-CONNECT:2:5000; echo JOB-END $?
+echo JOB g2h-nat; $S -u -b 65536 OPEN:/dev/zero,readbytes=%(bytes)d TCP:10.0.2.2:%(tcp)d; echo JOB-END $?
 echo GUEST-READY
 wait $done_pid
 """

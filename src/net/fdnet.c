@@ -24,6 +24,7 @@
 #include <unistd.h>
 #include "../util/log.h"
 #include "../vmm/eventloop.h"
+#include "../virtio/net_hdr.h"
 #include "net.h"
 
 #define RX_BATCH 64
@@ -39,7 +40,7 @@ struct fd_backend {
 	bool send_error_logged, recv_error_logged;
 	char local_path[108]; /* unixgram: our bound name, removed at close */
 	char what[160];       /* for log lines */
-	uint8_t buf[NET_MAX_FRAME + 1];
+	uint8_t buf[NET_VNET_HDR_LEN + NET_MAX_FRAME + 1];
 };
 
 static void update_watch(struct fd_backend *f)
@@ -76,7 +77,8 @@ static void receive(struct fd_backend *f)
 			f->b.rx_dropped++;
 			return;
 		}
-		if (n < 14 || n > NET_MAX_FRAME) {
+		size_t hdr = f->b.vnet_hdr ? NET_VNET_HDR_LEN : 0;
+		if ((size_t)n < hdr + 14 || (size_t)n > hdr + NET_MAX_FRAME) {
 			f->b.rx_dropped++; /* runt, or larger than any guest can take */
 			continue;
 		}
@@ -144,8 +146,30 @@ static void fd_close(struct net_backend *b)
 	free(f);
 }
 
+/* Tell the tap which offloads the guest takes in received frames; the
+ * kernel finishes checksums and segments for whatever it does not. */
+static void tap_set_offload(struct net_backend *b, bool csum, bool tso4, bool tso6, bool ecn)
+{
+	struct fd_backend *f = (struct fd_backend *)b;
+	unsigned flags = 0;
+	if (csum) {
+		flags |= TUN_F_CSUM;
+		if (tso4)
+			flags |= TUN_F_TSO4;
+		if (tso6)
+			flags |= TUN_F_TSO6;
+		if ((tso4 || tso6) && ecn)
+			flags |= TUN_F_TSO_ECN;
+	}
+	if (ioctl(f->fd, TUNSETOFFLOAD, flags) < 0)
+		log_warn("%s: cannot set offloads %#x: %m", f->what, flags);
+}
+
 static const struct net_backend_ops fd_ops = {
 	.name = "fd", .send = fd_send, .rx_resume = fd_rx_resume, .close = fd_close,
+};
+static const struct net_backend_ops tap_ops = {
+	.name = "tap", .send = fd_send, .rx_resume = fd_rx_resume, .set_offload = tap_set_offload, .close = fd_close,
 };
 
 static void set_bufs(int fd)
@@ -273,12 +297,17 @@ static int open_tap(struct fd_backend *f, const char *ifname, char *err, size_t 
 		snprintf(err, errlen, "cannot open tap device %s: /dev/net/tun: %s", ifname, strerror(errno));
 		return -1;
 	}
-	struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI };
+	/* IFF_VNET_HDR: every frame carries the virtio-net header, so the
+	 * guest's checksum and TSO offloads reach the host stack untouched */
+	struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR };
+	int hdr_sz = sizeof(struct virtio_net_hdr_v1);
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-	if (ioctl(f->fd, TUNSETIFF, &ifr) < 0) {
+	if (ioctl(f->fd, TUNSETIFF, &ifr) < 0 || ioctl(f->fd, TUNSETVNETHDRSZ, &hdr_sz) < 0) {
 		snprintf(err, errlen, "cannot open tap device %s: %s", ifname, strerror(errno));
 		return -1;
 	}
+	f->b.vnet_hdr = true;
+	f->b.ops = &tap_ops;
 	snprintf(f->what, sizeof(f->what), "virtio-net tap %s", ifname);
 	f->is_tap = true;
 	return 0;

@@ -17,15 +17,19 @@ struct eventloop;
 struct net_backend;
 
 #define NET_MAX_FRAME 65550 /* largest frame either side may carry */
+#define NET_VNET_HDR_LEN 12 /* struct virtio_net_hdr_v1, on vnet_hdr backends */
 
 struct net_backend_ops {
 	const char *name;
-	/* Send one complete frame (no virtio header). 0 = sent (or dropped and
+	/* Send one frame (after its virtio header when vnet_hdr). 0 = sent (or dropped and
 	 * counted), -EAGAIN = the peer is full: the device waits for
 	 * writable(). */
 	int (*send)(struct net_backend *b, const struct iovec *iov, int n);
 	/* The device has receive buffers again after deliver() said -ENOSPC. */
 	void (*rx_resume)(struct net_backend *b);
+	/* vnet_hdr backends: which offloads the guest accepts in frames it
+	 * receives (it negotiated GUEST_CSUM/TSO4/TSO6/ECN) */
+	void (*set_offload)(struct net_backend *b, bool csum, bool tso4, bool tso6, bool ecn);
 	void (*close)(struct net_backend *b);
 };
 
@@ -38,6 +42,9 @@ struct net_backend {
 	void (*writable)(void *dev);
 	void *dev;
 	uint64_t rx_dropped, tx_dropped;
+	/* frames both ways start with a virtio_net_hdr_v1 (tap with
+	 * IFF_VNET_HDR): checksum and segmentation offloads pass through */
+	bool vnet_hdr;
 };
 
 /* Open the backend a kv_net describes (unixgram/fd/tap/nat). The

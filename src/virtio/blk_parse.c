@@ -2,32 +2,6 @@
 #include "blk_parse.h"
 #include <string.h>
 
-/* Bytes [off, off+len) of iov[0..n) as a new iovec list in dst (max entries).
- * Returns the entry count, or -1 when the range is not all there or needs
- * more than max entries. */
-static int iov_slice(const struct iovec *iov, unsigned n, uint64_t off, uint64_t len, struct iovec *dst,
-		     unsigned max)
-{
-	unsigned k = 0;
-	for (unsigned i = 0; i < n && len; i++) {
-		if (off >= iov[i].iov_len) {
-			off -= iov[i].iov_len;
-			continue;
-		}
-		uint64_t take = iov[i].iov_len - off;
-		if (take > len)
-			take = len;
-		if (k == max)
-			return -1;
-		dst[k].iov_base = (char *)iov[i].iov_base + off;
-		dst[k].iov_len = take;
-		k++;
-		len -= take;
-		off = 0;
-	}
-	return len ? -1 : (int)k;
-}
-
 static bool range_ok(const struct blk_disk_info *d, uint64_t sector, uint64_t nsec)
 {
 	return sector <= d->sectors && nsec <= d->sectors - sector;

@@ -1,8 +1,9 @@
 /* virtio-net (1af4:1041): one receive and one transmit queue, mergeable
  * receive buffers (frames up to 64 KiB, so an MTU of 4000 or more works),
- * link status, a MAC. No checksum or segmentation offload is offered: every
- * frame handed to a backend is complete and checksummed (spec 2.5), which is
- * what gvproxy and libslirp expect. Backends live in src/net/. */
+ * link status, a MAC. Checksum and segmentation offloads are offered only
+ * over backends that carry the virtio-net header (tap): gvproxy and libslirp
+ * expect complete, checksummed frames, so those NICs get none. Backends
+ * live in src/net/. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,17 @@
 #define RX_Q 0
 #define TX_Q 1
 #define NET_QUEUE_SIZE 256
+#define VIRTIO_NET_F_CSUM (1ULL << 0)
+#define VIRTIO_NET_F_GUEST_CSUM (1ULL << 1)
+#define VIRTIO_NET_F_GUEST_TSO4 (1ULL << 7)
+#define VIRTIO_NET_F_GUEST_TSO6 (1ULL << 8)
+#define VIRTIO_NET_F_GUEST_ECN (1ULL << 9)
+#define VIRTIO_NET_F_HOST_TSO4 (1ULL << 11)
+#define VIRTIO_NET_F_HOST_TSO6 (1ULL << 12)
+#define VIRTIO_NET_F_HOST_ECN (1ULL << 13)
+#define NET_OFFLOADS                                                                                              \
+	(VIRTIO_NET_F_CSUM | VIRTIO_NET_F_GUEST_CSUM | VIRTIO_NET_F_GUEST_TSO4 | VIRTIO_NET_F_GUEST_TSO6 |          \
+	 VIRTIO_NET_F_GUEST_ECN | VIRTIO_NET_F_HOST_TSO4 | VIRTIO_NET_F_HOST_TSO6 | VIRTIO_NET_F_HOST_ECN)
 #define VIRTIO_NET_F_MAC (1ULL << 5)
 #define VIRTIO_NET_F_MRG_RXBUF (1ULL << 15)
 #define VIRTIO_NET_F_STATUS (1ULL << 16)
@@ -25,6 +37,7 @@
 
 struct net_dev {
 	struct virtio_dev dev;
+	struct virtio_ops ops; /* net_ops, plus offloads when the backend takes them */
 	struct net_backend *be;
 	uint8_t mac[6];
 	struct virtq_elem rx_elem, tx_elem;
@@ -47,11 +60,20 @@ static int deliver(void *opaque, const uint8_t *frame, size_t len)
 	struct vring_used_elem used[NET_RX_MAX_BUFS];
 	unsigned nused;
 	int rc = 0;
+	struct virtio_net_hdr_v1 hdr_buf, *hdr = NULL;
+	if (n->be->vnet_hdr) { /* the backend's header leads the frame */
+		if (len < NET_VNET_HDR_LEN)
+			return 0;
+		memcpy(&hdr_buf, frame, NET_VNET_HDR_LEN);
+		hdr = &hdr_buf;
+		frame += NET_VNET_HDR_LEN;
+		len -= NET_VNET_HDR_LEN;
+	}
 
 	pthread_mutex_lock(&d->lock);
 	if (!virtio_driver_ok(d) || !d->q[RX_Q].enabled || virtio_dev_paused(d)) {
 		n->be->rx_dropped++; /* no driver: the frame is lost, as on a real NIC */
-	} else if (net_rx_place(&d->q[RX_Q].vq, &n->rx_elem, frame, len, used, &nused) < 0) {
+	} else if (net_rx_place(&d->q[RX_Q].vq, &n->rx_elem, hdr, frame, len, used, &nused) < 0) {
 		n->rx_starved = true;
 		rc = -ENOSPC;
 	} else {
@@ -76,7 +98,7 @@ static void tx_run(struct net_dev *n)
 			break;
 		n->tx_waiting = false;
 		struct virtq_elem *e = &n->tx_elem;
-		int niov = net_tx_frame(e, n->tx_iov, NET_MAX_FRAME);
+		int niov = net_tx_frame(e, n->tx_iov, NET_MAX_FRAME, n->be->vnet_hdr);
 		if (niov < 0) {
 			n->be->tx_dropped++; /* not an Ethernet frame */
 		} else if (n->be->ops->send(n->be, n->tx_iov, niov) == -EAGAIN) {
@@ -123,6 +145,16 @@ static void net_reset(struct virtio_dev *d)
 	memcpy(d->config + 8, &pairs, 2);
 }
 
+/* The guest is ready: tell a vnet_hdr backend which offloads it takes. */
+static void net_driver_ok(struct virtio_dev *d)
+{
+	struct net_dev *n = d->priv;
+	uint64_t f = d->driver_features;
+	if (n->be->ops->set_offload)
+		n->be->ops->set_offload(n->be, f & VIRTIO_NET_F_GUEST_CSUM, f & VIRTIO_NET_F_GUEST_TSO4,
+					f & VIRTIO_NET_F_GUEST_TSO6, f & VIRTIO_NET_F_GUEST_ECN);
+}
+
 static const struct virtio_ops net_ops = {
 	.name = "virtio-net",
 	.device_id = VIRTIO_ID_NET,
@@ -132,6 +164,7 @@ static const struct virtio_ops net_ops = {
 	.features = VIRTIO_NET_F_MAC | VIRTIO_NET_F_MRG_RXBUF | VIRTIO_NET_F_STATUS,
 	.config_size = 10,
 	.queue_notify = net_notify,
+	.driver_ok = net_driver_ok,
 	.reset = net_reset,
 };
 
@@ -154,7 +187,10 @@ int virtio_net_create(struct vm *vm, struct kv_net *cfg, struct net_backend *be,
 	be->deliver = deliver;
 	be->writable = writable;
 	be->dev = n;
-	int rc = virtio_dev_init(&n->dev, vm, &net_ops, n);
+	n->ops = net_ops;
+	if (be->vnet_hdr)
+		n->ops.features |= NET_OFFLOADS;
+	int rc = virtio_dev_init(&n->dev, vm, &n->ops, n);
 	if (rc < 0) {
 		snprintf(err, errlen, "virtio-net: cannot create device: %s", strerror(-rc));
 		return rc;

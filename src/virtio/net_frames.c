@@ -4,12 +4,12 @@
 #include <string.h>
 #include "net_hdr.h"
 
-int net_tx_frame(const struct virtq_elem *e, struct iovec *out, size_t max_frame)
+int net_tx_frame(const struct virtq_elem *e, struct iovec *out, size_t max_frame, bool keep_hdr)
 {
 	size_t hdr = sizeof(struct virtio_net_hdr_v1);
 	if (e->out_len < hdr + NET_MIN_FRAME || e->out_len - hdr > max_frame)
 		return -1;
-	size_t skip = hdr;
+	size_t skip = keep_hdr ? 0 : hdr;
 	int k = 0;
 	for (unsigned i = 0; i < e->n_out; i++) {
 		struct iovec v = e->iov[i];
@@ -25,8 +25,8 @@ int net_tx_frame(const struct virtq_elem *e, struct iovec *out, size_t max_frame
 	return k;
 }
 
-int net_rx_place(struct virtq *vq, struct virtq_elem *e, const uint8_t *frame, size_t len,
-		 struct vring_used_elem used[NET_RX_MAX_BUFS], unsigned *nused)
+int net_rx_place(struct virtq *vq, struct virtq_elem *e, const struct virtio_net_hdr_v1 *hdr_in, const uint8_t *frame,
+		 size_t len, struct vring_used_elem used[NET_RX_MAX_BUFS], unsigned *nused)
 {
 	struct iovec first_iov[4];
 	unsigned first_n = 0, nb = 0;
@@ -56,7 +56,10 @@ int net_rx_place(struct virtq *vq, struct virtq_elem *e, const uint8_t *frame, s
 		off += c;
 		used[nb++] = (struct vring_used_elem){ .id = e->head, .len = (uint32_t)(c + hdr) };
 	}
-	struct virtio_net_hdr_v1 h = { .num_buffers = (uint16_t)nb };
+	struct virtio_net_hdr_v1 h = { 0 };
+	if (hdr_in)
+		h = *hdr_in;
+	h.num_buffers = (uint16_t)nb;
 	iov_from_buf(first_iov, first_n, 0, &h, sizeof(h));
 	*nused = nb;
 	return 0;

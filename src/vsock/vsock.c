@@ -380,27 +380,6 @@ static void wait_for_rx(struct conn *c)
 	update_interest(c);
 }
 
-/* Count n bytes of iovec, starting off bytes in, into dst (at most max
- * entries and len bytes); returns the entries used. */
-static unsigned iov_slice(const struct iovec *src, unsigned n, size_t off, size_t len, struct iovec *dst, unsigned max)
-{
-	unsigned k = 0;
-	for (unsigned i = 0; i < n && k < max && len; i++) {
-		if (off >= src[i].iov_len) {
-			off -= src[i].iov_len;
-			continue;
-		}
-		size_t take = src[i].iov_len - off;
-		if (take > len)
-			take = len;
-		dst[k].iov_base = (uint8_t *)src[i].iov_base + off;
-		dst[k++].iov_len = take;
-		len -= take;
-		off = 0;
-	}
-	return k;
-}
-
 /* Host socket -> guest: read straight into receive buffers. */
 static void pump_to_guest(struct conn *c)
 {
@@ -424,13 +403,16 @@ static void pump_to_guest(struct conn *c)
 				room = MAX_PKT;
 			if (room > credit - total)
 				room = credit - total;
-			unsigned k = iov_slice(e->iov + e->n_out, e->n_in, HDR_LEN, room, v->rd_iov + niov, 8);
-			size_t got = 0;
-			for (unsigned i = 0; i < k; i++)
-				got += v->rd_iov[niov + i].iov_len;
-			cap[nchains++] = got;
+			int k = room ? iov_slice(e->iov + e->n_out, e->n_in, HDR_LEN, room, v->rd_iov + niov, 8) : -1;
+			if (k < 0) { /* no room past the header, or in more than 8 pieces: not from Linux */
+				v->bad_packets++;
+				virtq_push(v->q.rx, e->head, 0);
+				v->pushed_rx = true;
+				continue;
+			}
+			cap[nchains++] = room;
 			niov += k;
-			total += got;
+			total += room;
 		}
 		if (!nchains) {
 			wait_for_rx(c);
@@ -549,9 +531,9 @@ static void forward_to_host(struct conn *c, const struct iovec *iov, unsigned ni
 			}
 		}
 		struct iovec tmp[VIRTQ_MAX_SIZE];
-		unsigned k = iov_slice(iov, niov, done, rest, tmp, VIRTQ_MAX_SIZE);
+		int k = iov_slice(iov, niov, done, rest, tmp, VIRTQ_MAX_SIZE);
 		uint8_t *dst = c->pend + c->pend_off + c->pend_len;
-		for (unsigned i = 0; i < k; i++) {
+		for (int i = 0; i < k; i++) {
 			memcpy(dst, tmp[i].iov_base, tmp[i].iov_len);
 			dst += tmp[i].iov_len;
 		}
@@ -692,8 +674,8 @@ static void handle_packet(struct vsock *v, struct virtq_elem *e)
 			return;
 		}
 		struct iovec iov[VIRTQ_MAX_SIZE];
-		unsigned k = iov_slice(e->iov, e->n_out, HDR_LEN, h.len, iov, VIRTQ_MAX_SIZE);
-		if (h.len)
+		int k = iov_slice(e->iov, e->n_out, HDR_LEN, h.len, iov, VIRTQ_MAX_SIZE);
+		if (h.len && k > 0) /* the length was checked against the chain */
 			forward_to_host(c, iov, k, h.len);
 		break;
 	}

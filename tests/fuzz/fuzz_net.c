@@ -44,12 +44,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (start(&rx, &mem, data) == 0) {
 		struct vring_used_elem used[NET_RX_MAX_BUFS];
 		unsigned n;
-		for (int i = 0; i < 8 && net_rx_place(&rx, &elem, frame, flen, used, &n) == 0; i++)
+		struct virtio_net_hdr_v1 h;
+		memcpy(&h, data, sizeof(h)); /* a tap's header: any bytes */
+		for (int i = 0; i < 8 && net_rx_place(&rx, &elem, data[4] & 1 ? &h : NULL, frame, flen, used, &n) == 0; i++)
 			virtq_push_n(&rx, used, n);
 	}
 	if (start(&tx, &mem, data + 4) == 0) {
 		for (int i = 0; i < 1024 && virtq_pop(&tx, &elem) > 0; i++) {
-			int k = net_tx_frame(&elem, frame_iov, 65550);
+			int k = net_tx_frame(&elem, frame_iov, 65550, data[5] & 1);
 			volatile uint8_t sink = 0;
 			for (int j = 0; j < k; j++) /* read the whole frame: ASan checks */
 				for (size_t b = 0; b < frame_iov[j].iov_len; b += 97)
