@@ -89,6 +89,7 @@ def conn_rate(connect, n):
 def unix(path):
     def c():
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(60)
         s.connect(path)
         return s
     return c
@@ -96,7 +97,7 @@ def unix(path):
 
 def tcp(port):
     def c():
-        return socket.create_connection(("127.0.0.1", port))
+        return socket.create_connection(("127.0.0.1", port), timeout=60)
     return c
 
 
@@ -136,19 +137,26 @@ def main():
         if m:
             if m.group(1) != "0":
                 sys.exit("guest job %s failed" % job)
-            n, secs = sinks[job.split("-")[1]].done[-1]
+            sink = sinks[job.split("-")[1]]
+            deadline = time.monotonic() + 60  # nat: the last bytes may still be in slirp
+            while not sink.done and time.monotonic() < deadline:
+                time.sleep(0.05)
+            n, secs = sink.done.pop()
             res[job] = (n / secs / 1e6, cpu_seconds(p.pid) - cpu0[job], n)
+            print("  %s: %.1f MB/s" % (job, res[job][0]), flush=True)
         if line == "GUEST-READY":
             break
     for name, connect in (("h2g-vsock", unix(d + "/data.sock")), ("h2g-nat", tcp(TCP_FWD_DATA))):
         c0 = cpu_seconds(p.pid)
         secs = send_all(connect, BYTES)
         res[name] = (BYTES / secs / 1e6, cpu_seconds(p.pid) - c0, BYTES)
+        print("  %s: %.1f MB/s" % (name, res[name][0]), flush=True)
     for name, connect in (("conn-vsock", unix(d + "/conn.sock")), ("conn-nat", tcp(TCP_FWD_CONN))):
         conn_rate(connect, 10)  # warm up the guest's socat
         c0 = cpu_seconds(p.pid)
         secs = conn_rate(connect, CONNS)
         res[name] = (CONNS / secs, cpu_seconds(p.pid) - c0, CONNS)
+        print("  %s: %.1f conn/s" % (name, res[name][0]), flush=True)
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(d + "/done.sock")
     s.close()
