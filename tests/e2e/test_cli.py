@@ -63,9 +63,12 @@ def test_unsupported_device_is_refused_and_nothing_created():
     with tempfile.TemporaryDirectory() as d:
         pidfile = os.path.join(d, "pid")
         sock = os.path.join(d, "ssh.sock")
+        # the vsock entry would create a socket and --pidfile a file: the
+        # refusal comes before either
         p = kv("--pidfile", pidfile, "--bootloader", "linux,kernel=" + KERNEL,
-               "--device", "virtio-vsock,port=2222,socketURL=%s,connect" % sock)
-        one_error(p, "--device virtio-vsock: not supported yet")
+               "--device", "virtio-vsock,port=2222,socketURL=%s,connect" % sock,
+               "--device", "virtio-fs,sharedDir=%s,mountTag=t" % d)
+        one_error(p, "--device virtio-fs: not supported yet")
         assert os.listdir(d) == []
 
 
