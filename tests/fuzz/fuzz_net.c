@@ -44,8 +44,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (start(&rx, &mem, data) == 0) {
 		struct vring_used_elem used[NET_RX_MAX_BUFS];
 		unsigned n;
-		struct virtio_net_hdr_v1 h;
-		memcpy(&h, data, sizeof(h)); /* a tap's header: any bytes */
+		struct virtio_net_hdr_v1 h = { 0 };
+		memcpy(&h, data, size < sizeof(h) ? size : sizeof(h)); /* a tap's header: any bytes */
 		for (int i = 0; i < 8 && net_rx_place(&rx, &elem, data[4] & 1 ? &h : NULL, frame, flen, used, &n) == 0; i++)
 			virtq_push_n(&rx, used, n);
 	}
