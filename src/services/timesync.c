@@ -99,53 +99,59 @@ static bool wait_ms(int64_t ms)
 	return trig;
 }
 
+/* What a pending sync is up to: retried with backoff until window_end. */
+struct attempt {
+	bool pending;
+	int backoff;
+	int64_t next_try, window_end;
+};
+
+/* A new trigger: try at once, then back off for RETRY_WINDOW_S. */
+static void arm(struct attempt *a, int64_t mono_now)
+{
+	*a = (struct attempt){ .pending = true, .backoff = 1, .next_try = 0,
+			       .window_end = mono_now + RETRY_WINDOW_S * 1000000000LL };
+}
+
 static void *watcher(void *arg)
 {
 	(void)arg;
-	bool pending = true, boot = true;
-	int backoff = 1;
-	int64_t window_end = 0;
+	bool boot = true;
+	struct attempt a;
+	arm(&a, now_ns(CLOCK_MONOTONIC));
 	int64_t slept = now_ns(CLOCK_BOOTTIME) - now_ns(CLOCK_MONOTONIC);
-	int64_t next_try = 0;
 	while (!ts.stop) {
 		int64_t mono = now_ns(CLOCK_MONOTONIC);
 		int64_t s = now_ns(CLOCK_BOOTTIME) - mono;
 		if (s - slept >= 1000000000LL) {
 			log_info("timesync: the host slept %.1f s, syncing the guest clock", (s - slept) / 1e9);
-			pending = true;
-			backoff = 1;
-			next_try = 0;
-			window_end = mono + RETRY_WINDOW_S * 1000000000LL;
+			arm(&a, mono);
 		}
 		slept = s;
-		if (pending && mono >= next_try) {
+		if (a.pending && mono >= a.next_try) {
 			int r = sync_once();
 			if (r >= 0) {
 				if (r > 0)
 					log_info("timesync: guest clock set through vsock port %u", ts.port);
-				pending = boot = false;
-			} else if (!boot && now_ns(CLOCK_MONOTONIC) >= window_end) {
+				a.pending = boot = false;
+			} else if (!boot && now_ns(CLOCK_MONOTONIC) >= a.window_end) {
 				log_warn("timesync: qemu-guest-agent on vsock port %u did not answer for %d s; will retry at "
 					 "the next trigger", ts.port, RETRY_WINDOW_S);
-				pending = false;
+				a.pending = false;
 			} else {
-				next_try = now_ns(CLOCK_MONOTONIC) + backoff * 1000000000LL;
+				a.next_try = now_ns(CLOCK_MONOTONIC) + a.backoff * 1000000000LL;
 				int max = boot ? BOOT_BACKOFF_MAX_S : BACKOFF_MAX_S;
-				backoff = backoff * 2 > max ? max : backoff * 2;
+				a.backoff = a.backoff * 2 > max ? max : a.backoff * 2;
 			}
 		}
 		int64_t wait = SAMPLE_S * 1000;
-		if (pending) {
-			int64_t until = (next_try - now_ns(CLOCK_MONOTONIC)) / 1000000;
+		if (a.pending) {
+			int64_t until = (a.next_try - now_ns(CLOCK_MONOTONIC)) / 1000000;
 			if (until < wait)
 				wait = until > 0 ? until : 0;
 		}
-		if (wait_ms(wait)) {
-			pending = true;
-			backoff = 1;
-			next_try = 0;
-			window_end = now_ns(CLOCK_MONOTONIC) + RETRY_WINDOW_S * 1000000000LL;
-		}
+		if (wait_ms(wait))
+			arm(&a, now_ns(CLOCK_MONOTONIC));
 	}
 	return NULL;
 }
