@@ -2,6 +2,7 @@
  * moment, so each field is read once into a local before it is checked. */
 #include "virtq.h"
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include "../util/log.h"
 
@@ -13,6 +14,19 @@ static int broken(struct virtq *vq, const char *why)
 		log_warn("virtqueue: guest error: %s; queue stopped", why);
 	vq->broken = true;
 	return -EINVAL;
+}
+
+static bool test_inflight(const struct virtq *vq, unsigned head)
+{
+	return (vq->inflight[head / 64] >> (head % 64)) & 1;
+}
+
+static void set_inflight(struct virtq *vq, unsigned head, bool on)
+{
+	if (on)
+		vq->inflight[head / 64] |= 1ULL << (head % 64);
+	else
+		vq->inflight[head / 64] &= ~(1ULL << (head % 64));
 }
 
 int virtq_start(struct virtq *vq, const struct gmem *mem)
@@ -33,6 +47,7 @@ int virtq_start(struct virtq *vq, const struct gmem *mem)
 	vq->last_avail = 0;
 	vq->used_idx = 0;
 	vq->signalled_used_valid = false;
+	memset(vq->inflight, 0, sizeof(vq->inflight));
 	vq->ready = true;
 	return 0;
 }
@@ -125,6 +140,8 @@ int virtq_pop(struct virtq *vq, struct virtq_elem *e)
 	uint16_t head = load16(&vq->avail->ring[vq->last_avail % vq->size]);
 	if (head >= vq->size)
 		return broken(vq, "head descriptor index out of range");
+	if (test_inflight(vq, head))
+		return broken(vq, "a descriptor chain offered again before it was used");
 
 	e->head = head;
 	e->n_out = e->n_in = 0;
@@ -151,6 +168,7 @@ int virtq_pop(struct virtq *vq, struct virtq_elem *e)
 		i = d.next;
 	}
 	vq->last_avail++;
+	set_inflight(vq, head, true);
 	if (vq->event_idx) {
 		/* avail_event lives right after the used ring */
 		uint16_t *avail_event = (uint16_t *)&vq->used->ring[vq->size];
@@ -162,11 +180,27 @@ int virtq_pop(struct virtq *vq, struct virtq_elem *e)
 void virtq_unpop(struct virtq *vq)
 {
 	vq->last_avail--;
+	if (vq->ready && !vq->broken)
+		set_inflight(vq, load16(&vq->avail->ring[vq->last_avail % vq->size]) % vq->size, false);
+}
+
+/* A head that is not in flight is never written to the used ring: the
+ * driver may already have reused its buffers. */
+static bool take_inflight(struct virtq *vq, uint32_t head)
+{
+	if (head < vq->size && test_inflight(vq, head)) {
+		set_inflight(vq, head, false);
+		return true;
+	}
+	if (!vq->warned_double_push)
+		log_warn("virtqueue: internal error: chain %u completed while not in flight (ignored)", head);
+	vq->warned_double_push = true;
+	return false;
 }
 
 void virtq_push(struct virtq *vq, uint16_t head, uint32_t len)
 {
-	if (!vq->ready || vq->broken)
+	if (!vq->ready || vq->broken || !take_inflight(vq, head))
 		return;
 	struct vring_used_elem *u = &vq->used->ring[vq->used_idx % vq->size];
 	u->id = head;
@@ -179,12 +213,16 @@ void virtq_push_n(struct virtq *vq, const struct vring_used_elem *e, unsigned n)
 {
 	if (!vq->ready || vq->broken)
 		return;
+	unsigned k = 0;
 	for (unsigned i = 0; i < n; i++) {
-		struct vring_used_elem *u = &vq->used->ring[(uint16_t)(vq->used_idx + i) % vq->size];
+		if (!take_inflight(vq, e[i].id))
+			continue;
+		struct vring_used_elem *u = &vq->used->ring[(uint16_t)(vq->used_idx + k) % vq->size];
 		u->id = e[i].id;
 		u->len = e[i].len;
+		k++;
 	}
-	vq->used_idx += n;
+	vq->used_idx += k;
 	__atomic_store_n(&vq->used->idx, vq->used_idx, __ATOMIC_RELEASE);
 }
 
@@ -204,6 +242,18 @@ bool virtq_should_notify(struct virtq *vq)
 		return true;
 	uint16_t used_event = load16(&vq->avail->ring[vq->size]);
 	return (uint16_t)(new - used_event - 1) < (uint16_t)(new - old);
+}
+
+void virtq_describe(const struct virtq *vq, char *buf, size_t len)
+{
+	if (!vq->ready || !vq->avail || !vq->used) {
+		snprintf(buf, len, "not ready");
+		return;
+	}
+	snprintf(buf, len, "avail %u (flags %#x, used_event %u) last %u used %u (avail_event %u) signalled %u%s%s",
+		 load16(&vq->avail->idx), load16(&vq->avail->flags), load16(&vq->avail->ring[vq->size]), vq->last_avail,
+		 vq->used_idx, load16((const uint16_t *)&vq->used->ring[vq->size]), vq->signalled_used,
+		 vq->event_idx ? " event-idx" : "", vq->broken ? " BROKEN" : "");
 }
 
 /* Copy between a flat buffer and an iovec array starting at byte off. */

@@ -57,6 +57,10 @@ struct virtq {
 	uint16_t used_idx;
 	uint16_t signalled_used;
 	bool signalled_used_valid;
+	/* heads popped and not yet pushed back: a head is never handed back
+	 * twice, and a driver offering an in-flight head is caught */
+	uint64_t inflight[VIRTQ_MAX_SIZE / 64];
+	bool warned_double_push;
 };
 
 /* One popped chain: device-readable buffers first (out), then writable (in). */
@@ -79,6 +83,9 @@ void virtq_push(struct virtq *vq, uint16_t head, uint32_t len);
 void virtq_push_n(struct virtq *vq, const struct vring_used_elem *e, unsigned n);
 /* After pushing: does the driver want an interrupt now? */
 bool virtq_should_notify(struct virtq *vq);
+
+/* One line of ring state for debug logs: where driver and device stand. */
+void virtq_describe(const struct virtq *vq, char *buf, size_t len);
 /* Give a popped-but-unused chain back (e.g. no data to fill it with). */
 void virtq_unpop(struct virtq *vq);
 bool virtq_has_avail(struct virtq *vq);

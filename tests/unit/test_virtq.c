@@ -208,9 +208,9 @@ static void rings_outside_memory(void **s)
 static void event_idx_suppression(void **s)
 {
 	vq.event_idx = true;
-	desc()[0] = (struct vring_desc){ BUF, 4, VRING_DESC_F_WRITE, 0 };
 	for (int i = 0; i < 3; i++) {
-		put(0);
+		desc()[i] = (struct vring_desc){ BUF, 4, VRING_DESC_F_WRITE, 0 };
+		put(i);
 		assert_int_equal(virtq_pop(&vq, &elem), 1);
 	}
 	/* avail_event published for the driver */
@@ -224,8 +224,30 @@ static void event_idx_suppression(void **s)
 	virtq_push(&vq, 0, 4);
 	assert_true(virtq_should_notify(&vq)); /* first notification always */
 	avail()->ring[QSZ] = 5; /* driver wants an interrupt only past entry 5 */
-	virtq_push(&vq, 0, 4);
+	virtq_push(&vq, 1, 4);
 	assert_false(virtq_should_notify(&vq));
+}
+
+/* A chain goes back to the driver once; a driver offering a chain still in
+ * flight is a guest error. */
+static void inflight_heads(void **s)
+{
+	desc()[0] = (struct vring_desc){ BUF, 4, VRING_DESC_F_WRITE, 0 };
+	desc()[1] = (struct vring_desc){ BUF, 4, VRING_DESC_F_WRITE, 0 };
+	put(0);
+	put(1);
+	assert_int_equal(virtq_pop(&vq, &elem), 1);
+	assert_int_equal(virtq_pop(&vq, &elem), 1);
+	virtq_unpop(&vq); /* head 1 is available again, not in flight */
+	virtq_push(&vq, 1, 4);
+	assert_int_equal(used()->idx, 0);
+	virtq_push(&vq, 0, 4);
+	virtq_push(&vq, 0, 4); /* twice: ignored */
+	assert_int_equal(used()->idx, 1);
+	assert_int_equal(virtq_pop(&vq, &elem), 1);
+	assert_int_equal(elem.head, 1);
+	put(1); /* offered again while in flight */
+	assert_int_equal(virtq_pop(&vq, &elem), -EINVAL);
 }
 
 static void iov_copy_bounds(void **s)
@@ -241,7 +263,7 @@ int main(void)
 {
 #define T(x) cmocka_unit_test_setup_teardown(x, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		T(simple_chain), T(descriptor_loop), T(self_loop), T(address_out_of_range), T(address_wraps),
+		T(simple_chain), T(inflight_heads), T(descriptor_loop), T(self_loop), T(address_out_of_range), T(address_wraps),
 		T(huge_length), T(head_out_of_range), T(next_out_of_range), T(avail_index_jump),
 		T(readable_after_writable), T(indirect_ok), T(indirect_loop), T(indirect_nested),
 		T(indirect_bad_length), T(indirect_outside_memory), T(indirect_with_next), T(rings_outside_memory),
