@@ -311,6 +311,26 @@ static void vcpu_park(struct vcpu *c)
 	pthread_mutex_unlock(&vm->pause_lock);
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + t.tv_nsec;
+}
+
+/* Cheap bookkeeping so a stuck guest can be told from a stuck vCPU thread. */
+static void mark(struct vcpu *c, int in_guest)
+{
+	if (!in_guest) {
+		c->exits++;
+		c->last_exit = c->run->exit_reason;
+		c->last_exit_addr = c->run->exit_reason == KVM_EXIT_IO ? c->run->io.port
+				    : c->run->exit_reason == KVM_EXIT_MMIO ? c->run->mmio.phys_addr : 0;
+	}
+	__atomic_store_n(&c->since_ns, now_ns(), __ATOMIC_RELAXED);
+	__atomic_store_n(&c->in_guest, in_guest, __ATOMIC_RELEASE);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *c = arg;
@@ -328,7 +348,9 @@ static void *vcpu_thread(void *arg)
 			vcpu_park(c);
 			continue;
 		}
+		mark(c, 1);
 		int r = ioctl(c->fd, KVM_RUN, 0);
+		mark(c, 0);
 		if (r < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				c->run->immediate_exit = 0;
@@ -497,6 +519,17 @@ void vm_stop_vcpus(struct vm *vm)
 	pthread_mutex_lock(&vm->pause_lock);
 	pthread_cond_broadcast(&vm->pause_cond);
 	pthread_mutex_unlock(&vm->pause_lock);
+	if (log_enabled(LOG_DEBUG)) {
+		uint64_t now = now_ns();
+		for (unsigned i = 0; i < vm->ncpus; i++) {
+			struct vcpu *c = &vm->vcpus[i];
+			if (c->started)
+				log_debug("vCPU %u at stop: %s for %.3f s, %llu exits, the last reason %u at %#llx", i,
+					  __atomic_load_n(&c->in_guest, __ATOMIC_ACQUIRE) ? "in KVM_RUN" : "in kvkit",
+					  (now - __atomic_load_n(&c->since_ns, __ATOMIC_RELAXED)) / 1e9,
+					  (unsigned long long)c->exits, c->last_exit, (unsigned long long)c->last_exit_addr);
+		}
+	}
 	kick_vcpus(vm);
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		struct vcpu *c = &vm->vcpus[i];
@@ -518,6 +551,9 @@ void vm_log_vcpu_state(struct vm *vm)
 		log_debug("vCPU %u: rip 0x%llx rsp 0x%llx rflags 0x%llx cr0 0x%llx cs 0x%x efer 0x%llx", i,
 			  (unsigned long long)r.rip, (unsigned long long)r.rsp, (unsigned long long)r.rflags,
 			  (unsigned long long)sr.cr0, sr.cs.selector, (unsigned long long)sr.efer);
+		char st[400];
+		x86_vcpu_describe(&vm->vcpus[i], st, sizeof(st));
+		log_debug("vCPU %u: %s", i, st);
 	}
 }
 

@@ -25,6 +25,10 @@ struct vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool started;
+	/* for the debug log at stop: is the thread in the guest, and since when */
+	int in_guest;
+	uint32_t last_exit;
+	uint64_t last_exit_addr, exits, since_ns;
 };
 
 #define VM_MAX_ROUTES 1024

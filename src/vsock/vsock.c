@@ -1095,11 +1095,24 @@ static void close_listener(struct vsock *v, struct entry *e)
 	free(e->path);
 }
 
+static unsigned count_waiters(const struct vsock *v)
+{
+	unsigned n = 0;
+	for (const struct conn *c = v->rx_waiters; c; c = c->wait_next)
+		n++;
+	return n;
+}
+
 /* Debug logs at exit: what every connection was waiting for. */
 static void dump(struct vsock *v)
 {
-	log_debug("vsock: %u connections, %u resets queued, rx ring avail %u used %u last %u", v->nconns, v->norphan,
-		  v->q.rx->avail ? v->q.rx->avail->idx : 0, v->q.rx->used ? v->q.rx->used->idx : 0, v->q.rx->last_avail);
+	char rx[160], tx[160];
+	virtq_describe(v->q.rx, rx, sizeof(rx));
+	virtq_describe(v->q.tx, tx, sizeof(tx));
+	log_debug("vsock: %u connections, %u resets queued, %u waiting for receive buffers%s", v->nconns, v->norphan,
+		  count_waiters(v), v->ctrl_head ? ", control packets queued" : "");
+	log_debug("vsock: rx ring %s", rx);
+	log_debug("vsock: tx ring %s", tx);
 	for (struct conn *c = v->all; c; c = c->all_next)
 		log_debug("vsock: host %u guest %u state %d events %#x%s%s pending %#x credit %u (alloc %u tx %u fwd %u) "
 			  "buffered %zu rx %u fwd %u sent %u%s%s",

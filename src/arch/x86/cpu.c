@@ -255,3 +255,46 @@ static int set_regs(struct vcpu *c, uint64_t rip, uint64_t rsi, uint64_t rbx, in
 
 int x86_set_regs_long(struct vcpu *c, uint64_t rip, uint64_t rsi) { return set_regs(c, rip, rsi, 0, 1); }
 int x86_set_regs_pvh(struct vcpu *c, uint64_t rip, uint64_t rbx) { return set_regs(c, rip, 0, rbx, 0); }
+
+/* 32-bit LAPIC register at offset off of the KVM_GET_LAPIC page */
+static uint32_t apic_reg(const struct kvm_lapic_state *l, unsigned off)
+{
+	uint32_t v;
+	memcpy(&v, l->regs + off, sizeof(v));
+	return v;
+}
+
+/* highest vector set in a 256-bit LAPIC bitmap (ISR 0x100, IRR 0x200), -1 if none */
+static int apic_top(const struct kvm_lapic_state *l, unsigned base)
+{
+	for (int i = 7; i >= 0; i--) {
+		uint32_t w = apic_reg(l, base + i * 16);
+		if (w)
+			return i * 32 + 31 - __builtin_clz(w);
+	}
+	return -1;
+}
+
+void x86_vcpu_describe(struct vcpu *c, char *buf, size_t len)
+{
+	struct kvm_regs r = { 0 };
+	struct kvm_mp_state mp = { 0 };
+	struct kvm_vcpu_events ev = { 0 };
+	struct kvm_lapic_state l = { 0 };
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e[2];
+	} m = { .h.nmsrs = 2, .e = { { .index = 0x10 }, { .index = 0x6e0 } } }; /* TSC, TSC_DEADLINE */
+	ioctl(c->fd, KVM_GET_REGS, &r);
+	ioctl(c->fd, KVM_GET_MP_STATE, &mp);
+	ioctl(c->fd, KVM_GET_VCPU_EVENTS, &ev);
+	ioctl(c->fd, KVM_GET_LAPIC, &l);
+	ioctl(c->fd, KVM_GET_MSRS, &m);
+	int64_t dl = m.e[1].data ? (int64_t)(m.e[1].data - m.e[0].data) : 0;
+	snprintf(buf, len,
+		 "rip %#llx IF %d mp_state %u irq injected %d nmi pending %d | lapic TPR %#x ISR top %d IRR top %d "
+		 "LVTT %#x TMICT %u TMCCT %u tsc-deadline %s%lld cycles",
+		 (unsigned long long)r.rip, !!(r.rflags & 0x200), mp.mp_state, ev.interrupt.injected, ev.nmi.pending,
+		 apic_reg(&l, 0x80), apic_top(&l, 0x100), apic_top(&l, 0x200), apic_reg(&l, 0x320), apic_reg(&l, 0x380),
+		 apic_reg(&l, 0x390), m.e[1].data ? "in " : "off ", (long long)dl);
+}
