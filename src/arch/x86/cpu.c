@@ -281,20 +281,24 @@ void x86_vcpu_describe(struct vcpu *c, char *buf, size_t len)
 	struct kvm_mp_state mp = { 0 };
 	struct kvm_vcpu_events ev = { 0 };
 	struct kvm_lapic_state l = { 0 };
-	struct {
+	/* TSC and TSC_DEADLINE: struct kvm_msrs ends in a flexible array */
+	union {
 		struct kvm_msrs h;
-		struct kvm_msr_entry e[2];
-	} m = { .h.nmsrs = 2, .e = { { .index = 0x10 }, { .index = 0x6e0 } } }; /* TSC, TSC_DEADLINE */
+		uint8_t raw[sizeof(struct kvm_msrs) + 2 * sizeof(struct kvm_msr_entry)];
+	} m = { .h.nmsrs = 2 };
+	struct kvm_msr_entry *e = m.h.entries;
+	e[0].index = 0x10;
+	e[1].index = 0x6e0;
 	ioctl(c->fd, KVM_GET_REGS, &r);
 	ioctl(c->fd, KVM_GET_MP_STATE, &mp);
 	ioctl(c->fd, KVM_GET_VCPU_EVENTS, &ev);
 	ioctl(c->fd, KVM_GET_LAPIC, &l);
 	ioctl(c->fd, KVM_GET_MSRS, &m);
-	int64_t dl = m.e[1].data ? (int64_t)(m.e[1].data - m.e[0].data) : 0;
+	int64_t dl = e[1].data ? (int64_t)(e[1].data - e[0].data) : 0;
 	snprintf(buf, len,
 		 "rip %#llx IF %d mp_state %u irq injected %d nmi pending %d | lapic TPR %#x ISR top %d IRR top %d "
 		 "LVTT %#x TMICT %u TMCCT %u tsc-deadline %s%lld cycles",
 		 (unsigned long long)r.rip, !!(r.rflags & 0x200), mp.mp_state, ev.interrupt.injected, ev.nmi.pending,
 		 apic_reg(&l, 0x80), apic_top(&l, 0x100), apic_top(&l, 0x200), apic_reg(&l, 0x320), apic_reg(&l, 0x380),
-		 apic_reg(&l, 0x390), m.e[1].data ? "in " : "off ", (long long)dl);
+		 apic_reg(&l, 0x390), e[1].data ? "in " : "off ", (long long)dl);
 }
