@@ -34,7 +34,8 @@ CORE_SRCS := src/util/log.c src/vmm/guest_mem.c src/vmm/bus.c src/vmm/eventloop.
 	src/virtio/rng.c src/virtio/blk.c src/virtio/blk_parse.c src/block/file.c src/block/nbd.c src/block/nbd_lib.c src/util/dynlib.c src/util/mhd_lib.c \
 	src/virtio/balloon.c src/api/handler.c src/api/server.c src/services/cloudinit.c src/util/unixsock.c \
 	src/virtio/net.c src/virtio/net_frames.c src/net/fdnet.c src/net/slirp.c \
-	src/virtio/vsock.c src/vsock/vsock.c src/services/ignition.c src/services/timesync.c
+	src/virtio/vsock.c src/vsock/vsock.c src/services/ignition.c src/services/timesync.c \
+	src/virtio/fs.c src/fs/fuse_server.c
 MAIN_SRCS := src/main.c
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -73,7 +74,8 @@ $(BUILD)/vfkit: $(BUILD)/kvkit
 # ---- tests ----
 TEST_LIBS := -lcmocka
 UNIT_TESTS := $(BUILD)/tests/test_cmdline $(BUILD)/tests/test_virtq $(BUILD)/tests/test_kvm_api \
-	$(BUILD)/tests/test_blk_parse $(BUILD)/tests/test_config_lib $(BUILD)/tests/test_api $(BUILD)/tests/test_vsock
+	$(BUILD)/tests/test_blk_parse $(BUILD)/tests/test_config_lib $(BUILD)/tests/test_api $(BUILD)/tests/test_vsock \
+	$(BUILD)/tests/test_fuse
 
 $(BUILD)/tests/test_cmdline: tests/unit/test_cmdline.c $(BUILD)/libkvkit.a
 	@mkdir -p $(dir $@)
@@ -86,6 +88,11 @@ $(BUILD)/tests/test_config_lib: tests/unit/test_config_lib.c $(BUILD)/libkvkit.a
 $(BUILD)/tests/test_api: tests/unit/test_api.c $(call obj,src/api/handler.c src/api/server.c src/util/log.c src/util/unixsock.c src/util/dynlib.c src/util/mhd_lib.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -ljson-c $(TEST_LIBS)
+
+$(BUILD)/tests/test_fuse: tests/unit/test_fuse.c $(call obj,src/fs/fuse_server.c src/virtio/virtq.c src/vmm/guest_mem.c \
+		src/util/log.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
 
 $(BUILD)/tests/test_vsock: tests/unit/test_vsock.c $(call obj,src/vsock/vsock.c src/virtio/virtq.c src/vmm/guest_mem.c \
 		src/vmm/eventloop.c src/util/log.c src/util/unixsock.c)
@@ -117,7 +124,10 @@ check-unit: $(UNIT_TESTS)
 # ---- fuzzing (clang + libFuzzer) ----
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -Iinclude -I$(BUILD) -pthread -fsanitize=fuzzer,address,undefined
 fuzz: $(BUILD)/fuzz/fuzz_virtq $(BUILD)/fuzz/fuzz_cmdline $(BUILD)/fuzz/fuzz_blk $(BUILD)/fuzz/fuzz_rest \
-	$(BUILD)/fuzz/fuzz_config_json $(BUILD)/fuzz/fuzz_net $(BUILD)/fuzz/fuzz_vsock
+	$(BUILD)/fuzz/fuzz_config_json $(BUILD)/fuzz/fuzz_net $(BUILD)/fuzz/fuzz_vsock $(BUILD)/fuzz/fuzz_fuse
+$(BUILD)/fuzz/fuzz_fuse: tests/fuzz/fuzz_fuse.c src/fs/fuse_server.c src/virtio/virtq.c src/vmm/guest_mem.c src/util/log.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) $^ -o $@
 $(BUILD)/fuzz/fuzz_vsock: tests/fuzz/fuzz_vsock.c src/vsock/vsock.c src/virtio/virtq.c src/vmm/guest_mem.c src/vmm/eventloop.c \
 		src/util/log.c src/util/unixsock.c
 	@mkdir -p $(dir $@)

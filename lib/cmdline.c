@@ -658,6 +658,12 @@ static int parse_fs(struct kv_device *d, struct opt *o, int n, struct perr *e)
 			if (set_str(&k->shared_dir, val(&o[i]))) return fail(e, "out of memory");
 		} else if (!strcmp(o[i].key, "mountTag")) {
 			if (set_str(&k->mount_tag, val(&o[i]))) return fail(e, "out of memory");
+		} else if (!strcmp(o[i].key, "cache")) { /* kvkit */
+			const char *v = val(&o[i]);
+			if (!strcmp(v, "auto")) k->cache = KV_FS_CACHE_AUTO;
+			else if (!strcmp(v, "always")) k->cache = KV_FS_CACHE_ALWAYS;
+			else if (!strcmp(v, "never")) k->cache = KV_FS_CACHE_NEVER;
+			else return fail(e, "unexpected value for virtio-fs 'cache' option: %s (expected auto, always or never)", v);
 		} else {
 			return fail(e, "unknown option for virtio-fs devices: %s", o[i].key);
 		}

@@ -120,6 +120,8 @@ static json_object *device_json(const struct kv_device *d, unsigned flags)
 		o = kind_obj("virtiofs");
 		put_str(o, "mountTag", d->u.fs.mount_tag);
 		put_str(o, "sharedDir", d->u.fs.shared_dir);
+		if (d->u.fs.cache != KV_FS_CACHE_AUTO) /* kvkit */
+			put_str(o, "cache", d->u.fs.cache == KV_FS_CACHE_ALWAYS ? "always" : "never");
 		break;
 	case KV_DEV_ROSETTA:
 		o = kind_obj("rosetta");
@@ -483,9 +485,18 @@ static int read_device(struct rd *r, json_object *o, struct kv_config *c, unsign
 		d->u.vsock.has_port = has_port;
 		break;
 	}
-	case KV_DEV_VIRTIO_FS:
-		rc = get_str(r, o, "mountTag", &d->u.fs.mount_tag) || get_str(r, o, "sharedDir", &d->u.fs.shared_dir) ? -1 : 0;
+	case KV_DEV_VIRTIO_FS: {
+		char *cache = NULL;
+		rc = get_str(r, o, "mountTag", &d->u.fs.mount_tag) || get_str(r, o, "sharedDir", &d->u.fs.shared_dir) ||
+		     get_str(r, o, "cache", &cache) ? -1 : 0;
+		if (!rc && cache) {
+			if (!strcmp(cache, "always")) d->u.fs.cache = KV_FS_CACHE_ALWAYS;
+			else if (!strcmp(cache, "never")) d->u.fs.cache = KV_FS_CACHE_NEVER;
+			else if (strcmp(cache, "auto") && *cache) rc = kv_fail(r->err, r->errlen, "unexpected value for virtio-fs 'cache' option: %s", cache);
+		}
+		free(cache);
 		break;
+	}
 	case KV_DEV_ROSETTA:
 		rc = get_str(r, o, "mountTag", &d->u.rosetta.mount_tag) || get_bool(r, o, "installRosetta", &d->u.rosetta.install) ||
 		     get_bool(r, o, "ignoreIfMissing", &d->u.rosetta.ignore_if_missing) ? -1 : 0;

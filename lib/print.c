@@ -208,6 +208,8 @@ static void device_opts(const struct kv_device *d, struct opts *o)
 		add(o, "sharedDir", d->u.fs.shared_dir);
 		if (d->u.fs.mount_tag && *d->u.fs.mount_tag)
 			add(o, "mountTag", d->u.fs.mount_tag);
+		if (d->u.fs.cache != KV_FS_CACHE_AUTO)
+			add(o, "cache", d->u.fs.cache == KV_FS_CACHE_ALWAYS ? "always" : "never");
 		break;
 	case KV_DEV_ROSETTA:
 		add(o, "mountTag", d->u.rosetta.mount_tag ? d->u.rosetta.mount_tag : "");

@@ -92,6 +92,7 @@ static int reject_unsupported(struct kv_config *c, char *err, size_t errlen)
 		case KV_DEV_VIRTIO_BLK:
 		case KV_DEV_NBD:
 		case KV_DEV_VIRTIO_VSOCK:
+		case KV_DEV_VIRTIO_FS:
 			break;
 		case KV_DEV_ROSETTA:
 			if (!d->u.rosetta.ignore_if_missing) {
@@ -173,10 +174,35 @@ static int check_vsock(struct kv_config *c, char *err, size_t errlen)
 	return 0;
 }
 
+/* Shares: an existing folder each, tags unique (the guest mounts by tag). */
+static int check_shares(struct kv_config *c, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < c->ndevices; i++) {
+		struct kv_fs *a = &c->devices[i].u.fs;
+		if (c->devices[i].kind != KV_DEV_VIRTIO_FS)
+			continue;
+		struct stat st;
+		if (stat(a->shared_dir, &st) < 0) {
+			snprintf(err, errlen, "virtio-fs: shared directory %s: %s", a->shared_dir, strerror(errno));
+			return -1;
+		}
+		if (!S_ISDIR(st.st_mode)) {
+			snprintf(err, errlen, "virtio-fs: shared directory %s is not a directory", a->shared_dir);
+			return -1;
+		}
+		for (size_t j = 0; j < i; j++)
+			if (c->devices[j].kind == KV_DEV_VIRTIO_FS && !strcmp(c->devices[j].u.fs.mount_tag, a->mount_tag)) {
+				snprintf(err, errlen, "virtio-fs: mount tag '%s' is used twice", a->mount_tag);
+				return -1;
+			}
+	}
+	return 0;
+}
+
 /* Disk and network problems are reported before anything is created. */
 static int check_devices(struct kv_config *c, char *err, size_t errlen)
 {
-	if (check_vsock(c, err, errlen) < 0)
+	if (check_vsock(c, err, errlen) < 0 || check_shares(c, err, errlen) < 0)
 		return -1;
 	for (size_t i = 0; i < c->ndevices; i++) {
 		struct kv_device *d = &c->devices[i];
@@ -290,6 +316,7 @@ static void cleanup(void)
 	cloudinit_remove();
 	virtio_net_close_all();
 	virtio_blk_close_all();
+	virtio_fs_close_all();
 	uart_flush();
 	virtio_console_restore_terminal();
 	remove_pidfile();
@@ -431,6 +458,11 @@ static int build_vm(char *err, size_t errlen)
 			break;
 		case KV_DEV_VIRTIO_VSOCK:
 			r = add_vsock_entry(&d->u.vsock, err, errlen);
+			break;
+		case KV_DEV_VIRTIO_FS:
+			log_info("Adding virtio-fs device (sharedDir: %s, mountTag: %s)", d->u.fs.shared_dir,
+				 d->u.fs.mount_tag);
+			r = virtio_fs_create(&g.vm, &d->u.fs, err, errlen);
 			break;
 		case KV_DEV_ROSETTA:
 			log_warn("rosetta share '%s' ignored: Rosetta is not available on this host",

@@ -81,9 +81,13 @@ struct kv_vsock {
 	bool mux;    /* kvkit: one socket for every port (Firecracker's CONNECT protocol) */
 };
 
+/* kvkit: how long the guest may trust what it cached of a share */
+enum kv_fs_cache { KV_FS_CACHE_AUTO = 0, KV_FS_CACHE_ALWAYS, KV_FS_CACHE_NEVER };
+
 struct kv_fs {
 	char *shared_dir;
 	char *mount_tag;
+	enum kv_fs_cache cache;
 };
 
 enum kv_serial_mode { KV_SERIAL_NONE = 0, KV_SERIAL_LOGFILE, KV_SERIAL_STDIO, KV_SERIAL_PTY };

@@ -54,4 +54,9 @@ struct vsock *virtio_vsock_create(struct vm *vm, char *err, size_t errlen);
 /* Close connections, remove the sockets kvkit created. */
 void virtio_vsock_close(void);
 
+/* A virtio-fs share: its own FUSE server and worker threads. */
+int virtio_fs_create(struct vm *vm, const struct kv_fs *fs, char *err, size_t errlen);
+/* Let requests in flight end, stop the workers, close the shares. */
+void virtio_fs_close_all(void);
+
 #endif

@@ -1,0 +1,142 @@
+#!/usr/bin/python3
+"""bench/fs: a shared folder, in one run, three ways:
+  host    the jobs run on the host itself, on the folder (the physical limit)
+  kvkit   the guest mounts kvkit's virtio-fs (default cache=auto)
+  9p      the guest mounts QEMU's virtio-9p (-virtfs, security_model=none,
+          msize 512 KiB, cache=loose): what Linux users have built in
+Jobs (seconds, lower is better): untar 10,000 small files, re-read them all
+(caches dropped first), stat every file (caches dropped), write 1 GiB
+sequentially (fsync at the end), read it back (caches dropped). The guest
+uses the full Debian kernel for both VMMs (the cloud kernel has no 9p)."""
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from guest_tools import GUEST_RUN, tools_disk  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+KVKIT = os.path.join(ROOT, "build", "kvkit")
+GUEST = os.path.join(ROOT, "build", "guest-full")
+KERNEL, INITRD = os.path.join(GUEST, "vmlinuz"), os.path.join(GUEST, "initrd.img")
+WORK = os.environ.get("BENCH_DIR", "/var/tmp")
+FILES = int(os.environ.get("BENCH_FILES", "10000"))
+BIG_MIB = int(os.environ.get("BENCH_BIG_MIB", "1024"))
+CPUS, MEM = 2, 2048
+JOBS = ("untar", "reread", "stat", "write", "read")
+
+# $M is the folder; t() prints seconds since the last mark (from /proc/uptime)
+JOBS_SH = r"""t0=0
+mark() { t0=$(cut -d' ' -f1 /proc/uptime); }
+t() { echo "JOB $1 $(awk -v a=$t0 '{printf "%%.3f", $1 - a}' /proc/uptime)"; }
+drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+mark; tar -xf %(tar)s -C $M; sync; t untar
+drop; mark; find $M/tree -type f -exec cat {} + > /dev/null; t reread
+drop; mark; find $M/tree -type f -exec stat -c %%s {} + > /dev/null; t stat
+mark; dd if=/dev/zero of=$M/big bs=1M count=%(mib)d conv=fsync 2>/dev/null; t write
+drop; mark; dd if=$M/big of=/dev/null bs=1M 2>/dev/null; t read
+rm -rf $M/tree $M/big
+echo JOBS-DONE
+"""
+
+
+def make_tar(path):
+    """FILES small files (100 B to 4 KiB) in 100 folders, like a source tree."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        for i in range(FILES):
+            data = (b"line %d of a small source file\n" % i) * (3 + i % 120)
+            info = tarfile.TarInfo("tree/d%03d/f%05d.c" % (i % 100, i))
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    with open(path, "wb") as f:
+        f.write(buf.getvalue())
+
+
+def parse(lines):
+    out = {}
+    for l in lines:
+        m = re.match(r"JOB (\S+) ([\d.]+)", l)
+        if m:
+            out[m.group(1)] = float(m.group(2))
+    return out
+
+
+def run_guest(name, cmd):
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    lines = []
+    deadline = time.monotonic() + 1500
+    for raw in p.stdout:
+        line = raw.decode(errors="replace").strip()
+        lines.append(line)
+        if "JOBS-DONE" in line or time.monotonic() > deadline:
+            break
+    p.kill()
+    p.wait()
+    res = parse(lines)
+    if len(res) != len(JOBS):
+        sys.exit("%s: jobs missing; console:\n%s\nstderr:\n%s" % (name, "\n".join(lines[-30:]),
+                                                                    p.stderr.read().decode()[-3000:]))
+    return res
+
+
+def main():
+    d = os.path.join(WORK, "kvkit-bench-fs")
+    shutil.rmtree(d, ignore_errors=True)
+    share = os.path.join(d, "share")
+    os.makedirs(share)
+    tar = os.path.join(d, "tree.tar")
+    make_tar(tar)
+    print("bench/fs: %d files, %d MiB sequential, guest %d vCPU %d MiB, kernel %s" %
+          (FILES, BIG_MIB, CPUS, MEM, os.path.basename(os.readlink(KERNEL)) if os.path.islink(KERNEL) else "full"),
+          flush=True)
+    results = {}
+    # host: the same shell jobs on the folder
+    host_sh = os.path.join(d, "host.sh")
+    with open(host_sh, "w") as f:
+        f.write("M=%s\n" % share + JOBS_SH % {"tar": tar, "mib": BIG_MIB})
+    r = subprocess.run(["sh", host_sh], capture_output=True, text=True)
+    results["host"] = parse(r.stdout.splitlines())
+    print("host   " + " ".join("%s=%.2fs" % (j, results["host"][j]) for j in JOBS), flush=True)
+    # the guests: the tar and the job script on a small read-only disk
+    os.environ["PATH"] += ":/usr/sbin:/sbin"
+    disk = os.path.join(d, "jobs.img")
+    mount = {"kvkit": "mount -t virtiofs share /mnt", "9p": "mount -t 9p -o trans=virtio,version=9p2000.L,"
+             "msize=524288,cache=loose share /mnt"}
+    script = "M=/mnt\n%%(mount)s || echo MOUNT-FAILED\n" + JOBS_SH % {"tar": "/t/tree.tar", "mib": BIG_MIB}
+    tools_disk(disk, [], "", d, size="64M", extra={"/kvkit.sh": script.replace("%(mount)s", mount["kvkit"]),
+                                                   "/9p.sh": script.replace("%(mount)s", mount["9p"])})
+    subprocess.run(["debugfs", "-w", "-R", "write %s tree.tar" % tar, disk], check=True, capture_output=True)
+    run = GUEST_RUN.replace("/dev/%s", "/dev/vda")
+    cmdline = lambda s: 'console=ttyS0 quiet hvcwait=0 run="%s"' % run.replace("sh /t/run.sh", "sh /t/" + s)  # noqa: E731
+    results["kvkit"] = run_guest("kvkit", [
+        KVKIT, "--cpus", str(CPUS), "--memory", str(MEM), "--bootloader",
+        "linux,kernel=%s,initrd=%s,cmdline=%s" % (KERNEL, INITRD, cmdline("kvkit.sh")),
+        "--device", "virtio-serial,stdio", "--device", "virtio-blk,path=%s,readonly" % disk,
+        "--device", "virtio-fs,sharedDir=%s,mountTag=share" % share])
+    print("kvkit  " + " ".join("%s=%.2fs" % (j, results["kvkit"][j]) for j in JOBS), flush=True)
+    results["9p"] = run_guest("9p", [
+        "qemu-system-x86_64", "-enable-kvm", "-cpu", "host", "-M", "q35", "-smp", str(CPUS), "-m", str(MEM),
+        "-nographic", "-nodefaults", "-no-reboot", "-serial", "stdio", "-kernel", KERNEL, "-initrd", INITRD,
+        "-append", cmdline("9p.sh"),
+        "-drive", "file=%s,if=none,id=d1,format=raw,readonly=on" % disk, "-device", "virtio-blk-pci,drive=d1",
+        "-virtfs", "local,path=%s,mount_tag=share,security_model=none" % share])
+    print("9p     " + " ".join("%s=%.2fs" % (j, results["9p"][j]) for j in JOBS), flush=True)
+    print("%-8s %10s %10s %10s %12s %12s" % ("job", "host", "kvkit", "9p", "9p/kvkit", "host/kvkit"))
+    for j in JOBS:
+        h, k, q = results["host"][j], results["kvkit"][j], results["9p"][j]
+        print("%-8s %9.2fs %9.2fs %9.2fs %11.2fx %11.2f" % (j, h, k, q, q / k, h / k))
+    mb = BIG_MIB * 1.048576
+    for j in ("write", "read"):
+        print("%-8s MB/s   host %.0f  kvkit %.0f  9p %.0f" % (j, mb / results["host"][j], mb / results["kvkit"][j],
+                                                              mb / results["9p"][j]))
+    shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

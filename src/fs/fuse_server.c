@@ -1,0 +1,1264 @@
+/* In-process FUSE server for virtio-fs; see fuse_server.h for the model.
+ *
+ * Requests are copied out of guest memory before they are looked at (the
+ * guest may change its buffers at any time); only WRITE payloads and READ
+ * replies move straight between guest memory and the host file. */
+#define _GNU_SOURCE
+#include "fuse_server.h"
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/fuse.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+#include "../util/log.h"
+#include "../virtio/virtq.h"
+
+#define MAX_WRITE (1u << 20)
+#define MAX_PAGES (MAX_WRITE / 4096)
+#define ARGS_MAX (128u * 1024) /* the largest request besides WRITE: SETXATTR */
+#define XATTR_MAX (64u * 1024)
+#define DIRBUF 32768
+#define OUT_HDR ((unsigned)sizeof(struct fuse_out_header))
+
+/* ---------------- tables ---------------- */
+
+/* A guest-visible inode: an O_PATH handle on the host object. */
+struct node {
+	uint64_t id;
+	int fd;
+	dev_t dev;
+	ino_t ino;
+	mode_t type;      /* S_IFMT bits; an inode never changes type */
+	uint64_t nlookup; /* references the guest holds (LOOKUP minus FORGET) */
+	unsigned refs;    /* requests using it right now */
+	bool hashed;      /* findable by (dev, ino) */
+	struct node *key_next;
+};
+
+/* An open file or directory. */
+struct handle {
+	uint64_t id;
+	int fd;
+	bool dir;
+	unsigned refs;
+	bool released;
+	pthread_mutex_t lock; /* directories: lseek + getdents go together */
+};
+
+/* A slot table: ids are (generation << 32 | slot + 1), so an id the guest
+ * made up or kept after a release finds nothing. */
+struct slots {
+	void **v;
+	uint32_t *gen;
+	uint32_t n, cap, *free_list, nfree;
+};
+
+struct fuse_server {
+	pthread_mutex_t lock;
+	enum fuse_cache cache;
+	int proc_fd; /* /proc/self/fd, to reopen O_PATH handles */
+	int root_dir_fd; /* a real descriptor of the share, for syncfs */
+	struct node *root;
+	struct slots nodes, handles;
+	struct node **by_key;
+	size_t key_buckets, nkeys;
+	unsigned nnodes;
+};
+
+static uint64_t slot_add(struct slots *t, void *p)
+{
+	uint32_t i;
+	if (t->nfree) {
+		i = t->free_list[--t->nfree];
+	} else {
+		if (t->n == t->cap) {
+			uint32_t cap = t->cap ? t->cap * 2 : 64;
+			void **v = realloc(t->v, cap * sizeof(*v));
+			if (!v)
+				return 0;
+			t->v = v;
+			uint32_t *g = realloc(t->gen, cap * sizeof(*g));
+			if (!g)
+				return 0;
+			t->gen = g;
+			uint32_t *f = realloc(t->free_list, cap * sizeof(*f));
+			if (!f)
+				return 0;
+			t->free_list = f;
+			t->cap = cap;
+		}
+		i = t->n++;
+		t->gen[i] = 0;
+	}
+	t->v[i] = p;
+	return ((uint64_t)t->gen[i] << 32) | (i + 1);
+}
+
+static void *slot_get(const struct slots *t, uint64_t id)
+{
+	uint32_t i = (uint32_t)id - 1;
+	if ((uint32_t)id == 0 || i >= t->n || t->gen[i] != (uint32_t)(id >> 32))
+		return NULL;
+	return t->v[i];
+}
+
+static void slot_del(struct slots *t, uint64_t id)
+{
+	uint32_t i = (uint32_t)id - 1;
+	t->v[i] = NULL;
+	t->gen[i]++;
+	t->free_list[t->nfree++] = i;
+}
+
+static size_t key_hash(const struct fuse_server *s, dev_t dev, ino_t ino)
+{
+	return (size_t)((ino * 0x9e3779b97f4a7c15ull) ^ dev) & (s->key_buckets - 1);
+}
+
+static void key_insert(struct fuse_server *s, struct node *n)
+{
+	if (s->nkeys >= s->key_buckets) { /* grow: keep chains short */
+		size_t nb = s->key_buckets * 2;
+		struct node **b = calloc(nb, sizeof(*b));
+		if (b) {
+			for (size_t i = 0; i < s->key_buckets; i++)
+				for (struct node *x = s->by_key[i], *next; x; x = next) {
+					next = x->key_next;
+					size_t h = (size_t)((x->ino * 0x9e3779b97f4a7c15ull) ^ x->dev) & (nb - 1);
+					x->key_next = b[h];
+					b[h] = x;
+				}
+			free(s->by_key);
+			s->by_key = b;
+			s->key_buckets = nb;
+		}
+	}
+	size_t h = key_hash(s, n->dev, n->ino);
+	n->key_next = s->by_key[h];
+	s->by_key[h] = n;
+	n->hashed = true;
+	s->nkeys++;
+}
+
+static void key_remove(struct fuse_server *s, struct node *n)
+{
+	if (!n->hashed)
+		return;
+	for (struct node **p = &s->by_key[key_hash(s, n->dev, n->ino)]; *p; p = &(*p)->key_next)
+		if (*p == n) {
+			*p = n->key_next;
+			break;
+		}
+	n->hashed = false;
+	s->nkeys--;
+}
+
+static struct node *key_find(struct fuse_server *s, dev_t dev, ino_t ino)
+{
+	for (struct node *n = s->by_key[key_hash(s, dev, ino)]; n; n = n->key_next)
+		if (n->dev == dev && n->ino == ino)
+			return n;
+	return NULL;
+}
+
+/* lock held */
+static void node_maybe_free(struct fuse_server *s, struct node *n)
+{
+	if (n == s->root || n->nlookup || n->refs)
+		return;
+	key_remove(s, n);
+	slot_del(&s->nodes, n->id);
+	close(n->fd);
+	free(n);
+	s->nnodes--;
+}
+
+static struct node *node_get(struct fuse_server *s, uint64_t id)
+{
+	pthread_mutex_lock(&s->lock);
+	struct node *n = slot_get(&s->nodes, id);
+	if (n)
+		n->refs++;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+static void node_put(struct fuse_server *s, struct node *n)
+{
+	if (!n)
+		return;
+	pthread_mutex_lock(&s->lock);
+	n->refs--;
+	node_maybe_free(s, n);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void forget(struct fuse_server *s, uint64_t id, uint64_t nlookup)
+{
+	pthread_mutex_lock(&s->lock);
+	struct node *n = slot_get(&s->nodes, id);
+	if (n && n != s->root) {
+		n->nlookup = nlookup > n->nlookup ? 0 : n->nlookup - nlookup;
+		node_maybe_free(s, n);
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+static struct handle *handle_get(struct fuse_server *s, uint64_t id, bool dir)
+{
+	pthread_mutex_lock(&s->lock);
+	struct handle *h = slot_get(&s->handles, id);
+	if (h && h->dir == dir)
+		h->refs++;
+	else
+		h = NULL;
+	pthread_mutex_unlock(&s->lock);
+	return h;
+}
+
+static void handle_put(struct fuse_server *s, struct handle *h)
+{
+	pthread_mutex_lock(&s->lock);
+	bool last = --h->refs == 0 && h->released;
+	pthread_mutex_unlock(&s->lock);
+	if (last) {
+		close(h->fd);
+		pthread_mutex_destroy(&h->lock);
+		free(h);
+	}
+}
+
+static uint64_t handle_new(struct fuse_server *s, int fd, bool dir)
+{
+	struct handle *h = calloc(1, sizeof(*h));
+	if (!h)
+		return 0;
+	h->fd = fd;
+	h->dir = dir;
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_mutex_lock(&s->lock);
+	uint64_t id = slot_add(&s->handles, h);
+	if (id)
+		h->id = id;
+	pthread_mutex_unlock(&s->lock);
+	if (!id) {
+		pthread_mutex_destroy(&h->lock);
+		free(h);
+	}
+	return id;
+}
+
+static int handle_release(struct fuse_server *s, uint64_t id, bool dir)
+{
+	pthread_mutex_lock(&s->lock);
+	struct handle *h = slot_get(&s->handles, id);
+	if (!h || h->dir != dir) {
+		pthread_mutex_unlock(&s->lock);
+		return -EBADF;
+	}
+	slot_del(&s->handles, id);
+	h->released = true;
+	h->refs++;
+	pthread_mutex_unlock(&s->lock);
+	handle_put(s, h);
+	return 0;
+}
+
+/* ---------------- request and reply ---------------- */
+
+struct req {
+	struct fuse_server *s;
+	struct fuse_in_header in;
+	const struct iovec *riov, *wiov;
+	unsigned nr, nw;
+	size_t rlen, wcap;
+	const uint8_t *arg; /* a copy of the arguments */
+	size_t arg_len, arg_off;
+	uint8_t *out; /* reply payload being built */
+	size_t out_len, out_cap;
+};
+
+static const void *take(struct req *r, size_t len)
+{
+	if (r->arg_len - r->arg_off < len)
+		return NULL;
+	const void *p = r->arg + r->arg_off;
+	r->arg_off += len;
+	return p;
+}
+
+/* A NUL-terminated string from the arguments. */
+static const char *take_str(struct req *r)
+{
+	const char *p = (const char *)r->arg + r->arg_off;
+	size_t left = r->arg_len - r->arg_off;
+	const char *nul = memchr(p, 0, left);
+	if (!nul)
+		return NULL;
+	r->arg_off += nul - p + 1;
+	return p;
+}
+
+/* A name inside a directory: one component, never "." or "..". */
+static const char *take_name(struct req *r, int *err)
+{
+	const char *n = take_str(r);
+	*err = -EINVAL;
+	if (!n || !*n || strchr(n, '/') || !strcmp(n, ".") || !strcmp(n, ".."))
+		return NULL;
+	if (strlen(n) > NAME_MAX) {
+		*err = -ENAMETOOLONG;
+		return NULL;
+	}
+	return n;
+}
+
+/* The reply payload buffer, made on first use (most replies are small
+ * structs built on the stack; READ goes straight to guest memory). */
+static bool have_out(struct req *r)
+{
+	if (!r->out && r->out_cap)
+		r->out = malloc(r->out_cap);
+	return r->out != NULL;
+}
+
+static void *out_room(struct req *r, size_t len)
+{
+	if (r->out_cap - r->out_len < len || !have_out(r))
+		return NULL;
+	void *p = r->out + r->out_len;
+	memset(p, 0, len);
+	r->out_len += len;
+	return p;
+}
+
+/* Write header + payload into the guest's reply buffers. */
+static size_t reply(struct req *r, int err, const void *data, size_t len)
+{
+	if (err)
+		len = 0;
+	if (OUT_HDR + len > r->wcap) {
+		err = -EIO; /* the guest's buffers cannot hold the answer */
+		len = 0;
+	}
+	if (r->wcap < OUT_HDR)
+		return 0;
+	struct fuse_out_header h = { .len = OUT_HDR + len, .error = err, .unique = r->in.unique };
+	iov_from_buf(r->wiov, r->nw, 0, &h, OUT_HDR);
+	if (len)
+		iov_from_buf(r->wiov, r->nw, OUT_HDR, data, len);
+	return OUT_HDR + len;
+}
+
+static size_t reply_err(struct req *r, int err)
+{
+	return reply(r, err < 0 ? err : -err, NULL, 0);
+}
+
+static size_t reply_out(struct req *r)
+{
+	return reply(r, 0, r->out, r->out_len);
+}
+
+/* ---------------- attributes ---------------- */
+
+static void timeout(const struct fuse_server *s, uint64_t *sec, uint32_t *nsec)
+{
+	*nsec = 0;
+	*sec = s->cache == FUSE_CACHE_ALWAYS ? 86400 : s->cache == FUSE_CACHE_AUTO ? 1 : 0;
+}
+
+static void fill_attr(struct fuse_attr *a, const struct stat *st)
+{
+	*a = (struct fuse_attr){
+		.ino = st->st_ino, .size = st->st_size, .blocks = st->st_blocks,
+		.atime = st->st_atim.tv_sec, .mtime = st->st_mtim.tv_sec, .ctime = st->st_ctim.tv_sec,
+		.atimensec = st->st_atim.tv_nsec, .mtimensec = st->st_mtim.tv_nsec, .ctimensec = st->st_ctim.tv_nsec,
+		.mode = st->st_mode, .nlink = st->st_nlink, .uid = st->st_uid, .gid = st->st_gid,
+		.rdev = st->st_rdev, .blksize = st->st_blksize,
+	};
+}
+
+static int stat_fd(int fd, struct stat *st)
+{
+	return fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+/* The guest takes one more reference to name in parent: find or make its
+ * node and fill e. */
+static int lookup(struct fuse_server *s, int parent_fd, const char *name, struct fuse_entry_out *e)
+{
+	int fd = openat(parent_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	int rc = stat_fd(fd, &st);
+	if (rc == 0 && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)))
+		rc = -EACCES; /* host device nodes stay invisible: the guest would open its own device */
+	if (rc < 0) {
+		close(fd);
+		return rc;
+	}
+	struct node *fresh = calloc(1, sizeof(*fresh));
+	pthread_mutex_lock(&s->lock);
+	struct node *n = key_find(s, st.st_dev, st.st_ino);
+	if (n) {
+		/* the same (dev, ino) may be a new file that reused the number of
+		 * one deleted on the host: the old node then stops being found */
+		struct stat old;
+		if ((n->type != (st.st_mode & S_IFMT)) || (stat_fd(n->fd, &old) == 0 && old.st_nlink == 0 && st.st_nlink)) {
+			key_remove(s, n);
+			n = NULL;
+		}
+	}
+	if (n) {
+		n->nlookup++;
+		pthread_mutex_unlock(&s->lock);
+		free(fresh);
+		close(fd);
+	} else if (!fresh || !(fresh->id = slot_add(&s->nodes, fresh))) {
+		pthread_mutex_unlock(&s->lock);
+		free(fresh);
+		close(fd);
+		return -ENOMEM;
+	} else {
+		n = fresh;
+		n->fd = fd;
+		n->dev = st.st_dev;
+		n->ino = st.st_ino;
+		n->type = st.st_mode & S_IFMT;
+		n->nlookup = 1;
+		key_insert(s, n);
+		s->nnodes++;
+		pthread_mutex_unlock(&s->lock);
+	}
+	memset(e, 0, sizeof(*e));
+	e->nodeid = n->id;
+	timeout(s, &e->entry_valid, &e->entry_valid_nsec);
+	timeout(s, &e->attr_valid, &e->attr_valid_nsec);
+	fill_attr(&e->attr, &st);
+	return 0;
+}
+
+/* Reopen an O_PATH handle for real I/O; only files and directories. */
+static int reopen(struct fuse_server *s, const struct node *n, int flags)
+{
+	if (n->type != S_IFREG && n->type != S_IFDIR)
+		return -EACCES; /* device nodes, fifos, sockets, symlinks: never opened */
+	char name[16];
+	snprintf(name, sizeof(name), "%d", n->fd);
+	int fd = openat(s->proc_fd, name, flags | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+static void proc_name(const struct node *n, char *buf, size_t len)
+{
+	snprintf(buf, len, "/proc/self/fd/%d", n->fd);
+}
+
+/* ---------------- operations ---------------- */
+
+static size_t do_init(struct req *r)
+{
+	const struct fuse_init_in *in = take(r, 16); /* major, minor, max_readahead, flags */
+	if (!in)
+		return reply_err(r, EINVAL);
+	struct fuse_init_out o = { .major = FUSE_KERNEL_VERSION, .minor = FUSE_KERNEL_MINOR_VERSION };
+	if (in->major < 7)
+		return reply_err(r, EPROTO);
+	if (in->major > 7) /* the kernel asks again with our major */
+		return reply(r, 0, &o, sizeof(o));
+	uint32_t want = FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES | FUSE_DO_READDIRPLUS |
+			FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES | FUSE_CACHE_SYMLINKS |
+			FUSE_ASYNC_DIO;
+	if (r->s->cache == FUSE_CACHE_AUTO)
+		want |= FUSE_AUTO_INVAL_DATA;
+	o.flags = in->flags & want;
+	o.max_readahead = in->max_readahead;
+	o.max_background = 64;
+	o.congestion_threshold = 48;
+	o.max_write = MAX_WRITE;
+	o.time_gran = 1;
+	o.max_pages = MAX_PAGES;
+	return reply(r, 0, &o, in->minor < 23 ? 24 : sizeof(o));
+}
+
+static size_t do_lookup(struct req *r, struct node *n)
+{
+	int err;
+	const char *name = take_name(r, &err);
+	if (!name)
+		return reply_err(r, err);
+	if (n->type != S_IFDIR)
+		return reply_err(r, ENOTDIR);
+	struct fuse_entry_out e;
+	int rc = lookup(r->s, n->fd, name, &e);
+	return rc ? reply_err(r, rc) : reply(r, 0, &e, sizeof(e));
+}
+
+static size_t attr_reply(struct req *r, int fd)
+{
+	struct stat st;
+	int rc = stat_fd(fd, &st);
+	if (rc)
+		return reply_err(r, rc);
+	struct fuse_attr_out o = { 0 };
+	timeout(r->s, &o.attr_valid, &o.attr_valid_nsec);
+	fill_attr(&o.attr, &st);
+	return reply(r, 0, &o, sizeof(o));
+}
+
+static size_t do_setattr(struct req *r, struct node *n)
+{
+	const struct fuse_setattr_in *in = take(r, sizeof(*in));
+	if (!in)
+		return reply_err(r, EINVAL);
+	struct handle *h = NULL;
+	if (in->valid & FATTR_FH) {
+		h = handle_get(r->s, in->fh, false);
+		if (!h)
+			return reply_err(r, EBADF);
+	}
+	char path[40];
+	proc_name(n, path, sizeof(path));
+	int rc = 0;
+	bool link = n->type == S_IFLNK;
+	if (in->valid & FATTR_MODE) {
+		if (link)
+			rc = -EOPNOTSUPP;
+		else if ((h ? fchmod(h->fd, in->mode & 07777) : chmod(path, in->mode & 07777)) < 0)
+			rc = -errno;
+	}
+	if (!rc && (in->valid & (FATTR_UID | FATTR_GID))) {
+		uid_t uid = in->valid & FATTR_UID ? in->uid : (uid_t)-1;
+		gid_t gid = in->valid & FATTR_GID ? in->gid : (gid_t)-1;
+		if (fchownat(n->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+			rc = -errno;
+	}
+	if (!rc && (in->valid & FATTR_SIZE)) {
+		if (h) {
+			rc = ftruncate(h->fd, in->size) < 0 ? -errno : 0;
+		} else if (n->type == S_IFDIR) {
+			rc = -EISDIR;
+		} else {
+			int fd = reopen(r->s, n, O_WRONLY);
+			rc = fd < 0 ? fd : ftruncate(fd, in->size) < 0 ? -errno : 0;
+			if (fd >= 0)
+				close(fd);
+		}
+	}
+	if (!rc && (in->valid & (FATTR_ATIME | FATTR_MTIME))) {
+		struct timespec ts[2] = { { 0, UTIME_OMIT }, { 0, UTIME_OMIT } };
+		if (in->valid & FATTR_ATIME)
+			ts[0] = in->valid & FATTR_ATIME_NOW ? (struct timespec){ 0, UTIME_NOW }
+							    : (struct timespec){ in->atime, in->atimensec };
+		if (in->valid & FATTR_MTIME)
+			ts[1] = in->valid & FATTR_MTIME_NOW ? (struct timespec){ 0, UTIME_NOW }
+							    : (struct timespec){ in->mtime, in->mtimensec };
+		if ((ts[0].tv_nsec != UTIME_NOW && ts[0].tv_nsec != UTIME_OMIT && ts[0].tv_nsec >= 1000000000) ||
+		    (ts[1].tv_nsec != UTIME_NOW && ts[1].tv_nsec != UTIME_OMIT && ts[1].tv_nsec >= 1000000000))
+			rc = -EINVAL;
+		else if (h)
+			rc = futimens(h->fd, ts) < 0 ? -errno : 0;
+		else if (link)
+			rc = -EOPNOTSUPP;
+		else
+			rc = utimensat(AT_FDCWD, path, ts, 0) < 0 ? -errno : 0;
+	}
+	if (h)
+		handle_put(r->s, h);
+	return rc ? reply_err(r, rc) : attr_reply(r, n->fd);
+}
+
+/* Host open flags from the guest's: no O_DIRECT (tmpfs and others refuse
+ * it), no creation here, never a controlling terminal. */
+static int open_flags(uint32_t f)
+{
+	return (int)(f & ~(O_DIRECT | O_CREAT | O_EXCL | O_NOCTTY | O_PATH | O_TMPFILE)) | O_CLOEXEC;
+}
+
+static uint32_t fopen_flags(const struct fuse_server *s)
+{
+	return s->cache == FUSE_CACHE_ALWAYS ? FOPEN_KEEP_CACHE : s->cache == FUSE_CACHE_NEVER ? FOPEN_DIRECT_IO : 0;
+}
+
+static size_t do_open(struct req *r, struct node *n, bool dir)
+{
+	const struct fuse_open_in *in = take(r, sizeof(*in));
+	if (!in)
+		return reply_err(r, EINVAL);
+	if (dir && n->type != S_IFDIR)
+		return reply_err(r, ENOTDIR);
+	if (!dir && n->type == S_IFDIR)
+		return reply_err(r, EISDIR);
+	int fd = reopen(r->s, n, dir ? O_RDONLY | O_DIRECTORY : open_flags(in->flags));
+	if (fd < 0)
+		return reply_err(r, fd);
+	struct fuse_open_out o = { .fh = handle_new(r->s, fd, dir), .open_flags = dir ? 0 : fopen_flags(r->s) };
+	if (!o.fh) {
+		close(fd);
+		return reply_err(r, ENOMEM);
+	}
+	return reply(r, 0, &o, sizeof(o));
+}
+
+static size_t do_create(struct req *r, struct node *n)
+{
+	const struct fuse_create_in *in = take(r, sizeof(*in));
+	int err;
+	const char *name = in ? take_name(r, &err) : NULL;
+	if (!in)
+		return reply_err(r, EINVAL);
+	if (!name)
+		return reply_err(r, err);
+	if (n->type != S_IFDIR)
+		return reply_err(r, ENOTDIR);
+	/* O_NOFOLLOW: a symlink planted under that name is never followed */
+	int fd = openat(n->fd, name, open_flags(in->flags) | O_CREAT | O_NOFOLLOW | (in->flags & O_EXCL),
+			in->mode & 07777);
+	if (fd < 0)
+		return reply_err(r, -errno);
+	struct {
+		struct fuse_entry_out e;
+		struct fuse_open_out o;
+	} out = { 0 };
+	int rc = lookup(r->s, n->fd, name, &out.e);
+	if (rc) {
+		close(fd);
+		return reply_err(r, rc);
+	}
+	out.o.fh = handle_new(r->s, fd, false);
+	out.o.open_flags = fopen_flags(r->s);
+	if (!out.o.fh) {
+		close(fd);
+		forget(r->s, out.e.nodeid, 1);
+		return reply_err(r, ENOMEM);
+	}
+	return reply(r, 0, &out, sizeof(out));
+}
+
+/* MKNOD, MKDIR, SYMLINK, LINK: make the object, then look it up. */
+static size_t made(struct req *r, struct node *dir, const char *name, int rc)
+{
+	if (rc < 0)
+		return reply_err(r, -errno);
+	struct fuse_entry_out e;
+	rc = lookup(r->s, dir->fd, name, &e);
+	return rc ? reply_err(r, rc) : reply(r, 0, &e, sizeof(e));
+}
+
+static size_t do_mknod(struct req *r, struct node *n)
+{
+	const struct fuse_mknod_in *in = take(r, sizeof(*in));
+	int err;
+	const char *name = in ? take_name(r, &err) : NULL;
+	if (!in)
+		return reply_err(r, EINVAL);
+	if (!name)
+		return reply_err(r, err);
+	if (!S_ISREG(in->mode) && !S_ISFIFO(in->mode))
+		return reply_err(r, EPERM); /* no device nodes or sockets in the share */
+	return made(r, n, name, mknodat(n->fd, name, in->mode & (S_IFMT | 07777), 0));
+}
+
+static size_t do_mkdir(struct req *r, struct node *n)
+{
+	const struct fuse_mkdir_in *in = take(r, sizeof(*in));
+	int err;
+	const char *name = in ? take_name(r, &err) : NULL;
+	if (!in)
+		return reply_err(r, EINVAL);
+	if (!name)
+		return reply_err(r, err);
+	return made(r, n, name, mkdirat(n->fd, name, in->mode & 07777));
+}
+
+static size_t do_symlink(struct req *r, struct node *n)
+{
+	int err;
+	const char *name = take_name(r, &err);
+	const char *target = name ? take_str(r) : NULL;
+	if (!name)
+		return reply_err(r, err);
+	if (!target || !*target || strlen(target) >= PATH_MAX)
+		return reply_err(r, EINVAL);
+	/* the target is only text to the host: it is never followed here */
+	return made(r, n, name, symlinkat(target, n->fd, name));
+}
+
+static size_t do_link(struct req *r, struct node *n)
+{
+	const struct fuse_link_in *in = take(r, sizeof(*in));
+	int err;
+	const char *name = in ? take_name(r, &err) : NULL;
+	if (!in)
+		return reply_err(r, EINVAL);
+	if (!name)
+		return reply_err(r, err);
+	struct node *old = node_get(r->s, in->oldnodeid);
+	if (!old)
+		return reply_err(r, ENOENT);
+	char path[40];
+	proc_name(old, path, sizeof(path));
+	int rc = old->type == S_IFDIR ? (errno = EPERM, -1) : linkat(AT_FDCWD, path, n->fd, name, AT_SYMLINK_FOLLOW);
+	node_put(r->s, old);
+	return made(r, n, name, rc);
+}
+
+static size_t do_unlink(struct req *r, struct node *n, bool dir)
+{
+	int err;
+	const char *name = take_name(r, &err);
+	if (!name)
+		return reply_err(r, err);
+	return reply_err(r, unlinkat(n->fd, name, dir ? AT_REMOVEDIR : 0) < 0 ? -errno : 0);
+}
+
+static size_t do_rename(struct req *r, struct node *n, bool v2)
+{
+	uint64_t newdir;
+	uint32_t flags = 0;
+	if (v2) {
+		const struct fuse_rename2_in *in = take(r, sizeof(*in));
+		if (!in)
+			return reply_err(r, EINVAL);
+		newdir = in->newdir;
+		flags = in->flags;
+	} else {
+		const struct fuse_rename_in *in = take(r, sizeof(*in));
+		if (!in)
+			return reply_err(r, EINVAL);
+		newdir = in->newdir;
+	}
+	int err;
+	const char *oldname = take_name(r, &err);
+	if (!oldname)
+		return reply_err(r, err);
+	const char *newname = take_name(r, &err);
+	if (!newname)
+		return reply_err(r, err);
+	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE))
+		return reply_err(r, EINVAL); /* RENAME_WHITEOUT would make a device node */
+	struct node *nd = node_get(r->s, newdir);
+	if (!nd)
+		return reply_err(r, ENOENT);
+	int rc = renameat2(n->fd, oldname, nd->fd, newname, flags) < 0 ? -errno : 0;
+	node_put(r->s, nd);
+	return reply_err(r, rc);
+}
+
+static size_t do_readlink(struct req *r, struct node *n)
+{
+	if (n->type != S_IFLNK)
+		return reply_err(r, EINVAL);
+	char buf[PATH_MAX];
+	ssize_t len = readlinkat(n->fd, "", buf, sizeof(buf));
+	if (len < 0)
+		return reply_err(r, -errno);
+	return reply(r, 0, buf, len);
+}
+
+static size_t do_read(struct req *r)
+{
+	const struct fuse_read_in *in = take(r, sizeof(*in));
+	if (!in)
+		return reply_err(r, EINVAL);
+	if (r->wcap < OUT_HDR)
+		return 0; /* no room for any answer */
+	struct handle *h = handle_get(r->s, in->fh, false);
+	if (!h)
+		return reply_err(r, EBADF);
+	size_t want = in->size;
+	if (want > r->wcap - OUT_HDR)
+		want = r->wcap - OUT_HDR;
+	struct iovec iov[VIRTQ_MAX_SIZE];
+	int k = want ? iov_slice(r->wiov, r->nw, OUT_HDR, want, iov, VIRTQ_MAX_SIZE) : 0;
+	ssize_t n = k < 0 ? -1 : k == 0 ? 0 : preadv(h->fd, iov, k, in->offset);
+	int e = n < 0 ? (k < 0 ? EINVAL : errno) : 0;
+	handle_put(r->s, h);
+	if (n < 0)
+		return reply_err(r, e);
+	struct fuse_out_header oh = { .len = OUT_HDR + n, .unique = r->in.unique };
+	iov_from_buf(r->wiov, r->nw, 0, &oh, OUT_HDR);
+	return OUT_HDR + n;
+}
+
+static size_t do_write(struct req *r)
+{
+	const struct fuse_write_in *in = take(r, sizeof(*in));
+	if (!in)
+		return reply_err(r, EINVAL);
+	size_t data_off = sizeof(struct fuse_in_header) + sizeof(*in);
+	if (in->size > MAX_WRITE || data_off + in->size > r->rlen)
+		return reply_err(r, EINVAL);
+	struct handle *h = handle_get(r->s, in->fh, false);
+	if (!h)
+		return reply_err(r, EBADF);
+	struct iovec iov[VIRTQ_MAX_SIZE];
+	int k = in->size ? iov_slice(r->riov, r->nr, data_off, in->size, iov, VIRTQ_MAX_SIZE) : 0;
+	ssize_t n = k < 0 ? -1 : k == 0 ? 0 : pwritev(h->fd, iov, k, in->offset);
+	int e = n < 0 ? (k < 0 ? EINVAL : errno) : 0;
+	handle_put(r->s, h);
+	if (n < 0)
+		return reply_err(r, e);
+	struct fuse_write_out o = { .size = (uint32_t)n };
+	return reply(r, 0, &o, sizeof(o));
+}
+
+static size_t do_statfs(struct req *r, struct node *n)
+{
+	struct statvfs sv;
+	if (fstatvfs(n->fd, &sv) < 0)
+		return reply_err(r, -errno);
+	struct fuse_statfs_out o = { .st = { .blocks = sv.f_blocks, .bfree = sv.f_bfree, .bavail = sv.f_bavail,
+					     .files = sv.f_files, .ffree = sv.f_ffree, .bsize = sv.f_bsize,
+					     .namelen = sv.f_namemax, .frsize = sv.f_frsize } };
+	return reply(r, 0, &o, sizeof(o));
+}
+
+static size_t do_release(struct req *r, bool dir)
+{
+	const struct fuse_release_in *in = take(r, sizeof(*in));
+	if (!in)
+		return reply_err(r, EINVAL);
+	return reply_err(r, handle_release(r->s, in->fh, dir));
+}
+
+static size_t do_fsync(struct req *r, bool dir)
+{
+	const struct fuse_fsync_in *in = take(r, sizeof(*in));
+	if (!in)
+		return reply_err(r, EINVAL);
+	struct handle *h = handle_get(r->s, in->fh, dir);
+	if (!h)
+		return reply_err(r, EBADF);
+	int rc = ((in->fsync_flags & 1) ? fdatasync(h->fd) : fsync(h->fd)) < 0 ? -errno : 0;
+	handle_put(r->s, h);
+	return reply_err(r, rc);
+}
+
+/* xattrs go through /proc/self/fd: O_PATH handles have no f*xattr, and only
+ * files and directories are reachable that way. */
+static size_t do_xattr(struct req *r, struct node *n, uint32_t op)
+{
+	char path[40];
+	proc_name(n, path, sizeof(path));
+	bool ok_type = n->type == S_IFREG || n->type == S_IFDIR;
+	if (op == FUSE_SETXATTR) {
+		const struct fuse_setxattr_in *in = take(r, FUSE_COMPAT_SETXATTR_IN_SIZE);
+		const char *name = in ? take_str(r) : NULL;
+		const void *val = name ? take(r, in->size) : NULL;
+		if (!val || in->size > XATTR_MAX)
+			return reply_err(r, EINVAL);
+		if (!ok_type)
+			return reply_err(r, EOPNOTSUPP);
+		return reply_err(r, setxattr(path, name, val, in->size, in->flags) < 0 ? -errno : 0);
+	}
+	if (op == FUSE_REMOVEXATTR) {
+		const char *name = take_str(r);
+		if (!name)
+			return reply_err(r, EINVAL);
+		if (!ok_type)
+			return reply_err(r, EOPNOTSUPP);
+		return reply_err(r, removexattr(path, name) < 0 ? -errno : 0);
+	}
+	const struct fuse_getxattr_in *in = take(r, sizeof(*in));
+	const char *name = in && op == FUSE_GETXATTR ? take_str(r) : NULL;
+	if (!in || (op == FUSE_GETXATTR && !name))
+		return reply_err(r, EINVAL);
+	if (!ok_type)
+		return reply_err(r, op == FUSE_GETXATTR ? ENODATA : EOPNOTSUPP);
+	size_t size = in->size > XATTR_MAX ? XATTR_MAX : in->size;
+	uint8_t *buf = size ? out_room(r, size) : NULL;
+	if (size && !buf)
+		return reply_err(r, ERANGE);
+	ssize_t len = op == FUSE_GETXATTR ? getxattr(path, name, buf, size) : listxattr(path, (char *)buf, size);
+	if (len < 0)
+		return reply_err(r, -errno);
+	if (!size) {
+		struct fuse_getxattr_out o = { .size = (uint32_t)len };
+		return reply(r, 0, &o, sizeof(o));
+	}
+	return reply(r, 0, buf, len);
+}
+
+static size_t do_access(struct req *r, struct node *n)
+{
+	const struct fuse_access_in *in = take(r, sizeof(*in));
+	if (!in)
+		return reply_err(r, EINVAL);
+	if (n->type == S_IFLNK)
+		return reply_err(r, 0);
+	char path[40];
+	proc_name(n, path, sizeof(path));
+	return reply_err(r, faccessat(AT_FDCWD, path, in->mask & 7, 0) < 0 ? -errno : 0);
+}
+
+static size_t do_readdir(struct req *r, bool plus)
+{
+	const struct fuse_read_in *in = take(r, sizeof(*in));
+	if (!in)
+		return reply_err(r, EINVAL);
+	struct handle *h = handle_get(r->s, in->fh, true);
+	if (!h)
+		return reply_err(r, EBADF);
+	size_t cap = in->size < r->out_cap ? in->size : r->out_cap;
+	char *dbuf = malloc(DIRBUF);
+	int rc = 0;
+	pthread_mutex_lock(&h->lock);
+	if (!dbuf || (cap && !have_out(r)))
+		rc = -ENOMEM;
+	else if (lseek(h->fd, (off_t)in->offset, SEEK_SET) < 0)
+		rc = -errno;
+	bool full = false;
+	while (!rc && !full) {
+		long got = syscall(SYS_getdents64, h->fd, dbuf, DIRBUF);
+		if (got < 0)
+			rc = -errno;
+		if (got <= 0)
+			break;
+		for (long pos = 0; pos < got;) {
+			struct dirent64 *d = (struct dirent64 *)(dbuf + pos);
+			pos += d->d_reclen;
+			size_t nlen = strlen(d->d_name);
+			size_t rec = plus ? FUSE_NAME_OFFSET_DIRENTPLUS + nlen : FUSE_NAME_OFFSET + nlen;
+			rec = FUSE_DIRENT_ALIGN(rec);
+			if (cap - r->out_len < rec) {
+				full = true;
+				break;
+			}
+			struct fuse_dirent *fd;
+			if (plus) {
+				struct fuse_direntplus *p = (struct fuse_direntplus *)(r->out + r->out_len);
+				memset(p, 0, rec);
+				bool dots = !strcmp(d->d_name, ".") || !strcmp(d->d_name, "..");
+				/* nodeid 0: the guest skips the entry's attributes */
+				if (!dots && lookup(r->s, h->fd, d->d_name, &p->entry_out) < 0)
+					memset(&p->entry_out, 0, sizeof(p->entry_out));
+				fd = &p->dirent;
+			} else {
+				fd = (struct fuse_dirent *)(r->out + r->out_len);
+				memset(fd, 0, rec);
+			}
+			fd->ino = d->d_ino;
+			fd->off = d->d_off;
+			fd->namelen = nlen;
+			fd->type = d->d_type;
+			memcpy(fd->name, d->d_name, nlen);
+			r->out_len += rec;
+		}
+	}
+	pthread_mutex_unlock(&h->lock);
+	free(dbuf);
+	handle_put(r->s, h);
+	/* entries already sent count even when a later getdents failed */
+	return rc && !r->out_len ? reply_err(r, rc) : reply_out(r);
+}
+
+static size_t do_fallocate(struct req *r)
+{
+	const struct fuse_fallocate_in *in = take(r, sizeof(*in));
+	if (!in)
+		return reply_err(r, EINVAL);
+	struct handle *h = handle_get(r->s, in->fh, false);
+	if (!h)
+		return reply_err(r, EBADF);
+	int rc = fallocate(h->fd, (int)in->mode, (off_t)in->offset, (off_t)in->length) < 0 ? -errno : 0;
+	handle_put(r->s, h);
+	return reply_err(r, rc);
+}
+
+static size_t do_lseek(struct req *r)
+{
+	const struct fuse_lseek_in *in = take(r, sizeof(*in));
+	if (!in)
+		return reply_err(r, EINVAL);
+	struct handle *h = handle_get(r->s, in->fh, false);
+	if (!h)
+		return reply_err(r, EBADF);
+	off_t off = lseek(h->fd, (off_t)in->offset, (int)in->whence);
+	int e = errno;
+	handle_put(r->s, h);
+	if (off < 0)
+		return reply_err(r, e);
+	struct fuse_lseek_out o = { .offset = (uint64_t)off };
+	return reply(r, 0, &o, sizeof(o));
+}
+
+static size_t do_copy_file_range(struct req *r)
+{
+	const struct fuse_copy_file_range_in *in = take(r, sizeof(*in));
+	if (!in)
+		return reply_err(r, EINVAL);
+	struct handle *a = handle_get(r->s, in->fh_in, false);
+	struct handle *b = a ? handle_get(r->s, in->fh_out, false) : NULL;
+	ssize_t n = -1;
+	int e = EBADF;
+	if (b) {
+		loff_t oi = (loff_t)in->off_in, oo = (loff_t)in->off_out;
+		size_t len = in->len > (1u << 30) ? (1u << 30) : in->len; /* the answer is 32 bits */
+		n = copy_file_range(a->fd, &oi, b->fd, &oo, len, 0);
+		e = errno;
+	}
+	if (b)
+		handle_put(r->s, b);
+	if (a)
+		handle_put(r->s, a);
+	if (n < 0)
+		return reply_err(r, e);
+	struct fuse_write_out o = { .size = (uint32_t)n };
+	return reply(r, 0, &o, sizeof(o));
+}
+
+static void batch_forget(struct req *r)
+{
+	const struct fuse_batch_forget_in *in = take(r, sizeof(*in));
+	for (uint32_t i = 0; in && i < in->count; i++) {
+		const struct fuse_forget_one *f = take(r, sizeof(*f));
+		if (!f)
+			break;
+		forget(r->s, f->nodeid, f->nlookup);
+	}
+}
+
+/* Everything but the first request's copy: dispatch on the opcode. */
+static size_t dispatch(struct req *r)
+{
+	struct fuse_server *s = r->s;
+	uint32_t op = r->in.opcode;
+	switch (op) {
+	case FUSE_INIT:
+		return do_init(r);
+	case FUSE_FORGET: {
+		const struct fuse_forget_in *in = take(r, sizeof(*in));
+		if (in)
+			forget(s, r->in.nodeid, in->nlookup);
+		return 0;
+	}
+	case FUSE_BATCH_FORGET:
+		batch_forget(r);
+		return 0;
+	case FUSE_READ:
+		return do_read(r);
+	case FUSE_WRITE:
+		return do_write(r);
+	case FUSE_RELEASE:
+	case FUSE_RELEASEDIR:
+		return do_release(r, op == FUSE_RELEASEDIR);
+	case FUSE_FSYNC:
+	case FUSE_FSYNCDIR:
+		return do_fsync(r, op == FUSE_FSYNCDIR);
+	case FUSE_FLUSH:
+		return reply_err(r, 0);
+	case FUSE_READDIR:
+	case FUSE_READDIRPLUS:
+		return do_readdir(r, op == FUSE_READDIRPLUS);
+	case FUSE_FALLOCATE:
+		return do_fallocate(r);
+	case FUSE_LSEEK:
+		return do_lseek(r);
+	case FUSE_COPY_FILE_RANGE:
+		return do_copy_file_range(r);
+	case FUSE_DESTROY:
+		return reply_err(r, 0);
+	case FUSE_SYNCFS:
+		return reply_err(r, syncfs(s->root_dir_fd) < 0 ? -errno : 0);
+	case FUSE_INTERRUPT:
+		return 0; /* requests are not interruptible here; no answer is due */
+	default:
+		break;
+	}
+	/* the rest work on the request's inode */
+	struct node *n = node_get(s, r->in.nodeid);
+	if (!n) {
+		switch (op) {
+		case FUSE_LOOKUP: case FUSE_GETATTR: case FUSE_SETATTR: case FUSE_OPEN: case FUSE_OPENDIR:
+		case FUSE_CREATE: case FUSE_MKNOD: case FUSE_MKDIR: case FUSE_UNLINK: case FUSE_RMDIR:
+		case FUSE_RENAME: case FUSE_RENAME2: case FUSE_LINK: case FUSE_SYMLINK: case FUSE_READLINK:
+		case FUSE_STATFS: case FUSE_GETXATTR: case FUSE_SETXATTR: case FUSE_LISTXATTR:
+		case FUSE_REMOVEXATTR: case FUSE_ACCESS:
+			return reply_err(r, ENOENT);
+		default:
+			return reply_err(r, ENOSYS);
+		}
+	}
+	size_t len;
+	switch (op) {
+	case FUSE_LOOKUP: len = do_lookup(r, n); break;
+	case FUSE_GETATTR: {
+		const struct fuse_getattr_in *in = take(r, sizeof(*in));
+		struct handle *h = in && (in->getattr_flags & FUSE_GETATTR_FH) ? handle_get(s, in->fh, false) : NULL;
+		len = attr_reply(r, h ? h->fd : n->fd);
+		if (h)
+			handle_put(s, h);
+		break;
+	}
+	case FUSE_SETATTR: len = do_setattr(r, n); break;
+	case FUSE_OPEN: len = do_open(r, n, false); break;
+	case FUSE_OPENDIR: len = do_open(r, n, true); break;
+	case FUSE_CREATE: len = do_create(r, n); break;
+	case FUSE_MKNOD: len = do_mknod(r, n); break;
+	case FUSE_MKDIR: len = do_mkdir(r, n); break;
+	case FUSE_SYMLINK: len = do_symlink(r, n); break;
+	case FUSE_LINK: len = do_link(r, n); break;
+	case FUSE_UNLINK: len = do_unlink(r, n, false); break;
+	case FUSE_RMDIR: len = do_unlink(r, n, true); break;
+	case FUSE_RENAME: len = do_rename(r, n, false); break;
+	case FUSE_RENAME2: len = do_rename(r, n, true); break;
+	case FUSE_READLINK: len = do_readlink(r, n); break;
+	case FUSE_STATFS: len = do_statfs(r, n); break;
+	case FUSE_GETXATTR: case FUSE_SETXATTR: case FUSE_LISTXATTR: case FUSE_REMOVEXATTR:
+		len = do_xattr(r, n, op);
+		break;
+	case FUSE_ACCESS: len = do_access(r, n); break;
+	default: len = reply_err(r, ENOSYS); break; /* GETLK, IOCTL, POLL, BMAP, TMPFILE, DAX mappings... */
+	}
+	node_put(s, n);
+	return len;
+}
+
+static size_t iov_total(const struct iovec *iov, unsigned n)
+{
+	size_t t = 0;
+	for (unsigned i = 0; i < n; i++)
+		t += iov[i].iov_len;
+	return t;
+}
+
+size_t fuse_server_handle(struct fuse_server *s, const struct iovec *req, unsigned nreq, const struct iovec *rep,
+			  unsigned nrep)
+{
+	struct req r = { .s = s, .riov = req, .nr = nreq, .wiov = rep, .nw = nrep };
+	r.rlen = iov_total(req, nreq);
+	r.wcap = iov_total(rep, nrep);
+	if (iov_to_buf(req, nreq, 0, &r.in, sizeof(r.in)) != sizeof(r.in))
+		return 0; /* not even a header: nothing to answer to */
+	size_t len = r.in.len < r.rlen ? r.in.len : r.rlen;
+	if (len < sizeof(r.in))
+		return reply_err(&r, EINVAL);
+	/* WRITE data stays in guest memory; everything else is copied */
+	size_t args = len - sizeof(r.in);
+	if (r.in.opcode == FUSE_WRITE && args > sizeof(struct fuse_write_in))
+		args = sizeof(struct fuse_write_in);
+	if (args > ARGS_MAX)
+		return reply_err(&r, EINVAL);
+	uint8_t *copy = malloc(args + 1);
+	r.out_cap = r.wcap > OUT_HDR ? r.wcap - OUT_HDR : 0;
+	if (r.out_cap > MAX_WRITE)
+		r.out_cap = MAX_WRITE;
+	size_t ret;
+	if (!copy) {
+		ret = reply_err(&r, ENOMEM);
+	} else {
+		iov_to_buf(req, nreq, sizeof(r.in), copy, args);
+		copy[args] = 0;
+		r.arg = copy;
+		r.arg_len = args;
+		ret = dispatch(&r);
+	}
+	free(copy);
+	free(r.out);
+	return ret;
+}
+
+/* ---------------- setup ---------------- */
+
+struct fuse_server *fuse_server_new(const char *dir, enum fuse_cache cache, char *err, size_t errlen)
+{
+	struct stat st;
+	if (stat(dir, &st) < 0) {
+		snprintf(err, errlen, "cannot use %s: %s", dir, strerror(errno));
+		return NULL;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s is not a directory", dir);
+		return NULL;
+	}
+	struct fuse_server *s = calloc(1, sizeof(*s));
+	struct node *root = calloc(1, sizeof(*root));
+	if (!s || !root) {
+		free(s);
+		free(root);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&s->lock, NULL);
+	s->cache = cache;
+	s->key_buckets = 1024;
+	s->by_key = calloc(s->key_buckets, sizeof(*s->by_key));
+	s->proc_fd = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	s->root_dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	root->fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	s->root = root;
+	if (!s->by_key || s->proc_fd < 0 || s->root_dir_fd < 0 || root->fd < 0 ||
+	    stat_fd(root->fd, &st) < 0 || slot_add(&s->nodes, root) != FUSE_ROOT_ID) {
+		snprintf(err, errlen, "cannot open %s: %s", dir, strerror(errno ? errno : ENOMEM));
+		fuse_server_free(s);
+		return NULL;
+	}
+	root->id = FUSE_ROOT_ID;
+	root->dev = st.st_dev;
+	root->ino = st.st_ino;
+	root->type = S_IFDIR;
+	root->nlookup = 1;
+	key_insert(s, root);
+	s->nnodes = 1;
+	return s;
+}
+
+void fuse_server_free(struct fuse_server *s)
+{
+	if (!s)
+		return;
+	for (uint32_t i = 0; i < s->nodes.n; i++) {
+		struct node *n = s->nodes.v[i];
+		if (n) {
+			if (n->fd >= 0)
+				close(n->fd);
+			free(n);
+		}
+	}
+	if (!s->nodes.n && s->root) { /* setup failed before the root was filed */
+		if (s->root->fd >= 0)
+			close(s->root->fd);
+		free(s->root);
+	}
+	for (uint32_t i = 0; i < s->handles.n; i++) {
+		struct handle *h = s->handles.v[i];
+		if (h) {
+			close(h->fd);
+			pthread_mutex_destroy(&h->lock);
+			free(h);
+		}
+	}
+	free(s->nodes.v);
+	free(s->nodes.gen);
+	free(s->nodes.free_list);
+	free(s->handles.v);
+	free(s->handles.gen);
+	free(s->handles.free_list);
+	free(s->by_key);
+	if (s->proc_fd >= 0)
+		close(s->proc_fd);
+	if (s->root_dir_fd >= 0)
+		close(s->root_dir_fd);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+unsigned fuse_server_inodes(struct fuse_server *s)
+{
+	pthread_mutex_lock(&s->lock);
+	unsigned n = s->nnodes;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}

@@ -1,0 +1,386 @@
+/* The FUSE server against a real temporary folder: protocol answers, what
+ * lands on disk, and escape attempts that must fail. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fuse.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include "../../src/fs/fuse_server.h"
+
+static char top[256], share[300], outside[300];
+static struct fuse_server *srv;
+static uint8_t reqbuf[1 << 16], repbuf[1 << 17];
+static uint64_t uniq;
+
+/* one request: header + args (pieces concatenated); returns the error field,
+ * the payload is at repbuf + 16 */
+static int call(uint32_t op, uint64_t nodeid, size_t *outlen, int nparts, ...)
+{
+	struct fuse_in_header h = { .opcode = op, .unique = ++uniq, .nodeid = nodeid };
+	size_t len = sizeof(h);
+	va_list ap;
+	va_start(ap, nparts);
+	for (int i = 0; i < nparts; i++) {
+		const void *p = va_arg(ap, const void *);
+		size_t n = va_arg(ap, size_t);
+		memcpy(reqbuf + len, p, n);
+		len += n;
+	}
+	va_end(ap);
+	h.len = len;
+	memcpy(reqbuf, &h, sizeof(h));
+	struct iovec rq = { reqbuf, len }, rp = { repbuf, sizeof(repbuf) };
+	memset(repbuf, 0xee, 64);
+	size_t n = fuse_server_handle(srv, &rq, 1, &rp, 1);
+	if (outlen)
+		*outlen = n;
+	if (n == 0)
+		return 1; /* no reply */
+	struct fuse_out_header *o = (struct fuse_out_header *)repbuf;
+	assert_int_equal(o->unique, uniq);
+	assert_int_equal(o->len, n);
+	return o->error;
+}
+
+#define S(str) (str), strlen(str) + 1
+
+static uint64_t lookup(uint64_t dir, const char *name, int *err)
+{
+	int e = call(FUSE_LOOKUP, dir, NULL, 1, S(name));
+	if (err)
+		*err = e;
+	return e ? 0 : ((struct fuse_entry_out *)(repbuf + 16))->nodeid;
+}
+
+static uint64_t open_file(uint64_t node, int flags, int *err)
+{
+	struct fuse_open_in in = { .flags = flags };
+	int e = call(FUSE_OPEN, node, NULL, 1, &in, sizeof(in));
+	if (err)
+		*err = e;
+	return e ? 0 : ((struct fuse_open_out *)(repbuf + 16))->fh;
+}
+
+static int setup(void **st)
+{
+	snprintf(top, sizeof(top), "/tmp/kvkit-fuse-XXXXXX");
+	assert_non_null(mkdtemp(top));
+	snprintf(share, sizeof(share), "%s/share", top);
+	snprintf(outside, sizeof(outside), "%s/secret", top);
+	mkdir(share, 0755);
+	FILE *f = fopen(outside, "w");
+	fputs("secret", f);
+	fclose(f);
+	char err[200];
+	srv = fuse_server_new(share, FUSE_CACHE_AUTO, err, sizeof(err));
+	assert_non_null(srv);
+	struct fuse_init_in in = { .major = 7, .minor = 36, .max_readahead = 65536,
+				   .flags = FUSE_ASYNC_READ | FUSE_DO_READDIRPLUS | FUSE_POSIX_LOCKS };
+	size_t n;
+	assert_int_equal(call(FUSE_INIT, 0, &n, 1, &in, sizeof(in)), 0);
+	struct fuse_init_out *o = (struct fuse_init_out *)(repbuf + 16);
+	assert_int_equal(o->major, 7);
+	assert_true(o->flags & FUSE_DO_READDIRPLUS);
+	assert_false(o->flags & FUSE_POSIX_LOCKS); /* not offered: the guest locks locally */
+	return 0;
+}
+
+static int teardown(void **st)
+{
+	fuse_server_free(srv);
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", top);
+	return system(cmd);
+}
+
+static void create_write_read(void **st)
+{
+	struct fuse_create_in ci = { .flags = O_RDWR | O_CREAT | O_EXCL, .mode = S_IFREG | 0640 };
+	assert_int_equal(call(FUSE_CREATE, FUSE_ROOT_ID, NULL, 2, &ci, sizeof(ci), S("a.txt")), 0);
+	struct fuse_entry_out *e = (struct fuse_entry_out *)(repbuf + 16);
+	struct fuse_open_out *oo = (struct fuse_open_out *)(e + 1);
+	uint64_t node = e->nodeid, fh = oo->fh;
+	assert_true(S_ISREG(e->attr.mode));
+	struct fuse_write_in wi = { .fh = fh, .offset = 3, .size = 5 };
+	assert_int_equal(call(FUSE_WRITE, node, NULL, 2, &wi, sizeof(wi), "hello", (size_t)5), 0);
+	assert_int_equal(((struct fuse_write_out *)(repbuf + 16))->size, 5);
+	/* on the host */
+	char path[400], buf[16] = { 0 };
+	snprintf(path, sizeof(path), "%s/a.txt", share);
+	int fd = open(path, O_RDONLY);
+	assert_int_equal(pread(fd, buf, sizeof(buf), 0), 8);
+	close(fd);
+	assert_memory_equal(buf, "\0\0\0hello", 8);
+	struct stat hs;
+	stat(path, &hs);
+	assert_int_equal(hs.st_mode & 0777, 0640);
+	/* back through the server */
+	struct fuse_read_in ri = { .fh = fh, .offset = 3, .size = 100 };
+	size_t n;
+	assert_int_equal(call(FUSE_READ, node, &n, 1, &ri, sizeof(ri)), 0);
+	assert_int_equal(n, 16 + 5);
+	assert_memory_equal(repbuf + 16, "hello", 5);
+	/* a second CREATE with O_EXCL fails */
+	assert_int_equal(call(FUSE_CREATE, FUSE_ROOT_ID, NULL, 2, &ci, sizeof(ci), S("a.txt")), -EEXIST);
+	struct fuse_release_in rel = { .fh = fh };
+	assert_int_equal(call(FUSE_RELEASE, node, NULL, 1, &rel, sizeof(rel)), 0);
+	/* the handle is gone */
+	assert_int_equal(call(FUSE_READ, node, NULL, 1, &ri, sizeof(ri)), -EBADF);
+	assert_int_equal(call(FUSE_RELEASE, node, NULL, 1, &rel, sizeof(rel)), -EBADF);
+}
+
+static void names_that_escape(void **st)
+{
+	int err;
+	lookup(FUSE_ROOT_ID, "..", &err);
+	assert_int_equal(err, -EINVAL);
+	lookup(FUSE_ROOT_ID, ".", &err);
+	assert_int_equal(err, -EINVAL);
+	lookup(FUSE_ROOT_ID, "../secret", &err);
+	assert_int_equal(err, -EINVAL);
+	lookup(FUSE_ROOT_ID, "", &err);
+	assert_int_equal(err, -EINVAL);
+	struct fuse_mkdir_in mi = { .mode = 0755 };
+	assert_int_equal(call(FUSE_MKDIR, FUSE_ROOT_ID, NULL, 2, &mi, sizeof(mi), S("a/b")), -EINVAL);
+	struct fuse_create_in ci = { .flags = O_RDWR | O_CREAT, .mode = S_IFREG | 0644 };
+	assert_int_equal(call(FUSE_CREATE, FUSE_ROOT_ID, NULL, 2, &ci, sizeof(ci), S("../evil")), -EINVAL);
+	char evil[400];
+	snprintf(evil, sizeof(evil), "%s/evil", top);
+	assert_int_equal(access(evil, F_OK), -1);
+	/* a name without its NUL */
+	assert_int_equal(call(FUSE_LOOKUP, FUSE_ROOT_ID, NULL, 1, "abc", (size_t)3), -EINVAL);
+}
+
+static void symlinks_stay_in_the_guest(void **st)
+{
+	/* a symlink to a host file outside the share, made on the host */
+	char path[400];
+	snprintf(path, sizeof(path), "%s/out", share);
+	assert_int_equal(symlink(outside, path), 0);
+	int err;
+	uint64_t node = lookup(FUSE_ROOT_ID, "out", &err);
+	assert_int_equal(err, 0);
+	assert_true(S_ISLNK(((struct fuse_entry_out *)(repbuf + 16))->attr.mode));
+	/* it is never opened on the host: the guest resolves the link itself */
+	open_file(node, O_RDONLY, &err);
+	assert_int_equal(err, -EACCES);
+	size_t n;
+	assert_int_equal(call(FUSE_READLINK, node, &n, 0), 0);
+	assert_int_equal(n - 16, strlen(outside));
+	/* CREATE through the symlink's name does not follow it */
+	struct fuse_create_in ci = { .flags = O_RDWR | O_CREAT | O_TRUNC, .mode = S_IFREG | 0644 };
+	assert_int_not_equal(call(FUSE_CREATE, FUSE_ROOT_ID, NULL, 2, &ci, sizeof(ci), S("out")), 0);
+	struct stat s;
+	assert_int_equal(stat(outside, &s), 0);
+	assert_int_equal(s.st_size, 6); /* not truncated */
+	/* a guest symlink is just text to the host */
+	assert_int_equal(call(FUSE_SYMLINK, FUSE_ROOT_ID, NULL, 2, S("ln"), S("/etc/passwd")), 0);
+	snprintf(path, sizeof(path), "%s/ln", share);
+	char tgt[64] = { 0 };
+	assert_int_equal(readlink(path, tgt, sizeof(tgt)), 11);
+	assert_string_equal(tgt, "/etc/passwd");
+	/* xattrs on a symlink are not reached through it */
+	struct fuse_getxattr_in gi = { .size = 64 };
+	assert_int_equal(call(FUSE_GETXATTR, node, NULL, 2, &gi, sizeof(gi), S("user.x")), -ENODATA);
+}
+
+static void device_nodes_never_open(void **st)
+{
+	struct fuse_mknod_in mk = { .mode = S_IFCHR | 0666, .rdev = makedev(1, 3) };
+	assert_int_equal(call(FUSE_MKNOD, FUSE_ROOT_ID, NULL, 2, &mk, sizeof(mk), S("null")), -EPERM);
+	mk.mode = S_IFIFO | 0644;
+	assert_int_equal(call(FUSE_MKNOD, FUSE_ROOT_ID, NULL, 2, &mk, sizeof(mk), S("fifo")), 0);
+	/* a device node made on the host (needs root) */
+	char path[400];
+	snprintf(path, sizeof(path), "%s/zero", share);
+	if (mknod(path, S_IFCHR | 0666, makedev(1, 5)) == 0) {
+		int err;
+		lookup(FUSE_ROOT_ID, "zero", &err);
+		assert_int_equal(err, -EACCES);
+	}
+	/* RENAME_WHITEOUT would make a 0/0 char device */
+	struct fuse_rename2_in rn = { .newdir = FUSE_ROOT_ID, .flags = RENAME_WHITEOUT };
+	assert_int_equal(call(FUSE_RENAME2, FUSE_ROOT_ID, NULL, 3, &rn, sizeof(rn), S("fifo"), S("fifo2")), -EINVAL);
+}
+
+static void links_renames_and_dirs(void **st)
+{
+	char path[400];
+	snprintf(path, sizeof(path), "%s/f", share);
+	FILE *f = fopen(path, "w");
+	fputs("one", f);
+	fclose(f);
+	int err;
+	uint64_t fnode = lookup(FUSE_ROOT_ID, "f", &err);
+	struct fuse_link_in li = { .oldnodeid = fnode };
+	assert_int_equal(call(FUSE_LINK, FUSE_ROOT_ID, NULL, 2, &li, sizeof(li), S("g")), 0);
+	struct fuse_entry_out *e = (struct fuse_entry_out *)(repbuf + 16);
+	assert_int_equal(e->nodeid, fnode); /* the same inode, one more reference */
+	assert_int_equal(e->attr.nlink, 2);
+	struct fuse_mkdir_in mi = { .mode = 0700 };
+	assert_int_equal(call(FUSE_MKDIR, FUSE_ROOT_ID, NULL, 2, &mi, sizeof(mi), S("d")), 0);
+	uint64_t d = ((struct fuse_entry_out *)(repbuf + 16))->nodeid;
+	struct fuse_rename_in rn = { .newdir = d };
+	assert_int_equal(call(FUSE_RENAME, FUSE_ROOT_ID, NULL, 3, &rn, sizeof(rn), S("g"), S("h")), 0);
+	snprintf(path, sizeof(path), "%s/d/h", share);
+	assert_int_equal(access(path, F_OK), 0);
+	/* rename over an existing file (h and f are one inode: make another) */
+	assert_int_equal(call(FUSE_RMDIR, FUSE_ROOT_ID, NULL, 1, S("d")), -ENOTEMPTY);
+	assert_int_equal(call(FUSE_UNLINK, d, NULL, 1, S("h")), 0);
+	snprintf(path, sizeof(path), "%s/d/new", share);
+	f = fopen(path, "w");
+	fputs("two", f);
+	fclose(f);
+	rn.newdir = FUSE_ROOT_ID;
+	assert_int_equal(call(FUSE_RENAME, d, NULL, 3, &rn, sizeof(rn), S("new"), S("f")), 0);
+	snprintf(path, sizeof(path), "%s/f", share);
+	char buf[8] = { 0 };
+	f = fopen(path, "r");
+	assert_non_null(fgets(buf, sizeof(buf), f));
+	fclose(f);
+	assert_string_equal(buf, "two");
+	assert_int_equal(call(FUSE_RMDIR, FUSE_ROOT_ID, NULL, 1, S("d")), 0);
+	assert_int_equal(call(FUSE_UNLINK, FUSE_ROOT_ID, NULL, 1, S("f")), 0);
+	assert_int_equal(call(FUSE_UNLINK, FUSE_ROOT_ID, NULL, 1, S("f")), -ENOENT);
+	/* a renamed-away directory's node is stale but harmless */
+	struct fuse_getattr_in gi = { 0 };
+	assert_int_equal(call(FUSE_GETATTR, FUSE_ROOT_ID, NULL, 1, &gi, sizeof(gi)), 0);
+}
+
+static void readdirplus_and_forget(void **st)
+{
+	unsigned before = fuse_server_inodes(srv);
+	for (int i = 0; i < 50; i++) {
+		char path[400];
+		snprintf(path, sizeof(path), "%s/n%02d", share, i);
+		close(open(path, O_CREAT | O_WRONLY, 0644));
+	}
+	struct fuse_open_in oi = { .flags = O_RDONLY };
+	assert_int_equal(call(FUSE_OPENDIR, FUSE_ROOT_ID, NULL, 1, &oi, sizeof(oi)), 0);
+	uint64_t fh = ((struct fuse_open_out *)(repbuf + 16))->fh;
+	int seen = 0, dots = 0;
+	uint64_t off = 0;
+	uint64_t ids[64];
+	for (;;) {
+		struct fuse_read_in ri = { .fh = fh, .offset = off, .size = 1024 }; /* small: several rounds */
+		size_t n;
+		assert_int_equal(call(FUSE_READDIRPLUS, FUSE_ROOT_ID, &n, 1, &ri, sizeof(ri)), 0);
+		if (n == 16)
+			break;
+		for (size_t p = 16; p < n;) {
+			struct fuse_direntplus *dp = (struct fuse_direntplus *)(repbuf + p);
+			if (dp->dirent.namelen <= 2 && dp->dirent.name[0] == '.') {
+				dots++;
+				assert_int_equal(dp->entry_out.nodeid, 0);
+			} else {
+				assert_true(dp->entry_out.nodeid != 0);
+				ids[seen++] = dp->entry_out.nodeid;
+			}
+			off = dp->dirent.off;
+			p += FUSE_DIRENT_ALIGN(FUSE_NAME_OFFSET_DIRENTPLUS + dp->dirent.namelen);
+		}
+	}
+	assert_int_equal(dots, 2);
+	assert_true(seen >= 50);
+	assert_true(fuse_server_inodes(srv) >= before + 50);
+	/* BATCH_FORGET hands them back: no reply */
+	struct {
+		struct fuse_batch_forget_in b;
+		struct fuse_forget_one one[64];
+	} bf = { .b.count = seen };
+	for (int i = 0; i < seen; i++)
+		bf.one[i] = (struct fuse_forget_one){ ids[i], 1 };
+	size_t n;
+	call(FUSE_BATCH_FORGET, 0, &n, 1, &bf, sizeof(bf.b) + seen * sizeof(bf.one[0]));
+	assert_int_equal(n, 0);
+	assert_true(fuse_server_inodes(srv) <= before + (unsigned)seen - 50);
+	struct fuse_release_in rel = { .fh = fh };
+	assert_int_equal(call(FUSE_RELEASEDIR, FUSE_ROOT_ID, NULL, 1, &rel, sizeof(rel)), 0);
+}
+
+static void bad_requests(void **st)
+{
+	/* unknown node, unknown opcode, short arguments, made-up handles */
+	struct fuse_getattr_in gi = { 0 };
+	assert_int_equal(call(FUSE_GETATTR, 0x123456789ull, NULL, 1, &gi, sizeof(gi)), -ENOENT);
+	assert_int_equal(call(9999, FUSE_ROOT_ID, NULL, 0), -ENOSYS);
+	assert_int_equal(call(FUSE_SETATTR, FUSE_ROOT_ID, NULL, 1, "x", (size_t)1), -EINVAL);
+	struct fuse_read_in ri = { .fh = 0xdeadbeef, .size = 10 };
+	assert_int_equal(call(FUSE_READ, FUSE_ROOT_ID, NULL, 1, &ri, sizeof(ri)), -EBADF);
+	/* WRITE claiming more data than it carries */
+	struct fuse_write_in wi = { .fh = 1, .size = 4096 };
+	assert_int_equal(call(FUSE_WRITE, FUSE_ROOT_ID, NULL, 2, &wi, sizeof(wi), "ab", (size_t)2), -EINVAL);
+	/* a header alone, shorter than itself */
+	struct iovec rq = { reqbuf, 10 }, rp = { repbuf, sizeof(repbuf) };
+	assert_int_equal(fuse_server_handle(srv, &rq, 1, &rp, 1), 0);
+	/* no room for a reply: nothing written */
+	struct fuse_in_header h = { .len = sizeof(h), .opcode = FUSE_STATFS, .nodeid = FUSE_ROOT_ID };
+	memcpy(reqbuf, &h, sizeof(h));
+	rq.iov_len = sizeof(h);
+	rp.iov_len = 8;
+	assert_int_equal(fuse_server_handle(srv, &rq, 1, &rp, 1), 0);
+	/* a reply that does not fit the guest's buffer turns into EIO */
+	rp.iov_len = 20;
+	assert_int_equal(fuse_server_handle(srv, &rq, 1, &rp, 1), 16);
+	assert_int_equal(((struct fuse_out_header *)repbuf)->error, -EIO);
+	/* forgetting the root or an unknown node changes nothing */
+	struct fuse_forget_in fi = { .nlookup = 100 };
+	call(FUSE_FORGET, FUSE_ROOT_ID, NULL, 1, &fi, sizeof(fi));
+	call(FUSE_FORGET, 77777, NULL, 1, &fi, sizeof(fi));
+	assert_int_equal(call(FUSE_GETATTR, FUSE_ROOT_ID, NULL, 1, &gi, sizeof(gi)), 0);
+}
+
+static void setattr_xattr_statfs(void **st)
+{
+	char path[400];
+	snprintf(path, sizeof(path), "%s/t", share);
+	close(open(path, O_CREAT | O_WRONLY, 0600));
+	int err;
+	uint64_t node = lookup(FUSE_ROOT_ID, "t", &err);
+	struct fuse_setattr_in sa = { .valid = FATTR_SIZE | FATTR_MODE | FATTR_MTIME, .size = 12345, .mode = 0604,
+				      .mtime = 1000000000 };
+	assert_int_equal(call(FUSE_SETATTR, node, NULL, 1, &sa, sizeof(sa)), 0);
+	struct fuse_attr_out *ao = (struct fuse_attr_out *)(repbuf + 16);
+	assert_int_equal(ao->attr.size, 12345);
+	assert_int_equal(ao->attr.mode & 0777, 0604);
+	assert_int_equal(ao->attr.mtime, 1000000000);
+	struct stat s;
+	stat(path, &s);
+	assert_int_equal(s.st_size, 12345);
+	struct {
+		struct fuse_setxattr_in in;
+	} sx = { { .size = 3 } };
+	if (call(FUSE_SETXATTR, node, NULL, 3, &sx, (size_t)FUSE_COMPAT_SETXATTR_IN_SIZE, S("user.k"), "abc",
+		 (size_t)3) == 0) { /* tmpfs without user xattrs says EOPNOTSUPP */
+		struct fuse_getxattr_in gi = { .size = 0 };
+		assert_int_equal(call(FUSE_GETXATTR, node, NULL, 2, &gi, sizeof(gi), S("user.k")), 0);
+		assert_int_equal(((struct fuse_getxattr_out *)(repbuf + 16))->size, 3);
+		gi.size = 64;
+		size_t n;
+		assert_int_equal(call(FUSE_GETXATTR, node, &n, 2, &gi, sizeof(gi), S("user.k")), 0);
+		assert_int_equal(n, 19);
+		assert_memory_equal(repbuf + 16, "abc", 3);
+	}
+	assert_int_equal(call(FUSE_STATFS, FUSE_ROOT_ID, NULL, 0), 0);
+	assert_true(((struct fuse_statfs_out *)(repbuf + 16))->st.bsize > 0);
+}
+
+int main(void)
+{
+#define T(x) cmocka_unit_test_setup_teardown(x, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(create_write_read), T(names_that_escape), T(symlinks_stay_in_the_guest), T(device_nodes_never_open),
+		T(links_renames_and_dirs), T(readdirplus_and_forget), T(bad_requests), T(setattr_xattr_statfs),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
