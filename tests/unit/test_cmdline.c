@@ -326,6 +326,12 @@ static void other_devices(void **s)
 	assert_string_equal(cfg.devices[0].u.fs.mount_tag, "user");
 	OK(BOOT, "--device", "virtio-fs,sharedDir=/h,mountTag=0123456789abcdef0123456789abcdef0123");
 	ERR("missing mandatory 'sharedDir' option for virtio-fs device", BOOT, "--device", "virtio-fs,mountTag=x");
+	OK(BOOT, "--device", "virtio-fs,sharedDir=/h,cache=never");
+	assert_int_equal(cfg.devices[0].u.fs.cache, KV_FS_CACHE_NEVER);
+	OK(BOOT, "--device", "virtio-fs,sharedDir=/h,cache=auto");
+	assert_int_equal(cfg.devices[0].u.fs.cache, KV_FS_CACHE_AUTO);
+	ERR("unexpected value for virtio-fs 'cache' option: x (expected auto, always or never)", BOOT, "--device",
+	    "virtio-fs,sharedDir=/h,cache=x");
 	ERR("invalid virtio-fs mount tag '0123456789abcdef0123456789abcdef01234': must be 1 to 36 bytes", BOOT, "--device",
 	    "virtio-fs,sharedDir=/h,mountTag=0123456789abcdef0123456789abcdef01234");
 	OK(BOOT, "--device", "virtio-serial,logFilePath=/l", "--device", "virtio-serial,stdio", "--device", "virtio-serial,pty");

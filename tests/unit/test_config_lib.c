@@ -63,6 +63,8 @@ static const char *devices[] = {
 	"virtio-vsock,socketURL=/r/mux.sock,mux",
 	"virtio-fs,sharedDir=/home/u",
 	"virtio-fs,sharedDir=/src,mountTag=0123456789abcdef0123456789abcdef0123",
+	"virtio-fs,sharedDir=/src,mountTag=s,cache=always",
+	"virtio-fs,sharedDir=/src,mountTag=n,cache=never",
 	"rosetta,mountTag=rosetta,install,ignore-if-missing",
 	"rosetta,ignoreIfMissing,mountTag=r2",
 	"virtio-serial,logFilePath=/r/vm.log",
