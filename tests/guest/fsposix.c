@@ -3,7 +3,7 @@
  *
  *   kvkit-fsposix suite DIR      permissions, times, link counts, errno values
  *   kvkit-fsposix escape DIR     what a guest may try to leave the share
- *   kvkit-fsposix fill FILE MiB  write a deterministic pattern
+ *   kvkit-fsposix fill FILE MiB  write a deterministic pattern (FILE - : stdout)
  *
  * Every check prints "FSPOSIX FAIL <what>: <detail>" when it fails; the
  * suite ends with "FSPOSIX DONE <checks> <failures>". */
@@ -262,7 +262,7 @@ static void escape(void)
 
 static int fill(const char *path, long mib)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	int fd = strcmp(path, "-") ? open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644) : 1;
 	if (fd < 0)
 		return 1;
 	static uint64_t buf[1 << 17]; /* 1 MiB */
