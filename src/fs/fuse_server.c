@@ -792,6 +792,15 @@ static size_t do_read(struct req *r)
 	return OUT_HDR + n;
 }
 
+/* WRITE and COPY_FILE_RANGE answer how many bytes moved, or errno e. */
+static size_t reply_written(struct req *r, ssize_t n, int e)
+{
+	if (n < 0)
+		return reply_err(r, e);
+	struct fuse_write_out o = { .size = (uint32_t)n };
+	return reply(r, 0, &o, sizeof(o));
+}
+
 static size_t do_write(struct req *r)
 {
 	const struct fuse_write_in *in = take(r, sizeof(*in));
@@ -808,10 +817,7 @@ static size_t do_write(struct req *r)
 	ssize_t n = k < 0 ? -1 : k == 0 ? 0 : pwritev(h->fd, iov, k, in->offset);
 	int e = n < 0 ? (k < 0 ? EINVAL : errno) : 0;
 	handle_put(r->s, h);
-	if (n < 0)
-		return reply_err(r, e);
-	struct fuse_write_out o = { .size = (uint32_t)n };
-	return reply(r, 0, &o, sizeof(o));
+	return reply_written(r, n, e);
 }
 
 static size_t do_statfs(struct req *r, struct node *n)
@@ -1013,10 +1019,7 @@ static size_t do_copy_file_range(struct req *r)
 		handle_put(r->s, b);
 	if (a)
 		handle_put(r->s, a);
-	if (n < 0)
-		return reply_err(r, e);
-	struct fuse_write_out o = { .size = (uint32_t)n };
-	return reply(r, 0, &o, sizeof(o));
+	return reply_written(r, n, e);
 }
 
 static void batch_forget(struct req *r)

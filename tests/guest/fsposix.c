@@ -4,6 +4,7 @@
  *   kvkit-fsposix suite DIR      permissions, times, link counts, errno values
  *   kvkit-fsposix escape DIR     what a guest may try to leave the share
  *   kvkit-fsposix fill FILE MiB  write a deterministic pattern (FILE - : stdout)
+ *   kvkit-fsposix verify FILE MiB  read it back: "VERIFY OK" or where it differs
  *
  * Every check prints "FSPOSIX FAIL <what>: <detail>" when it fails; the
  * suite ends with "FSPOSIX DONE <checks> <failures>". */
@@ -260,30 +261,73 @@ static void escape(void)
 	check(rename(p("guest-link"), p("moved-link")) == 0, "rename a symlink", "%s", strerror(errno));
 }
 
+/* 1 MiB of the pattern: xorshift64 words, the state carried from block to block */
+static void pattern_block(uint64_t *buf, uint64_t *x)
+{
+	for (size_t i = 0; i < (1 << 17); i++) {
+		*x ^= *x << 13;
+		*x ^= *x >> 7;
+		*x ^= *x << 17;
+		buf[i] = *x;
+	}
+}
+
 static int fill(const char *path, long mib)
 {
 	int fd = strcmp(path, "-") ? open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644) : 1;
 	if (fd < 0)
 		return 1;
-	static uint64_t buf[1 << 17]; /* 1 MiB */
+	static uint64_t buf[1 << 17];
 	uint64_t x = 0x9e3779b97f4a7c15ull;
 	for (long m = 0; m < mib; m++) {
-		for (size_t i = 0; i < sizeof(buf) / 8; i++) {
-			x ^= x << 13;
-			x ^= x >> 7;
-			x ^= x << 17;
-			buf[i] = x;
-		}
+		pattern_block(buf, &x);
 		if (write(fd, buf, sizeof(buf)) != sizeof(buf))
 			return 1;
 	}
 	return close(fd) != 0;
 }
 
+static int verify(const char *path, long mib)
+{
+	int fd = open(path, O_RDONLY);
+	if (fd < 0) {
+		printf("VERIFY FAIL open: %s\n", strerror(errno));
+		return 1;
+	}
+	static uint64_t want[1 << 17], got[1 << 17];
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	for (long m = 0; m < mib; m++) {
+		pattern_block(want, &x);
+		size_t have = 0;
+		while (have < sizeof(got)) {
+			ssize_t n = read(fd, (char *)got + have, sizeof(got) - have);
+			if (n <= 0) {
+				printf("VERIFY FAIL short file at MiB %ld\n", m);
+				return 1;
+			}
+			have += n;
+		}
+		if (memcmp(want, got, sizeof(got))) {
+			printf("VERIFY FAIL content differs in MiB %ld\n", m);
+			return 1;
+		}
+	}
+	char extra;
+	if (read(fd, &extra, 1) != 0) {
+		printf("VERIFY FAIL longer than %ld MiB\n", mib);
+		return 1;
+	}
+	close(fd);
+	printf("VERIFY OK %ld MiB\n", mib);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 4 && !strcmp(argv[1], "fill"))
 		return fill(argv[2], atol(argv[3]));
+	if (argc == 4 && !strcmp(argv[1], "verify"))
+		return verify(argv[2], atol(argv[3]));
 	if (argc != 3)
 		return 2;
 	snprintf(dir, sizeof(dir), "%s", argv[2]);
