@@ -17,7 +17,7 @@ from guest_tools import GUEST_RUN, tools_disk  # noqa: E402
 SAN = os.environ.get("KVKIT_E2E_SAN") == "1"
 BIG_MIB = int(os.environ.get("KVKIT_E2E_FS_BIG_MIB", 256 if SAN else 2048))
 
-GUEST = r"""mkdir -p /mnt/a /mnt/b /mnt/c
+GUEST_SCRIPT = r"""mkdir -p /mnt/a /mnt/b /mnt/c
 mount -t virtiofs shareA /mnt/a && echo MOUNT-A-OK
 mount -t virtiofs second /mnt/b && echo MOUNT-B-OK
 mount -t virtiofs nosuchtag /mnt/c 2>/dev/null || echo MOUNT-UNKNOWN-REFUSED
@@ -56,7 +56,7 @@ def shares(tmp_path_factory):
     listing = sorted(os.listdir(str(top)))
     os.environ["PATH"] += ":/usr/sbin:/sbin"
     disk = str(top / "script.img")
-    tools_disk(disk, [], GUEST % {"big": BIG_MIB}, str(top), size="8M")
+    tools_disk(disk, [], GUEST_SCRIPT % {"big": BIG_MIB}, str(top), size="8M")
     cmd = kvkit_cmd("--log-level", "debug", memory=1024, cpus=2, run=GUEST_RUN.replace("/dev/%s", "/dev/vda"),
                     devices=["virtio-serial,stdio", "virtio-blk,path=%s,readonly" % disk,
                              "virtio-fs,sharedDir=%s,mountTag=shareA" % a,
