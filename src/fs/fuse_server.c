@@ -72,6 +72,7 @@ struct fuse_server {
 	struct node **by_key;
 	size_t key_buckets, nkeys;
 	unsigned nnodes;
+	uint64_t ops[64], write_bytes, read_bytes; /* for the debug log at exit */
 };
 
 static uint64_t slot_add(struct slots *t, void *p)
@@ -783,6 +784,8 @@ static size_t do_read(struct req *r)
 	struct iovec iov[VIRTQ_MAX_SIZE];
 	int k = want ? iov_slice(r->wiov, r->nw, OUT_HDR, want, iov, VIRTQ_MAX_SIZE) : 0;
 	ssize_t n = k < 0 ? -1 : k == 0 ? 0 : preadv(h->fd, iov, k, in->offset);
+	if (n > 0)
+		__atomic_fetch_add(&r->s->read_bytes, (uint64_t)n, __ATOMIC_RELAXED);
 	int e = n < 0 ? (k < 0 ? EINVAL : errno) : 0;
 	handle_put(r->s, h);
 	if (n < 0)
@@ -815,6 +818,8 @@ static size_t do_write(struct req *r)
 	struct iovec iov[VIRTQ_MAX_SIZE];
 	int k = in->size ? iov_slice(r->riov, r->nr, data_off, in->size, iov, VIRTQ_MAX_SIZE) : 0;
 	ssize_t n = k < 0 ? -1 : k == 0 ? 0 : pwritev(h->fd, iov, k, in->offset);
+	if (n > 0)
+		__atomic_fetch_add(&r->s->write_bytes, (uint64_t)n, __ATOMIC_RELAXED);
 	int e = n < 0 ? (k < 0 ? EINVAL : errno) : 0;
 	handle_put(r->s, h);
 	return reply_written(r, n, e);
@@ -1158,6 +1163,7 @@ size_t fuse_server_handle(struct fuse_server *s, const struct iovec *req, unsign
 	r.out_cap = r.wcap > OUT_HDR ? r.wcap - OUT_HDR : 0;
 	if (r.out_cap > MAX_WRITE)
 		r.out_cap = MAX_WRITE;
+	__atomic_fetch_add(&s->ops[r.in.opcode & 63], 1, __ATOMIC_RELAXED);
 	size_t ret;
 	if (!copy) {
 		ret = reply_err(&r, ENOMEM);
@@ -1256,6 +1262,24 @@ void fuse_server_free(struct fuse_server *s)
 		close(s->root_dir_fd);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
+}
+
+void fuse_server_describe(struct fuse_server *s, char *buf, size_t len)
+{
+	static const struct { unsigned op; const char *name; } names[] = {
+		{ FUSE_LOOKUP, "lookup" }, { FUSE_GETATTR, "getattr" }, { FUSE_SETATTR, "setattr" },
+		{ FUSE_OPEN, "open" }, { FUSE_CREATE, "create" }, { FUSE_READ, "read" }, { FUSE_WRITE, "write" },
+		{ FUSE_RELEASE, "release" }, { FUSE_FLUSH, "flush" }, { FUSE_FSYNC, "fsync" },
+		{ FUSE_READDIRPLUS, "readdirplus" }, { FUSE_FORGET, "forget" }, { FUSE_BATCH_FORGET, "batch_forget" },
+		{ FUSE_GETXATTR, "getxattr" },
+	};
+	size_t off = 0;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && off < len; i++)
+		off += snprintf(buf + off, len - off, "%s %llu ", names[i].name,
+				(unsigned long long)__atomic_load_n(&s->ops[names[i].op & 63], __ATOMIC_RELAXED));
+	if (off < len)
+		snprintf(buf + off, len - off, "| %llu MiB written, %llu MiB read",
+			 (unsigned long long)(s->write_bytes >> 20), (unsigned long long)(s->read_bytes >> 20));
 }
 
 unsigned fuse_server_inodes(struct fuse_server *s)

@@ -37,6 +37,9 @@ void fuse_server_free(struct fuse_server *s);
 size_t fuse_server_handle(struct fuse_server *s, const struct iovec *req, unsigned nreq, const struct iovec *rep,
 			  unsigned nrep);
 
+/* One line of request counts (debug log at exit). */
+void fuse_server_describe(struct fuse_server *s, char *buf, size_t len);
+
 /* Inodes the guest holds (for tests and debug logs). */
 unsigned fuse_server_inodes(struct fuse_server *s);
 

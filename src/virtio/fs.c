@@ -229,8 +229,12 @@ void virtio_fs_close_all(void)
 		pthread_mutex_unlock(&s->jlock);
 		for (unsigned i = 0; i < s->nworkers; i++)
 			pthread_join(s->workers[i], NULL);
-		if (log_enabled(LOG_DEBUG))
-			log_debug("virtio-fs %s: %u inodes held by the guest at exit", s->tag, fuse_server_inodes(s->srv));
+		if (log_enabled(LOG_DEBUG)) {
+			char line[600];
+			fuse_server_describe(s->srv, line, sizeof(line));
+			log_debug("virtio-fs %s: %u inodes held by the guest at exit; requests: %s", s->tag,
+				  fuse_server_inodes(s->srv), line);
+		}
 		fuse_server_free(s->srv);
 		s->srv = NULL;
 		while (s->free_jobs) {
