@@ -140,8 +140,10 @@ int virtq_pop(struct virtq *vq, struct virtq_elem *e)
 	uint16_t head = load16(&vq->avail->ring[vq->last_avail % vq->size]);
 	if (head >= vq->size)
 		return broken(vq, "head descriptor index out of range");
-	if (test_inflight(vq, head))
-		return broken(vq, "a descriptor chain offered again before it was used");
+	if (test_inflight(vq, head) && !vq->warned_double_push) {
+		log_warn("virtqueue: chain %u offered again while in flight", head);
+		vq->warned_double_push = true;
+	}
 
 	e->head = head;
 	e->n_out = e->n_in = 0;
@@ -184,8 +186,8 @@ void virtq_unpop(struct virtq *vq)
 		set_inflight(vq, load16(&vq->avail->ring[vq->last_avail % vq->size]) % vq->size, false);
 }
 
-/* A head that is not in flight is never written to the used ring: the
- * driver may already have reused its buffers. */
+/* Heads are tracked from pop to push; a mismatch is logged once per queue
+ * (a diagnostic only: the completion still goes to the driver). */
 static bool take_inflight(struct virtq *vq, uint32_t head)
 {
 	if (head < vq->size && test_inflight(vq, head)) {
@@ -193,9 +195,9 @@ static bool take_inflight(struct virtq *vq, uint32_t head)
 		return true;
 	}
 	if (!vq->warned_double_push)
-		log_warn("virtqueue: internal error: chain %u completed while not in flight (ignored)", head);
+		log_warn("virtqueue: chain %u completed while not in flight", head);
 	vq->warned_double_push = true;
-	return false;
+	return head < vq->size;
 }
 
 void virtq_push(struct virtq *vq, uint16_t head, uint32_t len)

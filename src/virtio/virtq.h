@@ -57,8 +57,8 @@ struct virtq {
 	uint16_t used_idx;
 	uint16_t signalled_used;
 	bool signalled_used_valid;
-	/* heads popped and not yet pushed back: a head is never handed back
-	 * twice, and a driver offering an in-flight head is caught */
+	/* heads popped and not yet pushed back (logged when a push or an
+	 * offer does not match: a diagnostic) */
 	uint64_t inflight[VIRTQ_MAX_SIZE / 64];
 	bool warned_double_push;
 };
