@@ -468,6 +468,24 @@ static void proc_name(const struct node *n, char *buf, size_t len)
 
 /* ---------------- operations ---------------- */
 
+/* FUSE_HANDLE_KILLPRIV_V2: the guest leaves clearing the set-user-ID and
+ * set-group-ID bits on a write, truncate or chown by an unprivileged guest
+ * user to us (kvkit holds CAP_FSETID, so the host kernel keeps them; it does
+ * drop security.capability by itself). In exchange the guest stops sending a
+ * GETXATTR security.capability before every write. `path` names an O_PATH
+ * node (fchmod refuses those); NULL means fd is an open file. */
+static void kill_suidgid(int fd, const char *path)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return;
+	mode_t m = st.st_mode & 07777, keep = m & ~S_ISUID;
+	if ((m & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+		keep &= ~S_ISGID;
+	if (keep != m) /* on failure the guest sees the bits on its next GETATTR */
+		(void)(path ? chmod(path, keep) : fchmod(fd, keep));
+}
+
 static size_t do_init(struct req *r)
 {
 	const struct fuse_init_in *in = take(r, 16); /* major, minor, max_readahead, flags */
@@ -480,7 +498,7 @@ static size_t do_init(struct req *r)
 		return reply(r, 0, &o, sizeof(o));
 	uint32_t want = FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES | FUSE_DO_READDIRPLUS |
 			FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES | FUSE_CACHE_SYMLINKS |
-			FUSE_ASYNC_DIO;
+			FUSE_ASYNC_DIO | FUSE_HANDLE_KILLPRIV_V2;
 	if (r->s->cache == FUSE_CACHE_AUTO)
 		want |= FUSE_AUTO_INVAL_DATA;
 	o.flags = in->flags & want;
@@ -503,6 +521,13 @@ static size_t do_lookup(struct req *r, struct node *n)
 		return reply_err(r, ENOTDIR);
 	struct fuse_entry_out e;
 	int rc = lookup(r->s, n->fd, name, &e);
+	if (rc == -ENOENT && r->s->cache != FUSE_CACHE_NEVER) {
+		/* a negative entry (node 0): the guest remembers "no such name"
+		 * for as long as it would remember a positive one */
+		memset(&e, 0, sizeof(e));
+		timeout(r->s, &e.entry_valid, &e.entry_valid_nsec);
+		return reply(r, 0, &e, sizeof(e));
+	}
 	return rc ? reply_err(r, rc) : reply(r, 0, &e, sizeof(e));
 }
 
@@ -557,6 +582,9 @@ static size_t do_setattr(struct req *r, struct node *n)
 				close(fd);
 		}
 	}
+	if (!rc && (in->valid & FATTR_KILL_SUIDGID) && !(in->valid & FATTR_MODE) &&
+	    (in->valid & (FATTR_SIZE | FATTR_UID | FATTR_GID)))
+		kill_suidgid(h ? h->fd : n->fd, h ? NULL : path);
 	if (!rc && (in->valid & (FATTR_ATIME | FATTR_MTIME))) {
 		struct timespec ts[2] = { { 0, UTIME_OMIT }, { 0, UTIME_OMIT } };
 		if (in->valid & FATTR_ATIME)
@@ -604,6 +632,8 @@ static size_t do_open(struct req *r, struct node *n, bool dir)
 	int fd = reopen(r->s, n, dir ? O_RDONLY | O_DIRECTORY : open_flags(in->flags));
 	if (fd < 0)
 		return reply_err(r, fd);
+	if (!dir && (in->open_flags & FUSE_OPEN_KILL_SUIDGID) && (in->flags & O_TRUNC))
+		kill_suidgid(fd, NULL);
 	struct fuse_open_out o = { .fh = handle_new(r->s, fd, dir), .open_flags = dir ? 0 : fopen_flags(r->s) };
 	if (!o.fh) {
 		close(fd);
@@ -628,6 +658,8 @@ static size_t do_create(struct req *r, struct node *n)
 			in->mode & 07777);
 	if (fd < 0)
 		return reply_err(r, -errno);
+	if ((in->open_flags & FUSE_OPEN_KILL_SUIDGID) && (in->flags & O_TRUNC))
+		kill_suidgid(fd, NULL);
 	struct {
 		struct fuse_entry_out e;
 		struct fuse_open_out o;
@@ -818,6 +850,8 @@ static size_t do_write(struct req *r)
 	struct iovec iov[VIRTQ_MAX_SIZE];
 	int k = in->size ? iov_slice(r->riov, r->nr, data_off, in->size, iov, VIRTQ_MAX_SIZE) : 0;
 	ssize_t n = k < 0 ? -1 : k == 0 ? 0 : pwritev(h->fd, iov, k, in->offset);
+	if (n > 0 && (in->write_flags & FUSE_WRITE_KILL_SUIDGID))
+		kill_suidgid(h->fd, NULL);
 	if (n > 0)
 		__atomic_fetch_add(&r->s->write_bytes, (uint64_t)n, __ATOMIC_RELAXED);
 	int e = n < 0 ? (k < 0 ? EINVAL : errno) : 0;

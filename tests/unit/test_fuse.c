@@ -375,12 +375,74 @@ static void setattr_xattr_statfs(void **st)
 	assert_true(((struct fuse_statfs_out *)(repbuf + 16))->st.bsize > 0);
 }
 
+static mode_t host_mode(const char *name)
+{
+	char path[400];
+	struct stat s;
+	snprintf(path, sizeof(path), "%s/%s", share, name);
+	assert_int_equal(stat(path, &s), 0);
+	return s.st_mode & 07777;
+}
+
+/* FUSE_HANDLE_KILLPRIV_V2: set-user-ID and executable set-group-ID bits go
+ * when the guest says so (an unprivileged writer), and only then */
+static void kill_suidgid_on_write_and_truncate(void **st)
+{
+	struct fuse_create_in ci = { .flags = O_RDWR | O_CREAT, .mode = S_IFREG | 0755 };
+	assert_int_equal(call(FUSE_CREATE, FUSE_ROOT_ID, NULL, 2, &ci, sizeof(ci), S("suid")), 0);
+	struct fuse_entry_out *e = (struct fuse_entry_out *)(repbuf + 16);
+	uint64_t node = e->nodeid, fh = ((struct fuse_open_out *)(e + 1))->fh;
+	char path[400];
+	snprintf(path, sizeof(path), "%s/suid", share);
+	assert_int_equal(chmod(path, 06755), 0);
+	struct fuse_write_in wi = { .fh = fh, .size = 2 };
+	assert_int_equal(call(FUSE_WRITE, node, NULL, 2, &wi, sizeof(wi), "ab", (size_t)2), 0);
+	assert_int_equal(host_mode("suid"), 06755); /* a privileged writer keeps them */
+	wi.write_flags = FUSE_WRITE_KILL_SUIDGID;
+	assert_int_equal(call(FUSE_WRITE, node, NULL, 2, &wi, sizeof(wi), "ab", (size_t)2), 0);
+	assert_int_equal(host_mode("suid"), 0755);
+	/* set-group-ID without group execute is a lock marker: it stays */
+	assert_int_equal(chmod(path, 06744), 0);
+	assert_int_equal(call(FUSE_WRITE, node, NULL, 2, &wi, sizeof(wi), "ab", (size_t)2), 0);
+	assert_int_equal(host_mode("suid"), 02744);
+	/* a truncate through SETATTR, on the node (no handle) */
+	assert_int_equal(chmod(path, 04755), 0);
+	struct fuse_setattr_in sa = { .valid = FATTR_SIZE | FATTR_KILL_SUIDGID, .size = 1 };
+	assert_int_equal(call(FUSE_SETATTR, node, NULL, 1, &sa, sizeof(sa)), 0);
+	assert_int_equal(((struct fuse_attr_out *)(repbuf + 16))->attr.mode & 07777, 0755);
+	/* an open with O_TRUNC */
+	assert_int_equal(chmod(path, 04755), 0);
+	struct fuse_open_in oi = { .flags = O_WRONLY | O_TRUNC, .open_flags = FUSE_OPEN_KILL_SUIDGID };
+	assert_int_equal(call(FUSE_OPEN, node, NULL, 1, &oi, sizeof(oi)), 0);
+	assert_int_equal(host_mode("suid"), 0755);
+}
+
+/* a missing name is a negative entry the guest may cache (node 0), except
+ * with cache=never, where it is a plain ENOENT */
+static void negative_lookups(void **st)
+{
+	assert_int_equal(call(FUSE_LOOKUP, FUSE_ROOT_ID, NULL, 1, S("nope")), 0);
+	struct fuse_entry_out *e = (struct fuse_entry_out *)(repbuf + 16);
+	assert_int_equal(e->nodeid, 0);
+	assert_int_equal(e->entry_valid, 1);
+	struct fuse_server *keep = srv;
+	char err[200];
+	srv = fuse_server_new(share, FUSE_CACHE_NEVER, err, sizeof(err));
+	assert_non_null(srv);
+	struct fuse_init_in in = { .major = 7, .minor = 36, .max_readahead = 65536 };
+	assert_int_equal(call(FUSE_INIT, 0, NULL, 1, &in, sizeof(in)), 0);
+	assert_int_equal(call(FUSE_LOOKUP, FUSE_ROOT_ID, NULL, 1, S("nope")), -ENOENT);
+	fuse_server_free(srv);
+	srv = keep;
+}
+
 int main(void)
 {
 #define T(x) cmocka_unit_test_setup_teardown(x, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(create_write_read), T(names_that_escape), T(symlinks_stay_in_the_guest), T(device_nodes_never_open),
 		T(links_renames_and_dirs), T(readdirplus_and_forget), T(bad_requests), T(setattr_xattr_statfs),
+		T(kill_suidgid_on_write_and_truncate), T(negative_lookups),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
