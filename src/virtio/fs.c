@@ -1,15 +1,19 @@
 /* virtio-fs (1af4:105a, virtio 1.2 5.11): the mount tag in config space, a
  * high-priority queue (FORGET) and request queues whose FUSE requests are
- * served by a small worker pool off the I/O thread (src/fs/fuse_server.c).
- * Workers complete requests out of order, straight into the used ring. */
+ * served by a small worker pool off the I/O thread (src/fs/fuse_server.c),
+ * woken by the guest's kicks directly. Workers complete requests out of
+ * order, straight into the used ring. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <poll.h>
 #include <sched.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "../fs/fuse_server.h"
 #include "../util/log.h"
 #include "../vmm/vm.h"
@@ -21,23 +25,17 @@
 #define WORKERS 4
 #define TAG_LEN 36
 
-struct job {
-	unsigned q;
-	unsigned gen; /* device generation it was popped in */
-	struct virtq_elem e;
-	struct job *next;
-};
-
 struct fs_dev {
 	struct virtio_dev dev;
 	struct fuse_server *srv;
 	char tag[TAG_LEN + 1];
-	pthread_mutex_t jlock;
-	pthread_cond_t jcond, idle;
-	struct job *head, *tail, *free_jobs;
-	unsigned busy;  /* jobs taken by workers */
-	unsigned gen;   /* bumped at reset: late completions are dropped */
-	bool quit;
+	unsigned gen;    /* bumped at reset: late completions are dropped (dev.lock) */
+	unsigned next_q; /* the request queue looked at first: round robin (dev.lock) */
+	pthread_mutex_t lock; /* what follows */
+	pthread_cond_t promote, idle;
+	bool has_leader, quit;
+	unsigned busy; /* requests being served */
+	int quit_efd;
 	pthread_t workers[WORKERS];
 	unsigned nworkers;
 	struct fs_dev *next;
@@ -45,16 +43,84 @@ struct fs_dev {
 
 static struct fs_dev *all_fs;
 
-static struct job *job_alloc(struct fs_dev *s)
+/* Device lock held. The high-priority queue carries FORGETs: cheap and
+ * answerless, served on the spot. */
+static void serve_hiprio(struct fs_dev *s)
 {
-	pthread_mutex_lock(&s->jlock);
-	struct job *j = s->free_jobs;
-	if (j)
-		s->free_jobs = j->next;
-	pthread_mutex_unlock(&s->jlock);
-	return j ? j : malloc(sizeof(*j));
+	struct virtq *vq = &s->dev.q[0].vq;
+	struct virtq_elem e;
+	bool pushed = false;
+	while (virtq_pop(vq, &e) > 0) {
+		size_t len = fuse_server_handle(s->srv, e.iov, e.n_out, e.iov + e.n_out, e.n_in);
+		virtq_push(vq, e.head, (uint32_t)len);
+		pushed = true;
+	}
+	if (pushed)
+		virtio_notify(&s->dev, 0);
 }
 
+/* One request from any request queue, if the driver is running. */
+static bool pop_request(struct fs_dev *s, struct virtq_elem *e, unsigned *q, unsigned *gen)
+{
+	struct virtio_dev *d = &s->dev;
+	bool got = false;
+	pthread_mutex_lock(&d->lock);
+	if (!virtio_dev_paused(d) && virtio_driver_ok(d)) {
+		if (d->q[0].enabled)
+			serve_hiprio(s);
+		for (unsigned i = 0; i < REQUEST_QUEUES && !got; i++) {
+			unsigned qi = 1 + (s->next_q + i) % REQUEST_QUEUES;
+			if (d->q[qi].enabled && virtq_pop(&d->q[qi].vq, e) > 0) {
+				got = true;
+				*q = qi;
+				*gen = s->gen;
+				s->next_q = (s->next_q + i + 1) % REQUEST_QUEUES;
+			}
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+	return got;
+}
+
+/* The leader waits on the queues' notify eventfds for the next request;
+ * false when kvkit stops. Eventfds are drained before the rings are looked
+ * at, so a kick that lands in between wakes the poll. */
+static bool lead(struct fs_dev *s, struct virtq_elem *e, unsigned *q, unsigned *gen)
+{
+	struct pollfd pfd[1 + 1 + REQUEST_QUEUES];
+	unsigned n = s->dev.num_queues;
+	for (unsigned i = 0; i < n; i++)
+		pfd[i] = (struct pollfd){ .fd = s->dev.q[i].notify_efd, .events = POLLIN };
+	pfd[n] = (struct pollfd){ .fd = s->quit_efd, .events = POLLIN };
+	for (;;) {
+		uint64_t v;
+		for (unsigned i = 0; i < n; i++)
+			if (read(pfd[i].fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+				log_debug("virtio-fs: notify eventfd: %m");
+		if (pop_request(s, e, q, gen))
+			return true;
+		if (poll(pfd, n + 1, -1) < 0 && errno != EINTR)
+			log_debug("virtio-fs: poll: %m");
+		if (pfd[n].revents)
+			return false;
+	}
+}
+
+static void serve(struct fs_dev *s, struct virtq_elem *e, unsigned q, unsigned gen)
+{
+	size_t len = fuse_server_handle(s->srv, e->iov, e->n_out, e->iov + e->n_out, e->n_in);
+	pthread_mutex_lock(&s->dev.lock);
+	if (gen == s->gen) {
+		virtq_push(&s->dev.q[q].vq, e->head, (uint32_t)len);
+		virtio_notify(&s->dev, q);
+	}
+	pthread_mutex_unlock(&s->dev.lock);
+}
+
+/* Leader/followers: one worker waits for the guest's kick, takes one
+ * request, hands the waiting to the next worker and serves its request.
+ * A request so goes from the kick to the worker that serves it with one
+ * thread wake-up, not two (an I/O thread, then a pool thread). */
 static void *worker(void *arg)
 {
 	struct fs_dev *s = arg;
@@ -64,87 +130,39 @@ static void *worker(void *arg)
 		umask(0);
 	else
 		log_debug("virtio-fs: unshare(CLONE_FS): %m; kvkit's umask applies to guest-created files");
-	pthread_mutex_lock(&s->jlock);
+	pthread_mutex_lock(&s->lock);
 	for (;;) {
-		while (!s->head && !s->quit)
-			pthread_cond_wait(&s->jcond, &s->jlock);
+		while (s->has_leader && !s->quit)
+			pthread_cond_wait(&s->promote, &s->lock);
 		if (s->quit)
 			break;
-		struct job *j = s->head;
-		s->head = j->next;
-		if (!s->head)
-			s->tail = NULL;
+		s->has_leader = true;
+		pthread_mutex_unlock(&s->lock);
+
+		struct virtq_elem e;
+		unsigned q = 0, gen = 0;
+		bool got = lead(s, &e, &q, &gen);
+
+		pthread_mutex_lock(&s->lock);
+		s->has_leader = false;
+		pthread_cond_signal(&s->promote);
+		if (!got)
+			break;
 		s->busy++;
-		pthread_mutex_unlock(&s->jlock);
+		pthread_mutex_unlock(&s->lock);
 
-		size_t len = fuse_server_handle(s->srv, j->e.iov, j->e.n_out, j->e.iov + j->e.n_out, j->e.n_in);
-		pthread_mutex_lock(&s->dev.lock);
-		if (j->gen == s->gen) {
-			struct virtq *vq = &s->dev.q[j->q].vq;
-			virtq_push(vq, j->e.head, (uint32_t)len);
-			virtio_notify(&s->dev, j->q);
-		}
-		pthread_mutex_unlock(&s->dev.lock);
+		serve(s, &e, q, gen);
 
-		pthread_mutex_lock(&s->jlock);
-		s->busy--;
-		j->next = s->free_jobs;
-		s->free_jobs = j;
-		if (!s->busy && !s->head)
+		pthread_mutex_lock(&s->lock);
+		if (!--s->busy)
 			pthread_cond_broadcast(&s->idle);
 	}
-	pthread_mutex_unlock(&s->jlock);
+	pthread_mutex_unlock(&s->lock);
 	return NULL;
 }
 
-static void fs_queue_notify(struct virtio_dev *d, unsigned q)
-{
-	struct fs_dev *s = d->priv;
-	struct virtq *vq = &d->q[q].vq;
-	if (virtio_dev_paused(d))
-		return;
-	if (q == 0) {
-		/* high priority: FORGET and BATCH_FORGET, cheap and answerless */
-		struct virtq_elem e;
-		bool pushed = false;
-		while (virtq_pop(vq, &e) > 0) {
-			size_t len = fuse_server_handle(s->srv, e.iov, e.n_out, e.iov + e.n_out, e.n_in);
-			virtq_push(vq, e.head, (uint32_t)len);
-			pushed = true;
-		}
-		if (pushed)
-			virtio_notify(d, q);
-		return;
-	}
-	for (;;) {
-		struct job *j = job_alloc(s);
-		if (!j) {
-			log_warn("virtio-fs: out of memory; requests wait");
-			return;
-		}
-		if (virtq_pop(vq, &j->e) <= 0) {
-			pthread_mutex_lock(&s->jlock);
-			j->next = s->free_jobs;
-			s->free_jobs = j;
-			pthread_mutex_unlock(&s->jlock);
-			return;
-		}
-		j->q = q;
-		j->gen = s->gen;
-		j->next = NULL;
-		pthread_mutex_lock(&s->jlock);
-		if (s->tail)
-			s->tail->next = j;
-		else
-			s->head = j;
-		s->tail = j;
-		pthread_cond_signal(&s->jcond);
-		pthread_mutex_unlock(&s->jlock);
-	}
-}
-
-/* Device lock held. Queued jobs are dropped; jobs running finish against
- * guest memory (still mapped) but their completions are not pushed. */
+/* Device lock held. Requests being served finish against guest memory
+ * (still mapped) but their completions are not pushed. */
 static void fs_reset(struct virtio_dev *d)
 {
 	struct fs_dev *s = d->priv;
@@ -152,16 +170,7 @@ static void fs_reset(struct virtio_dev *d)
 	memcpy(d->config, s->tag, strlen(s->tag));
 	uint32_t nq = REQUEST_QUEUES;
 	memcpy(d->config + TAG_LEN, &nq, sizeof(nq));
-	pthread_mutex_lock(&s->jlock);
 	s->gen++;
-	while (s->head) {
-		struct job *j = s->head;
-		s->head = j->next;
-		j->next = s->free_jobs;
-		s->free_jobs = j;
-	}
-	s->tail = NULL;
-	pthread_mutex_unlock(&s->jlock);
 }
 
 static const struct virtio_ops fs_ops = {
@@ -171,7 +180,7 @@ static const struct virtio_ops fs_ops = {
 	.num_queues = 1 + REQUEST_QUEUES,
 	.queue_max = 1024,
 	.config_size = TAG_LEN + 4,
-	.queue_notify = fs_queue_notify,
+	.own_notify = true, /* the workers wait on the kicks themselves */
 	.reset = fs_reset,
 };
 
@@ -193,10 +202,11 @@ int virtio_fs_create(struct vm *vm, const struct kv_fs *fs, char *err, size_t er
 		return -1;
 	}
 	snprintf(s->tag, sizeof(s->tag), "%s", tag);
-	pthread_mutex_init(&s->jlock, NULL);
-	pthread_cond_init(&s->jcond, NULL);
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->promote, NULL);
 	pthread_cond_init(&s->idle, NULL);
-	int rc = virtio_dev_init(&s->dev, vm, &fs_ops, s);
+	s->quit_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int rc = s->quit_efd < 0 ? -errno : virtio_dev_init(&s->dev, vm, &fs_ops, s);
 	if (rc < 0) {
 		snprintf(err, errlen, "virtio-fs: cannot create device: %s", strerror(-rc));
 		fuse_server_free(s->srv);
@@ -221,12 +231,15 @@ int virtio_fs_create(struct vm *vm, const struct kv_fs *fs, char *err, size_t er
 void virtio_fs_close_all(void)
 {
 	for (struct fs_dev *s = all_fs; s; s = s->next) {
-		pthread_mutex_lock(&s->jlock);
-		while (s->busy || s->head) /* let requests in flight end */
-			pthread_cond_wait(&s->idle, &s->jlock);
+		uint64_t one = 1;
+		pthread_mutex_lock(&s->lock);
+		while (s->busy) /* let requests being served end */
+			pthread_cond_wait(&s->idle, &s->lock);
 		s->quit = true;
-		pthread_cond_broadcast(&s->jcond);
-		pthread_mutex_unlock(&s->jlock);
+		pthread_cond_broadcast(&s->promote);
+		pthread_mutex_unlock(&s->lock);
+		if (write(s->quit_efd, &one, sizeof(one)) < 0)
+			log_debug("virtio-fs: quit eventfd: %m");
 		for (unsigned i = 0; i < s->nworkers; i++)
 			pthread_join(s->workers[i], NULL);
 		if (log_enabled(LOG_DEBUG)) {
@@ -237,10 +250,5 @@ void virtio_fs_close_all(void)
 		}
 		fuse_server_free(s->srv);
 		s->srv = NULL;
-		while (s->free_jobs) {
-			struct job *j = s->free_jobs;
-			s->free_jobs = j->next;
-			free(j);
-		}
 	}
 }

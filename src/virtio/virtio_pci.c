@@ -358,6 +358,8 @@ int virtio_dev_init(struct virtio_dev *d, struct vm *vm, const struct virtio_ops
 		q->notify_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (q->notify_efd < 0)
 			return -errno;
+		if (ops->own_notify)
+			continue;
 		q->watch = (struct ev_watch){ .fd = q->notify_efd, .events = EPOLLIN, .fn = queue_kick, .opaque = q };
 		r = ev_add(&vm->ev, &q->watch);
 		if (r < 0)

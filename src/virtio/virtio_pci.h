@@ -43,6 +43,9 @@ struct virtio_ops {
 	void (*config_written)(struct virtio_dev *d, unsigned off, unsigned len);
 	/* I/O thread, device lock held */
 	void (*queue_notify)(struct virtio_dev *d, unsigned q);
+	/* the device's own threads wait on its queues' notify eventfds (and
+	 * check virtio_dev_paused); the I/O thread does not watch them */
+	bool own_notify;
 	void (*driver_ok)(struct virtio_dev *d);
 	void (*reset)(struct virtio_dev *d);
 };

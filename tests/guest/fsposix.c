@@ -230,6 +230,32 @@ static void permissions(void)
 	      WEXITSTATUS(status));
 }
 
+/* Writing to a set-user-ID file clears the bit unless the writer may set
+ * it (root keeps it); set-group-ID goes with it when group-executable. */
+static void suid_cleared_on_write(void)
+{
+	struct stat st;
+	check(write_file(p("suid"), "x", 0777) == 0 && chown(p("suid"), 1000, 1000) == 0 &&
+	      chmod(p("suid"), 06777) == 0, "set-user-ID file", "%s", strerror(errno));
+	int fd = open(p("suid"), O_WRONLY | O_APPEND);
+	check(fd >= 0 && write(fd, "r", 1) == 1 && stat(p("suid"), &st) == 0 && (st.st_mode & 07777) == 06777,
+	      "root's write keeps set-user-ID", "mode %o", st.st_mode & 07777);
+	if (fd >= 0)
+		close(fd);
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (setgid(1000) || setuid(1000))
+			_exit(10);
+		int f = open(p("suid"), O_WRONLY | O_APPEND);
+		_exit(f >= 0 && write(f, "u", 1) == 1 ? 0 : 1);
+	}
+	int status = 0;
+	waitpid(pid, &status, 0);
+	check(WIFEXITED(status) && WEXITSTATUS(status) == 0 && stat(p("suid"), &st) == 0 && (st.st_mode & 07777) == 0777,
+	      "a user's write clears set-user-ID and set-group-ID", "status %d, mode %o", WEXITSTATUS(status),
+	      st.st_mode & 07777);
+}
+
 /* A guest trying to reach host files outside the share. */
 static void escape(void)
 {
@@ -337,6 +363,7 @@ int main(int argc, char **argv)
 		links();
 		xattrs_and_statfs();
 		permissions();
+		suid_cleared_on_write();
 	} else if (!strcmp(argv[1], "escape")) {
 		escape();
 	} else {
