@@ -57,7 +57,7 @@ def shares(tmp_path_factory):
     os.environ["PATH"] += ":/usr/sbin:/sbin"
     disk = str(top / "script.img")
     tools_disk(disk, [], GUEST_SCRIPT % {"big": BIG_MIB}, str(top), size="8M")
-    cmd = kvkit_cmd("--log-level", "debug", memory=1024, cpus=2, run=GUEST_RUN.replace("/dev/%s", "/dev/vda"),
+    cmd = kvkit_cmd("--log-level", "debug", memory=1024, cpus=1, run=GUEST_RUN.replace("/dev/%s", "/dev/vda"),
                     devices=["virtio-serial,stdio", "virtio-blk,path=%s,readonly" % disk,
                              "virtio-fs,sharedDir=%s,mountTag=shareA" % a,
                              "virtio-fs,sharedDir=%s,mountTag=second,cache=never" % b])
