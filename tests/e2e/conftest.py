@@ -37,11 +37,31 @@ def kvkit_cmd(*args, cpus=1, memory=512, run=None, devices=("virtio-serial,stdio
     return cmd + list(args)
 
 
+def run_to_end(cmd, timeout=120, stdin=subprocess.DEVNULL, input=None):
+    """Run kvkit to its exit; returns a CompletedProcess. If it outlives the
+    timeout it gets SIGTERM (it stops the VM and, at --log-level debug, logs
+    each vCPU's state) and the test fails showing the end of both streams."""
+    p = subprocess.Popen(cmd, stdin=stdin if input is None else subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    try:
+        out, err = p.communicate(input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.terminate()
+        try:
+            out, err = p.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+        raise AssertionError("kvkit still ran after %d s (status after SIGTERM: %s)\n--- stdout:\n%s\n--- stderr:\n%s"
+                             % (timeout, p.returncode, out.decode(errors="replace")[-3000:],
+                                err.decode(errors="replace")[-5000:]))
+    return subprocess.CompletedProcess(cmd, p.returncode, out, err)
+
+
 def run_vm(*args, timeout=120, stdin=subprocess.DEVNULL, input=None, **kw):
     """Boot a guest to completion; returns (exit status, stdout, stderr, seconds)."""
     t0 = time.monotonic()
-    p = subprocess.run(kvkit_cmd(*args, **kw), stdin=stdin if input is None else None, input=input,
-                       capture_output=True, timeout=timeout)
+    p = run_to_end(kvkit_cmd(*args, **kw), timeout=timeout, stdin=stdin, input=input)
     return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace"), time.monotonic() - t0
 
 

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import KERNEL, INITRD, KVKIT, kvkit_cmd, needs_kvm, wait_for_line
+from conftest import KERNEL, INITRD, KVKIT, kvkit_cmd, needs_kvm, run_to_end, wait_for_line
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -243,8 +243,7 @@ def test_config_file_with_flags_on_top(tmp_path):
     path = tmp_path / "vm.json"
     path.write_text(json.dumps(cfg))
     # --cpus overrides the file; the extra device is appended
-    p = subprocess.run([KVKIT, "--config", str(path), "--cpus", "2", "--device", "virtio-rng"],
-                       stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
+    p = run_to_end([KVKIT, "--config", str(path), "--cpus", "2", "--device", "virtio-rng", "--log-level", "debug"])
     out = p.stdout.decode()
     assert p.returncode == 0, p.stderr.decode()
     assert "CPUS=2" in out, out

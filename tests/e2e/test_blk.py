@@ -35,11 +35,11 @@ def test_mkfs_write_poweroff_then_host_fsck(tmp_path, opts):
     run = ("mkfs.ext4 -q /dev/vda && mount /dev/vda /mnt && echo hello-from-guest > /mnt/hello.txt && "
            "dd if=/dev/urandom of=/mnt/blob bs=64k count=64 2>/dev/null && md5sum /mnt/blob && "
            "ls /sys/block/vda/mq | wc -l | sed s/^/QUEUES=/ && sync && umount /mnt && echo UMOUNTED")
-    rc, out, err, _ = run_vm(cpus=2, run=run, devices=["virtio-serial,stdio", "virtio-blk,path=" + img + opts],
+    rc, out, err, _ = run_vm(run=run, devices=["virtio-serial,stdio", "virtio-blk,path=" + img + opts],
                              timeout=180)
     assert rc == 0, err
     assert "UMOUNTED" in out, out
-    assert "QUEUES=2" in out, out  # one queue per vCPU
+    assert "QUEUES=1" in out, out  # one queue per vCPU (two vCPUs: test_two_disks...)
     assert 'Adding virtio-blk device (imagePath: %s, type: image)' % img in err
     guest_md5 = [l.split()[0] for l in out.splitlines() if l.endswith("/mnt/blob")][0]
     fsck = subprocess.run(["e2fsck", "-fn", img], capture_output=True, text=True)
@@ -59,7 +59,7 @@ def test_synced_write_survives_sigkill(tmp_path, opts):
     img = sparse(tmp_path / "disk.raw", 64)
     run = ("dd if=/dev/urandom of=/tmp/p bs=64k count=64 2>/dev/null; md5sum /tmp/p | sed s/^/PATTERN=/; "
            "dd if=/tmp/p of=/dev/vda bs=64k conv=fsync 2>/dev/null && echo SYNCED; sleep 600")
-    p = start_vm(cpus=2, run=run, devices=["virtio-serial,stdio", "virtio-blk,path=" + img + opts])
+    p = start_vm(run=run, devices=["virtio-serial,stdio", "virtio-blk,path=" + img + opts])
     try:
         text = wait_for_line(p.stdout, "SYNCED", timeout=120)
         p.send_signal(signal.SIGKILL)
@@ -121,12 +121,18 @@ def test_iso_is_mountable(tmp_path):
 def test_two_disks_in_order_with_serials(tmp_path):
     a = sparse(tmp_path / "a.raw", 64)
     b = sparse(tmp_path / "b.raw", 128)
-    run = "for d in vda vdb; do echo DISK $d $(cat /sys/block/$d/size) $(cat /sys/block/$d/serial); done"
-    rc, out, err, _ = run_vm(run=run, devices=["virtio-serial,stdio", "virtio-blk,path=%s,deviceId=first-disk" % a,
-                                               "virtio-blk,path=%s,deviceId=second" % b])
+    # two vCPUs: each disk gets one queue per vCPU; both vCPUs read both disks
+    run = ("for d in vda vdb; do echo DISK $d $(cat /sys/block/$d/size) $(cat /sys/block/$d/serial) "
+           "QUEUES=$(ls /sys/block/$d/mq | wc -l); done; "
+           "for c in 0 1; do taskset -c $c dd if=/dev/vdb of=/dev/null bs=64k count=256 iflag=direct 2>/dev/null "
+           "&& echo READ-ON-CPU$c; done")
+    rc, out, err, _ = run_vm(cpus=2, run=run, devices=["virtio-serial,stdio",
+                                                       "virtio-blk,path=%s,deviceId=first-disk" % a,
+                                                       "virtio-blk,path=%s,deviceId=second" % b])
     assert rc == 0, err
-    assert "DISK vda 131072 first-disk" in out, out
-    assert "DISK vdb 262144 second" in out, out
+    assert "DISK vda 131072 first-disk QUEUES=2" in out, out
+    assert "DISK vdb 262144 second QUEUES=2" in out, out
+    assert "READ-ON-CPU0" in out and "READ-ON-CPU1" in out, out
 
 
 @needs_kvm
