@@ -28,6 +28,8 @@ echo guest-wrote > /mnt/a/from-guest.txt
 mkdir -p /mnt/a/gdir/sub && ln -s ../from-guest.txt /mnt/a/gdir/link && ln /mnt/a/from-guest.txt /mnt/a/gdir/hard
 echo second-share > /mnt/b/b.txt
 mv /mnt/a/rename-me.txt /mnt/a/renamed.txt
+mkdir /mnt/a/many && i=0 && while [ $i -lt 3000 ]; do : > /mnt/a/many/f$i; i=$((i+1)); done
+echo "MANY $(ls /mnt/a/many | wc -l)"
 echo WAIT-LATE
 i=0; while [ ! -e /mnt/a/late.txt ] && [ $i -lt 100 ]; do sleep 0.2; i=$((i+1)); done
 echo "LATE $(cat /mnt/a/late.txt)"
@@ -145,6 +147,14 @@ def test_files_travel_both_ways(shares):
     assert (a / "gdir" / "sub").is_dir()
     assert (shares["b"] / "b.txt").read_text() == "second-share\n"
     assert not (a / "rename-me.txt").exists() and (a / "renamed.txt").read_text() == "r\n"
+
+
+@needs_kvm
+def test_thousands_of_files_known_to_the_guest(shares):
+    """kvkit holds a descriptor per file the guest knows: 3000 new files
+    (more than the usual limit of 1024 open files) all get made."""
+    assert said(shares, "MANY") == "3000"
+    assert len(os.listdir(str(shares["a"] / "many"))) == 3000
 
 
 @needs_kvm
