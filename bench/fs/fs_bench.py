@@ -74,7 +74,10 @@ def parse(lines):
 
 def run_guest(name, cmd):
     # stderr to a file: a full pipe would stall the VMM
-    err = open(os.path.join(WORK, "kvkit-bench-fs-%s.err" % name), "w+")
+    # BENCH_LOG_DIR: keep the VMM's stderr and the console there, to watch a run
+    logdir = os.environ.get("BENCH_LOG_DIR")
+    err = open(os.path.join(logdir or WORK, "bench-fs-%s.err" % name), "w+")
+    console = open(os.path.join(logdir, "bench-fs-%s.console" % name), "w") if logdir else None
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
     lines = []
     deadline = time.monotonic() + 1500
@@ -88,6 +91,9 @@ def run_guest(name, cmd):
         while b"\n" in buf:
             raw, buf = buf.split(b"\n", 1)
             lines.append(raw.decode(errors="replace").strip())
+            if console:
+                console.write(lines[-1] + "\n")
+                console.flush()
             if lines[-1].startswith("JOB"):
                 print("  %s: %s" % (name, lines[-1]), flush=True)  # progress, for a log read live
     # kvkit stops on SIGTERM and (at --log-level debug) counts the requests
@@ -100,7 +106,8 @@ def run_guest(name, cmd):
     err.seek(0)
     text = err.read()
     err.close()
-    os.unlink(err.name)
+    if not logdir:
+        os.unlink(err.name)
     res = parse(lines)
     files = [l.split()[1] for l in lines if l.startswith("FILES ")]
     if files != [str(FILES)]:  # a bench that does not check its work can flatter
