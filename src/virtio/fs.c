@@ -84,8 +84,10 @@ static bool pop_request(struct fs_dev *s, struct virtq_elem *e, unsigned *q, uns
 }
 
 /* The leader waits on the queues' notify eventfds for the next request;
- * false when kvkit stops. Eventfds are drained before the rings are looked
- * at, so a kick that lands in between wakes the poll. */
+ * false when kvkit stops. The rings are looked at first: while requests
+ * keep coming this costs no system call. A kick that lands after an empty
+ * look leaves its eventfd readable, so the poll returns; only readable
+ * eventfds are drained. */
 static bool lead(struct fs_dev *s, struct virtq_elem *e, unsigned *q, unsigned *gen)
 {
 	struct pollfd pfd[1 + 1 + REQUEST_QUEUES];
@@ -94,16 +96,18 @@ static bool lead(struct fs_dev *s, struct virtq_elem *e, unsigned *q, unsigned *
 		pfd[i] = (struct pollfd){ .fd = s->dev.q[i].notify_efd, .events = POLLIN };
 	pfd[n] = (struct pollfd){ .fd = s->quit_efd, .events = POLLIN };
 	for (;;) {
-		uint64_t v;
-		for (unsigned i = 0; i < n; i++)
-			if (read(pfd[i].fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-				log_debug("virtio-fs: notify eventfd: %m");
 		if (pop_request(s, e, q, gen))
 			return true;
+		for (unsigned i = 0; i <= n; i++)
+			pfd[i].revents = 0;
 		if (poll(pfd, n + 1, -1) < 0 && errno != EINTR)
 			log_debug("virtio-fs: poll: %m");
 		if (pfd[n].revents)
 			return false;
+		uint64_t v;
+		for (unsigned i = 0; i < n; i++)
+			if ((pfd[i].revents & POLLIN) && read(pfd[i].fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+				log_debug("virtio-fs: notify eventfd: %m");
 	}
 }
 
