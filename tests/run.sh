@@ -74,8 +74,9 @@ step "e2e tests: $MODE"
 SAN_K='one_cpu or reboot or sigterm or pidfile or test_cli or two_disks or mkfs or discard or bad_disks or fallback or unix_socket_state or bad_requests or config_file or rest_startup or balloon or cloud_init or gvproxy or socketpair or nat_dhcp or bad_network or vsock or podman_ready or ignition or timesync or test_fs'
 GROUP_TIMEOUT=${KVKIT_E2E_GROUP_TIMEOUT:-900}
 complete() { grep -aqE '^=+ .* in [0-9.]+s' "$1" 2>/dev/null; }
-run_group() { # name, test files, extra rig options
-	local name=$1 files=$2 rig_extra=$3 attempt rc
+RIG_OPTS="--cpus 1" # why: the comment above the group list below
+run_group() { # name, test files
+	local name=$1 files=$2 attempt rc
 	local cmd="cd $ROOT && export KVKIT_E2E_KVM=1 PYTHONDONTWRITEBYTECODE=1 TMPDIR=/var/tmp && \
 /usr/bin/python3 -m pytest -p no:cacheprovider -v $files > $LOG/e2e-$name.log 2>&1; \
 KVKIT=$ROOT/build/san/kvkit KVKIT_E2E_SAN=1 ASAN_OPTIONS=detect_leaks=0 /usr/bin/python3 -m pytest -p no:cacheprovider -v $files \
@@ -85,8 +86,8 @@ KVKIT=$ROOT/build/san/kvkit KVKIT_E2E_SAN=1 ASAN_OPTIONS=detect_leaks=0 /usr/bin
 		if [ "$MODE" = direct ]; then
 			timeout "$GROUP_TIMEOUT" bash -c "$cmd"; rc=$?
 		else
-			# shellcheck disable=SC2086 # rig_extra is a list of options
-			bash tests/rig/nested-kvm.sh --mem 8192 --scratch 8192 --timeout "$GROUP_TIMEOUT" $rig_extra --dir "$ROOT" \
+			# shellcheck disable=SC2086 # RIG_OPTS is a list of options
+			bash tests/rig/nested-kvm.sh --mem 8192 --scratch 8192 --timeout "$GROUP_TIMEOUT" $RIG_OPTS --dir "$ROOT" \
 				-- bash -c "$cmd" >"$LOG/rig-$name.log" 2>&1
 			rc=$?
 		fi
@@ -99,17 +100,15 @@ KVKIT=$ROOT/build/san/kvkit KVKIT_E2E_SAN=1 ASAN_OPTIONS=detect_leaks=0 /usr/bin
 	done
 }
 rm -f "$LOG"/e2e-*.log "$LOG"/rig-*.log
-# name:files[:rig options]. Every group runs in a one-CPU L1: with two L1
+# name:files. Every group runs in a one-CPU L1 (RIG_OPTS): with two L1
 # CPUs the outer TCG now and then corrupts L2 memory under heavy I/O (guests
 # crashed or hung under kvkit and under QEMU's vhost-vsock alike, in the
 # vsock, disk, shared-folder and API groups; 0 of 8 with one CPU). So the
 # guests have one vCPU, except the few tests about several vCPUs, which do
 # little I/O (docs/testing.md).
-for g in "blk:tests/e2e/test_blk.py:--cpus 1" "boot:tests/e2e/test_boot.py tests/e2e/test_cli.py:--cpus 1" \
-	"api:tests/e2e/test_api.py:--cpus 1" "net:tests/e2e/test_net.py:--cpus 1" "vsock:tests/e2e/test_vsock.py:--cpus 1" \
-	"fs:tests/e2e/test_fs.py:--cpus 1"; do
-	IFS=: read -r name files rig_extra <<<"$g"
-	run_group "$name" "$files" "$rig_extra"
+for g in "blk:tests/e2e/test_blk.py" "boot:tests/e2e/test_boot.py tests/e2e/test_cli.py" "api:tests/e2e/test_api.py" \
+	"net:tests/e2e/test_net.py" "vsock:tests/e2e/test_vsock.py" "fs:tests/e2e/test_fs.py"; do
+	run_group "${g%%:*}" "${g#*:}"
 done
 for f in "$LOG"/e2e-*.log; do
 	grep -aE ' (PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS)' "$f" | sed "s|^|  $(basename "$f" .log): |"
