@@ -6,7 +6,8 @@ PKGS="gcc make clang libclang-rt-14-dev libcmocka-dev acpica-tools pkg-config
 linux-image-amd64 linux-image-cloud-amd64 busybox-static cpio xz-utils zstd lz4 kmod
 python3 python3-pytest libc6-dev
 liburing-dev libnbd-dev libmicrohttpd-dev libjson-c-dev libisofs-dev libslirp-dev curl
-qemu-utils e2fsprogs util-linux iproute2 xorriso fio iperf3 socat qemu-guest-agent"
+qemu-utils e2fsprogs util-linux iproute2 xorriso fio iperf3 socat qemu-guest-agent
+ovmf mmdebstrap dosfstools mtools fdisk"
 # The nested-KVM rig runs on QEMU's TCG: bookworm's QEMU 7.2 wedges its L1
 # now and then (both L1 CPUs stuck), QEMU 10 from bookworm-backports does not.
 QEMU_MIN=10
@@ -17,7 +18,8 @@ missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
-qv=$(dpkg-query -W -f='${Version}' qemu-system-x86 2>/dev/null | sed 's/^[0-9]*://; s/\..*//')
+# || true: on a machine that never had QEMU, dpkg-query fails (pipefail)
+qv=$(dpkg-query -W -f='${Version}' qemu-system-x86 2>/dev/null | sed 's/^[0-9]*://; s/\..*//' || true)
 need_qemu=$([ "${qv:-0}" -ge "$QEMU_MIN" ] 2>/dev/null && echo no || echo yes)
 [ -z "$missing" ] && [ "$need_qemu" = no ] && exit 0
 echo "setup: installing$missing$([ "$need_qemu" = yes ] && echo " qemu-system-x86 (bookworm-backports)")" >&2
@@ -25,7 +27,7 @@ if [ "$need_qemu" = yes ] && ! grep -rqs "bookworm-backports" /etc/apt/sources.l
 	printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' |
 		$SUDO tee /etc/apt/sources.list.d/bookworm-backports.sources >/dev/null
 fi
-$SUDO apt-get update -q >/dev/null
+$SUDO apt-get update -q >/dev/null || { echo "setup: apt-get update failed" >&2; exit 1; }
 [ -n "$missing" ] && $SUDO apt-get install -y -q $missing >/dev/null
 [ "$need_qemu" = yes ] && $SUDO apt-get install -y -q -t bookworm-backports qemu-system-x86 >/dev/null
 exit 0
