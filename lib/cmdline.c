@@ -78,7 +78,7 @@ const char *kv_usage(void)
 	       "\n"
 	       "Flags:\n"
 	       "  -b, --bootloader stringArray   bootloader configuration: linux,kernel=PATH[,initrd=PATH][,cmdline=\"...\"]\n"
-	       "                                 or efi,variable-store=PATH[,create]\n"
+	       "                                 or efi,variable-store=PATH[,create][,firmware=CODE.fd][,vars-template=VARS.fd]\n"
 	       "      --cloud-init stringArray   cloud-init files (user-data, meta-data, network-config)\n"
 	       "      --config string            the whole VM as a JSON file (the /vm/inspect format); flags apply on top\n"
 	       "  -c, --cpus uint                number of virtual CPUs (default 1)\n"
@@ -401,7 +401,9 @@ static int parse_bootloader(struct parse_state *ps, struct perr *e)
 				if (o[i].val && *o[i].val)
 					r = fail(e, "unexpected value for EFI bootloader 'create' option: %s", o[i].val);
 				b->efi_create = true;
-			} else r = fail(e, "unknown option for EFI bootloaders: %s", o[i].key);
+			} else if (!strcmp(o[i].key, "firmware")) r = set_str(&b->efi_firmware, val(&o[i]));
+			else if (!strcmp(o[i].key, "vars-template")) r = set_str(&b->efi_vars_template, val(&o[i]));
+			else r = fail(e, "unknown option for EFI bootloaders: %s", o[i].key);
 		}
 		if (!r && (!b->efi_store || !*b->efi_store))
 			r = fail(e, "missing mandatory 'variable-store' option for EFI bootloaders");

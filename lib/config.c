@@ -67,6 +67,8 @@ void kv_bootloader_clear(struct kv_bootloader *b)
 	free(b->initrd);
 	free(b->cmdline);
 	free(b->efi_store);
+	free(b->efi_firmware);
+	free(b->efi_vars_template);
 	free(b->machine_id_path);
 	free(b->hw_model_path);
 	free(b->aux_image_path);

@@ -174,6 +174,8 @@ static json_object *bootloader_json(const struct kv_bootloader *b)
 		o = kind_obj("efiBootloader");
 		put_str(o, "efiVariableStorePath", b->efi_store);
 		put_bool(o, "createVariableStore", b->efi_create);
+		put_opt_str(o, "firmwarePath", b->efi_firmware);
+		put_opt_str(o, "firmwareVarsTemplatePath", b->efi_vars_template);
 		return o;
 	case KV_BOOT_MACOS:
 		o = kind_obj("macosBootloader");
@@ -547,7 +549,9 @@ static int read_bootloader(struct rd *r, json_object *o, struct kv_bootloader *b
 	}
 	if (!strcmp(kind, "efiBootloader")) {
 		b->kind = KV_BOOT_EFI;
-		if (get_str(r, o, "efiVariableStorePath", &b->efi_store) || get_bool(r, o, "createVariableStore", &b->efi_create))
+		if (get_str(r, o, "efiVariableStorePath", &b->efi_store) || get_bool(r, o, "createVariableStore", &b->efi_create) ||
+		    get_str(r, o, "firmwarePath", &b->efi_firmware) ||
+		    get_str(r, o, "firmwareVarsTemplatePath", &b->efi_vars_template))
 			return -1;
 		if (!b->efi_store || !*b->efi_store)
 			return kv_fail(r->err, r->errlen, "missing mandatory 'variable-store' option for EFI bootloaders");

@@ -340,6 +340,10 @@ int kv_config_to_argv(const struct kv_config *c, char ***argv, int *argc, char *
 		add(&o, "variable-store", b->efi_store);
 		if (b->efi_create)
 			add(&o, "create", NULL);
+		if (b->efi_firmware)
+			add(&o, "firmware", b->efi_firmware);
+		if (b->efi_vars_template)
+			add(&o, "vars-template", b->efi_vars_template);
 		if (flush_opts(&a, "--bootloader", &o, err, errlen) < 0)
 			goto out;
 	}

@@ -19,6 +19,9 @@ struct kv_bootloader {
 	/* efi */
 	char *efi_store;
 	bool efi_create;
+	/* kvkit only: the firmware code image and its variable-store template
+	 * (NULL: Debian's OVMF) */
+	char *efi_firmware, *efi_vars_template;
 	/* macos (parsed, then refused) */
 	char *machine_id_path, *hw_model_path, *aux_image_path;
 };

@@ -157,6 +157,11 @@ static void bootloaders(void **s)
 	assert_int_equal(cfg.boot.kind, KV_BOOT_EFI);
 	assert_true(cfg.boot.efi_create);
 	assert_string_equal(cfg.boot.efi_store, "/s");
+	assert_null(cfg.boot.efi_firmware);
+	OK("--bootloader", "efi,variable-store=/s,firmware=/f/X_CODE.fd,vars-template=/f/X_VARS.fd");
+	assert_string_equal(cfg.boot.efi_firmware, "/f/X_CODE.fd");
+	assert_string_equal(cfg.boot.efi_vars_template, "/f/X_VARS.fd");
+	assert_false(cfg.boot.efi_create);
 	OK("--bootloader", "macos,machineIdentifierPath=/m,hardwareModelPath=/h,auxImagePath=/a");
 	assert_int_equal(cfg.boot.kind, KV_BOOT_MACOS);
 	ERR("empty option list in --bootloader command line argument", "--cpus", "1");

@@ -327,9 +327,43 @@ static void config_file_then_flags(void **s)
 	unlink(path);
 }
 
+/* the kvkit-only firmware options survive JSON and argv round trips */
+static void efi_firmware_options_round_trip(void **state)
+{
+	(void)state;
+	struct kv_config c, d;
+	kv_config_init(&c);
+	assert_int_equal(kv_config_set_efi_boot(&c, "/v/store", true), 0);
+	c.boot.efi_firmware = strdup("/fw/MY_CODE.fd");
+	c.boot.efi_vars_template = strdup("/fw/MY_VARS.fd");
+	char *json = kv_config_to_json(&c, 0);
+	assert_non_null(strstr(json, "\"firmwarePath\""));
+	kv_config_init(&d);
+	char err[256];
+	assert_int_equal(kv_config_from_json(json, &d, 0, err, sizeof(err)), 0);
+	assert_string_equal(d.boot.efi_firmware, "/fw/MY_CODE.fd");
+	assert_string_equal(d.boot.efi_vars_template, "/fw/MY_VARS.fd");
+	assert_true(d.boot.efi_create);
+	free(json);
+	char **argv;
+	int argc;
+	assert_int_equal(kv_config_to_argv(&c, &argv, &argc, err, sizeof(err)), 0);
+	int found = 0;
+	for (int i = 0; i < argc; i++)
+		if (!strcmp(argv[i], "efi,variable-store=/v/store,create,firmware=/fw/MY_CODE.fd,vars-template=/fw/MY_VARS.fd"))
+			found = 1;
+	assert_true(found);
+	for (int i = 0; i < argc; i++)
+		free(argv[i]);
+	free(argv);
+	kv_config_free(&c);
+	kv_config_free(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(efi_firmware_options_round_trip),
 		cmocka_unit_test(argv_and_json_round_trips),
 		cmocka_unit_test(option_order_does_not_matter),
 		cmocka_unit_test(golden_vfkit_json),
