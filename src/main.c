@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include "api/api.h"
 #include "block/backend.h"
+#include "boot/efi.h"
 #include "boot/linux.h"
 #include "devices/platform.h"
 #include "devices/uart.h"
@@ -75,10 +76,6 @@ static int reject_unsupported(struct kv_config *c, char *err, size_t errlen)
 {
 	if (c->boot.kind == KV_BOOT_MACOS) {
 		snprintf(err, errlen, "macOS guests are not supported on Linux");
-		return -1;
-	}
-	if (c->boot.kind == KV_BOOT_EFI) {
-		snprintf(err, errlen, "--bootloader efi: not supported yet");
 		return -1;
 	}
 	if (c->gui) { snprintf(err, errlen, "--gui: not supported yet"); return -1; }
@@ -317,6 +314,7 @@ static void cleanup(void)
 	virtio_net_close_all();
 	virtio_blk_close_all();
 	virtio_fs_close_all();
+	efi_boot_finish();
 	uart_flush();
 	virtio_console_restore_terminal();
 	remove_pidfile();
@@ -431,7 +429,8 @@ static int build_vm(char *err, size_t errlen)
 	g.vm_created = true;
 	if (r < 0)
 		return r;
-	if (platform_devices_init(&g.vm) < 0 || uart_init(&g.vm, uart_to_console, NULL) < 0 || pci_init(&g.vm) < 0) {
+	if (platform_devices_init(&g.vm) < 0 || uart_init(&g.vm, uart_to_console, NULL) < 0 ||
+	    pci_init(&g.vm, c->boot.kind == KV_BOOT_EFI) < 0) {
 		snprintf(err, errlen, "cannot set up the platform devices");
 		return -1;
 	}
@@ -478,6 +477,8 @@ static int build_vm(char *err, size_t errlen)
 	}
 	if (add_vsock_services(err, errlen) < 0)
 		return -1;
+	if (c->boot.kind == KV_BOOT_EFI)
+		return efi_boot_load(&g.vm, &c->boot, err, errlen);
 	return linux_boot_load(&g.vm, &c->boot, err, errlen);
 }
 
@@ -510,7 +511,8 @@ int main(int argc, char **argv)
 		return user_error("%s", err);
 	if (g.cfg.nested && kvm_check_nested(err, sizeof(err)) < 0)
 		return user_error("%s", err);
-	if (linux_boot_validate(&g.cfg.boot, err, sizeof(err)) < 0)
+	if ((g.cfg.boot.kind == KV_BOOT_EFI ? efi_boot_validate(&g.cfg.boot, err, sizeof(err))
+					     : linux_boot_validate(&g.cfg.boot, err, sizeof(err))) < 0)
 		return user_error("%s", err);
 	if (check_devices(&g.cfg, err, sizeof(err)) < 0)
 		return user_error("%s", err);

@@ -10,6 +10,7 @@
 
 static struct {
 	struct pci_func *slot[PCI_SLOTS];
+	struct pci_func *fixed[PCI_SLOTS][8]; /* functions at a place of their own (pci_register_at) */
 	struct pci_func host;
 	uint32_t conf_addr;
 	uint64_t next_mmio;
@@ -71,7 +72,7 @@ int pci_register(struct vm *vm, struct pci_func *f)
 	pthread_mutex_lock(&pb.lock);
 	int slot = -1;
 	for (int s = 1; s < PCI_SLOTS; s++)
-		if (!pb.slot[s]) {
+		if (!pb.slot[s] && !pb.fixed[s][0]) {
 			slot = s;
 			break;
 		}
@@ -98,11 +99,32 @@ int pci_register(struct vm *vm, struct pci_func *f)
 	return slot;
 }
 
+int pci_register_at(struct pci_func *f, int dev, int fn)
+{
+	if (dev <= 0 || dev >= PCI_SLOTS || fn < 0 || fn > 7)
+		return -EINVAL;
+	for (int i = 0; i < 6; i++)
+		if (f->bar[i].size)
+			return -EINVAL; /* no BARs: nothing decodes them here */
+	pthread_mutex_lock(&pb.lock);
+	int r = pb.fixed[dev][fn] || (fn == 0 && pb.slot[dev]) ? -EBUSY : 0;
+	if (!r) {
+		f->slot = dev;
+		pb.fixed[dev][fn] = f;
+	}
+	pthread_mutex_unlock(&pb.lock);
+	return r;
+}
+
 /* ---- config space access ---- */
 
 static struct pci_func *func_at(unsigned bus, unsigned dev, unsigned fn)
 {
-	if (bus != 0 || fn != 0 || dev >= PCI_SLOTS)
+	if (bus != 0 || dev >= PCI_SLOTS || fn > 7)
+		return NULL;
+	if (pb.fixed[dev][fn])
+		return pb.fixed[dev][fn];
+	if (fn != 0)
 		return NULL;
 	return dev == 0 ? &pb.host : pb.slot[dev];
 }
@@ -230,9 +252,15 @@ static bool bar_dispatch(void *opaque, uint64_t addr, uint8_t *data, unsigned le
 	return true;
 }
 
-int pci_init(struct vm *vm)
+int pci_init(struct vm *vm, bool i440fx)
 {
-	pci_func_init(&pb.host, 0x8086, 0x0d57, 0x060000, 0, 0, 0); /* host bridge */
+	/* OVMF knows its platform by this ID: the i440FX's (it then looks for
+	 * the PIIX4 power management function at 00:01.3). Direct boot keeps
+	 * the ID kvkit always had. */
+	if (i440fx)
+		pci_func_init(&pb.host, 0x8086, 0x1237, 0x060000, 0, 0, 2);
+	else
+		pci_func_init(&pb.host, 0x8086, 0x0d57, 0x060000, 0, 0, 0);
 	pb.next_mmio = PCI_MMIO_START;
 	int r = bus_register(&vm->pio, PORT_PCI_CONF_ADDR, 1, conf_addr_io, NULL);
 	if (!r)

@@ -30,7 +30,8 @@ struct pci_func {
 	void *opaque;
 };
 
-int pci_init(struct vm *vm);
+/* i440fx: present the i440FX host bridge ID (UEFI boot) */
+int pci_init(struct vm *vm, bool i440fx);
 void pci_func_init(struct pci_func *f, uint16_t vendor, uint16_t device, uint32_t class_code,
 		   uint16_t subsys_vendor, uint16_t subsys_id, uint8_t revision);
 /* Append a capability (data[0] = id; next pointer filled in); returns its offset. */
@@ -38,6 +39,10 @@ int pci_add_cap(struct pci_func *f, const void *data, unsigned len);
 int pci_add_bar(struct pci_func *f, int idx, uint64_t size, bus_handler fn, void *opaque);
 /* Put the function on the next free slot of bus 0 and assign its BARs. */
 int pci_register(struct vm *vm, struct pci_func *f);
+/* Put a BAR-less function at a fixed device/function number of bus 0 (the
+ * PIIX4 power management function at 00:01.3, which firmware reaches by
+ * number; a non-multifunction device 0 of that slot hides it from scans). */
+int pci_register_at(struct pci_func *f, int dev, int fn);
 
 /* ---- MSI-X ---- */
 struct msix_entry {

@@ -25,7 +25,7 @@ DefinitionBlock ("dsdt.aml", "DSDT", 2, "KVKIT ", "KVKITDSD", 1)
                 WordIO (ResourceProducer, MinFixed, MaxFixed, PosDecode, EntireRange,
                     0x0000, 0x0D00, 0xFFFF, 0x0000, 0xF300)
                 DWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable, ReadWrite,
-                    0x00000000, 0xC0000000, 0xDFFFFFFF, 0x00000000, 0x20000000)
+                    0x00000000, 0xC0000000, 0xFBFFFFFF, 0x00000000, 0x3C000000)
             })
         }
 
@@ -36,7 +36,7 @@ DefinitionBlock ("dsdt.aml", "DSDT", 2, "KVKIT ", "KVKITDSD", 1)
             Name (_UID, One)
             Name (_CRS, ResourceTemplate ()
             {
-                Memory32Fixed (ReadOnly, 0xE0000000, 0x10000000)
+                Memory32Fixed (ReadOnly, 0xFC000000, 0x00100000)
             })
         }
 

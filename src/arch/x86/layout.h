@@ -18,11 +18,12 @@
 #define HIGH_RAM_START 0x100000ULL   /* kernel loaded here */
 
 #define MMIO_HOLE_START 0xc0000000ULL /* RAM stops here below 4 GiB */
-#define PCI_MMIO_START 0xc0000000ULL  /* 32-bit BAR window */
-#define PCI_MMIO_SIZE 0x20000000ULL
-#define PCI_ECAM_START 0xe0000000ULL
-#define PCI_ECAM_SIZE 0x10000000ULL   /* 256 buses; kvkit uses bus 0 */
+#define PCI_MMIO_START 0xc0000000ULL  /* 32-bit BAR window, up to where */
+#define PCI_MMIO_SIZE 0x3c000000ULL   /* OVMF's i440FX window ends (0xfc000000) */
+#define PCI_ECAM_START 0xfc000000ULL  /* above that window, for UEFI boot too */
+#define PCI_ECAM_SIZE 0x100000ULL     /* bus 0 only */
 #define IOAPIC_ADDR 0xfec00000ULL
+#define FLASH_TOP 0x100000000ULL       /* UEFI firmware: code, variables below it */
 #define LAPIC_ADDR 0xfee00000ULL
 #define KVM_IDENTITY_MAP_ADDR 0xfeffc000ULL
 #define KVM_TSS_ADDR 0xfeffd000ULL

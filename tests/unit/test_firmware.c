@@ -1,0 +1,431 @@
+/* Unit tests for the UEFI platform devices: CFI flash, fw_cfg, CMOS RTC,
+ * PIIX4 PM, the variable-store check. */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include "../../src/arch/x86/acpi.h"
+#include "../../src/boot/efi.h"
+#include "../../src/devices/fw_cfg.h"
+#include "../../src/devices/pflash.h"
+#include "../../src/devices/piix4_pm.h"
+#include "../../src/devices/rtc.h"
+
+static void wr8(struct pflash *f, uint64_t off, uint8_t v) { pflash_access(f, off, &v, 1, true); }
+static uint8_t rd8(struct pflash *f, uint64_t off)
+{
+	uint8_t v;
+	pflash_access(f, off, &v, 1, false);
+	return v;
+}
+
+static int direct_calls, direct_on = 1;
+static void track_direct(struct pflash *f, bool on)
+{
+	(void)f;
+	direct_calls++;
+	direct_on = on;
+}
+
+/* OVMF's QemuFlashDetected, step by step: it must conclude "flash" */
+static void flash_detected_like_ovmf(void **state)
+{
+	(void)state;
+	uint8_t mem[8192];
+	memset(mem, 0x5a, sizeof(mem));
+	struct pflash f;
+	pflash_init(&f, "t", mem, sizeof(mem), 4096, -1, false);
+	f.set_direct = track_direct;
+	direct_calls = 0;
+	uint8_t orig = rd8(&f, 0);
+	wr8(&f, 0, 0x50); /* clear status */
+	uint8_t probe = rd8(&f, 0);
+	assert_int_equal(probe, orig); /* not RAM: the 0x50 did not stick */
+	wr8(&f, 0, 0x70);              /* read status */
+	assert_false(direct_on);      /* reads must trap now */
+	assert_int_equal(rd8(&f, 0), 0x00); /* CLEARED_ARRAY_STATUS: "flash" */
+	wr8(&f, 0, 0xff);
+	assert_true(direct_on);
+	assert_int_equal(rd8(&f, 0), 0x5a);
+	assert_int_equal(mem[0], 0x5a); /* the probe changed nothing */
+}
+
+static void flash_program_erase_reach_the_file(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/kvkit-pflash-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	uint8_t mem[8192], disk[8192];
+	memset(mem, 0xff, sizeof(mem));
+	assert_int_equal(pwrite(fd, mem, sizeof(mem), 0), (ssize_t)sizeof(mem));
+	struct pflash f;
+	pflash_init(&f, "t", mem, sizeof(mem), 4096, fd, false);
+	/* program three bytes as OVMF's QemuFlashWrite does */
+	const char *s = "abc";
+	for (int i = 0; i < 3; i++) {
+		wr8(&f, 4100 + i, 0x10);
+		wr8(&f, 4100 + i, (uint8_t)s[i]);
+	}
+	assert_int_equal(rd8(&f, 4100) & 0x80, 0x80); /* status: ready */
+	wr8(&f, 4100, 0xff);
+	assert_memory_equal(mem + 4100, "abc", 3);
+	assert_int_equal(pread(fd, disk, sizeof(disk), 0), (ssize_t)sizeof(disk));
+	assert_memory_equal(disk + 4100, "abc", 3);
+	/* erase the block at 4096: the whole block is 0xff again, block 0 kept */
+	mem[10] = 0x11;
+	wr8(&f, 4200, 0x20);
+	wr8(&f, 4200, 0xd0);
+	wr8(&f, 4200, 0xff);
+	assert_int_equal(mem[4100], 0xff);
+	assert_int_equal(mem[10], 0x11);
+	assert_int_equal(pread(fd, disk, sizeof(disk), 0), (ssize_t)sizeof(disk));
+	assert_int_equal(disk[4100], 0xff);
+	/* an erase without its confirm erases nothing and flags an error */
+	wr8(&f, 100, 0x10);
+	wr8(&f, 100, 0x42);
+	wr8(&f, 100, 0x20);
+	wr8(&f, 100, 0x00);
+	assert_int_equal(mem[100], 0x42);
+	wr8(&f, 0, 0x70);
+	assert_int_equal(rd8(&f, 0) & 0x30, 0x30);
+	wr8(&f, 0, 0x50);
+	wr8(&f, 0, 0x70);
+	assert_int_equal(rd8(&f, 0), 0);
+	wr8(&f, 0, 0xff);
+	close(fd);
+	unlink(path);
+}
+
+static void flash_readonly_and_bounds(void **state)
+{
+	(void)state;
+	uint8_t mem[4096];
+	memset(mem, 0x33, sizeof(mem));
+	struct pflash f;
+	pflash_init(&f, "code", mem, sizeof(mem), 4096, -1, true);
+	wr8(&f, 0, 0x20);
+	wr8(&f, 0, 0xd0);
+	assert_int_equal(mem[0], 0x33);
+	assert_int_equal(rd8(&f, 0), 0x33);
+	uint8_t buf[8] = { 0 };
+	pflash_access(&f, 4092, buf, 8, false); /* crosses the end */
+	assert_int_equal(buf[0], 0xff);
+	pflash_access(&f, UINT64_MAX - 2, buf, 4, false);
+	assert_int_equal(buf[0], 0xff);
+	/* CFI query and ID modes */
+	struct pflash g;
+	uint8_t mem2[8192];
+	pflash_init(&g, "vars", mem2, sizeof(mem2), 4096, -1, false);
+	wr8(&g, 0, 0x98);
+	assert_int_equal(rd8(&g, 0x10), 'Q');
+	assert_int_equal(rd8(&g, 0x11), 'R');
+	assert_int_equal(rd8(&g, 0x12), 'Y');
+	assert_int_equal(rd8(&g, 0x2d), 1); /* two blocks */
+	wr8(&g, 0, 0x90);
+	assert_int_equal(rd8(&g, 0), 0x89);
+	wr8(&g, 0, 0xff);
+}
+
+static void fw_read(struct fw_cfg *c, uint16_t key, void *out, unsigned len)
+{
+	uint8_t sel[2] = { key & 0xff, key >> 8 };
+	fw_cfg_io(c, 0, sel, 2, true);
+	uint8_t *o = out;
+	for (unsigned i = 0; i < len; i++)
+		fw_cfg_io(c, 1, o + i, 1, false);
+}
+
+static void fw_cfg_items_and_directory(void **state)
+{
+	(void)state;
+	struct fw_cfg c;
+	fw_cfg_init(&c);
+	uint16_t n = 3;
+	assert_int_equal(fw_cfg_add(&c, FW_CFG_SIGNATURE, "QEMU", 4), 0);
+	assert_int_equal(fw_cfg_add(&c, FW_CFG_NB_CPUS, &n, 2), 0);
+	assert_int_equal(fw_cfg_add_file(&c, "etc/zeta", "zz", 2), 0);
+	assert_int_equal(fw_cfg_add_file(&c, "etc/alpha", "aaaa", 4), 0);
+	char longname[80];
+	memset(longname, 'x', sizeof(longname) - 1);
+	longname[79] = 0;
+	assert_int_equal(fw_cfg_add_file(&c, longname, "", 0), -1);
+	assert_int_equal(fw_cfg_finish(&c), 0);
+
+	char sig[5] = { 0 };
+	fw_read(&c, FW_CFG_SIGNATURE, sig, 4);
+	assert_string_equal(sig, "QEMU");
+	uint8_t dir[4 + 2 * 64];
+	fw_read(&c, FW_CFG_FILE_DIR, dir, sizeof(dir));
+	assert_int_equal(dir[3], 2);
+	assert_string_equal((char *)dir + 4 + 8, "etc/alpha"); /* sorted */
+	assert_int_equal(dir[4 + 3], 4);                      /* big-endian size */
+	uint16_t key = (uint16_t)(dir[4 + 4] << 8 | dir[4 + 5]);
+	assert_string_equal((char *)dir + 4 + 64 + 8, "etc/zeta");
+	char data[6] = { 0 };
+	fw_read(&c, key, data, 5); /* past the end reads zeros */
+	assert_string_equal(data, "aaaa");
+	/* an unknown key reads zeros; the data port ignores writes */
+	uint8_t z = 0x77;
+	fw_read(&c, 0x1234, &z, 1);
+	assert_int_equal(z, 0);
+	fw_cfg_io(&c, 1, &z, 1, true);
+	fw_cfg_free(&c);
+}
+
+static time_t fixed_now(void) { return 1700000000; } /* 2023-11-14 22:13:20 UTC */
+
+static uint8_t cmos(struct rtc *r, uint8_t idx)
+{
+	uint8_t v;
+	rtc_io(r, 0, &idx, 1, true);
+	rtc_io(r, 1, &v, 1, false);
+	return v;
+}
+static void cmos_w(struct rtc *r, uint8_t idx, uint8_t v)
+{
+	rtc_io(r, 0, &idx, 1, true);
+	rtc_io(r, 1, &v, 1, true);
+}
+
+static void rtc_time_bcd_binary_and_set(void **state)
+{
+	(void)state;
+	struct rtc r;
+	rtc_init(&r, 3ULL << 30, 1ULL << 30, 2);
+	r.now = fixed_now;
+	assert_int_equal(cmos(&r, 0x00), 0x20); /* seconds, BCD */
+	assert_int_equal(cmos(&r, 0x02), 0x13);
+	assert_int_equal(cmos(&r, 0x04), 0x22);
+	assert_int_equal(cmos(&r, 0x07), 0x14);
+	assert_int_equal(cmos(&r, 0x08), 0x11);
+	assert_int_equal(cmos(&r, 0x09), 0x23);
+	assert_int_equal(cmos(&r, 0x32), 0x20);
+	assert_int_equal(cmos(&r, 0x0a) & 0x80, 0); /* no update in progress */
+	/* memory: 3 GiB below 4G -> (3G - 16M) / 64K; 1 GiB above -> 0x4000 */
+	assert_int_equal(cmos(&r, 0x34) | cmos(&r, 0x35) << 8, ((3u << 30) - (16u << 20)) >> 16);
+	assert_int_equal(cmos(&r, 0x5b) | cmos(&r, 0x5c) << 8, 0x4000);
+	/* binary mode */
+	cmos_w(&r, 0x0b, 0x02 | 0x04);
+	assert_int_equal(cmos(&r, 0x00), 20);
+	/* set 2024-02-29 12:00:00 with SET on: nothing moves until SET clears,
+	 * and the day is not normalised against the old month */
+	cmos_w(&r, 0x0b, 0x80 | 0x02 | 0x04);
+	cmos_w(&r, 0x09, 24);
+	cmos_w(&r, 0x07, 29);
+	cmos_w(&r, 0x08, 2);
+	cmos_w(&r, 0x04, 12);
+	cmos_w(&r, 0x02, 0);
+	cmos_w(&r, 0x00, 0);
+	assert_int_equal(r.offset, 0);
+	cmos_w(&r, 0x0b, 0x02 | 0x04);
+	assert_int_equal(cmos(&r, 0x07), 29);
+	assert_int_equal(cmos(&r, 0x08), 2);
+	assert_int_equal(cmos(&r, 0x09), 24);
+	assert_int_equal(cmos(&r, 0x04), 12);
+	/* out-of-range values are ignored; CMOS RAM keeps bytes */
+	cmos_w(&r, 0x04, 99);
+	assert_int_equal(cmos(&r, 0x04), 12);
+	cmos_w(&r, 0x40, 0xab);
+	assert_int_equal(cmos(&r, 0x40), 0xab);
+	/* 12-hour BCD: 12:xx is 12 PM */
+	cmos_w(&r, 0x0b, 0x00);
+	assert_int_equal(cmos(&r, 0x04), 0x92);
+}
+
+static int powered_off;
+static void pm_off(void *o) { (void)o; powered_off++; }
+
+static void pm_timer_runs_and_s5_powers_off(void **state)
+{
+	(void)state;
+	struct piix4_pm p;
+	piix4_pm_setup(&p, pm_off, NULL);
+	assert_int_equal(p.f.cfg[0x02] | p.f.cfg[0x03] << 8, 0x7113);
+	uint32_t t1 = 0, t2 = 0;
+	piix4_pm_io(&p, 8, (uint8_t *)&t1, 4, false);
+	usleep(20000);
+	piix4_pm_io(&p, 8, (uint8_t *)&t2, 4, false);
+	uint32_t d = (t2 - t1) & 0xffffff;
+	assert_true(d > 3579545 / 100 && d < 3579545 / 2); /* 20 ms, generously */
+	uint16_t v = (uint16_t)(5 << 10); /* SLP_TYP without SLP_EN: nothing */
+	piix4_pm_io(&p, 4, (uint8_t *)&v, 2, true);
+	assert_int_equal(powered_off, 0);
+	v = (uint16_t)(1 << 13); /* SLP_EN, type 0: the PIIX4's S5 */
+	piix4_pm_io(&p, 4, (uint8_t *)&v, 2, true);
+	assert_int_equal(powered_off, 1);
+}
+
+static void fv_header(uint8_t *b, size_t len)
+{
+	memset(b, 0xff, len);
+	memset(b, 0, 0x48);
+	memcpy(b + 0x10, "0123456789abcdef", 16);
+	uint64_t l = len;
+	memcpy(b + 0x20, &l, 8);
+	memcpy(b + 0x28, "_FVH", 4);
+	uint16_t hl = 0x48;
+	memcpy(b + 0x30, &hl, 2);
+	memcpy(b + 0x48, "VARSTOREGUID....", 16);
+	uint16_t sum = 0;
+	for (unsigned i = 0; i < 0x48; i += 2) {
+		uint16_t w;
+		memcpy(&w, b + i, 2);
+		sum = (uint16_t)(sum + w);
+	}
+	sum = (uint16_t)-sum;
+	memcpy(b + 0x32, &sum, 2);
+}
+
+static void store_check(void **state)
+{
+	(void)state;
+	static uint8_t tmpl[8192], store[8192];
+	fv_header(tmpl, sizeof(tmpl));
+	memcpy(store, tmpl, sizeof(store));
+	store[5000] = 0x12; /* variables differ: still this firmware's store */
+	assert_int_equal(efi_store_matches(store, sizeof(store), tmpl, sizeof(tmpl)), 1);
+	assert_int_equal(efi_store_matches(store, 4096, tmpl, sizeof(tmpl)), 0);
+	store[0x31] ^= 1; /* header checksum broken */
+	assert_int_equal(efi_store_matches(store, sizeof(store), tmpl, sizeof(tmpl)), 0);
+	store[0x31] ^= 1;
+	store[0x48] = 'X'; /* another variable format */
+	assert_int_equal(efi_store_matches(store, sizeof(store), tmpl, sizeof(tmpl)), 0);
+	store[0x48] = 'V';
+	memset(store + 0x28, 0, 4);
+	assert_int_equal(efi_store_matches(store, sizeof(store), tmpl, sizeof(tmpl)), 0);
+}
+
+static const struct fw_cfg_item *file_item(const struct fw_cfg *c, const char *name)
+{
+	for (unsigned i = 0; i < c->n; i++)
+		if (!strcmp(c->item[i].name, name))
+			return &c->item[i];
+	return NULL;
+}
+
+static uint8_t sum8(const uint8_t *p, size_t n)
+{
+	uint8_t s = 0;
+	while (n--)
+		s += *p++;
+	return s;
+}
+
+/* Run the table loader the way OVMF does (blobs at made-up addresses,
+ * pointers relocated, checksums set), then walk RSDP -> XSDT -> tables. */
+static void acpi_loader_script_links_valid_tables(void **state)
+{
+	(void)state;
+	struct fw_cfg c;
+	fw_cfg_init(&c);
+	assert_int_equal(acpi_fw_cfg(4, &c), 0);
+	const struct fw_cfg_item *rsdp_i = file_item(&c, "etc/acpi/rsdp"), *tab_i = file_item(&c, "etc/acpi/tables"),
+				 *ld = file_item(&c, "etc/table-loader");
+	assert_non_null(rsdp_i);
+	assert_non_null(tab_i);
+	assert_non_null(ld);
+	assert_int_equal(ld->len % 128, 0);
+	/* "guest memory": rsdp at 0x1000, tables at 0x10000 */
+	static uint8_t mem[0x40000];
+	memcpy(mem + 0x1000, rsdp_i->data, rsdp_i->len);
+	memcpy(mem + 0x10000, tab_i->data, tab_i->len);
+	for (uint32_t o = 0; o < ld->len; o += 128) {
+		const uint8_t *cmd = ld->data + o;
+		uint32_t kind;
+		memcpy(&kind, cmd, 4);
+		const char *f1 = (const char *)cmd + 4;
+		uint64_t base1 = !strcmp(f1, "etc/acpi/rsdp") ? 0x1000 : 0x10000;
+		if (kind == 2) {
+			const char *f2 = (const char *)cmd + 4 + 56;
+			uint32_t off;
+			memcpy(&off, cmd + 4 + 112, 4);
+			uint8_t size = cmd[4 + 116];
+			uint64_t v = 0, base2 = !strcmp(f2, "etc/acpi/rsdp") ? 0x1000 : 0x10000;
+			memcpy(&v, mem + base1 + off, size);
+			v += base2;
+			memcpy(mem + base1 + off, &v, size);
+		} else if (kind == 3) {
+			uint32_t at, start, len;
+			memcpy(&at, cmd + 4 + 56, 4);
+			memcpy(&start, cmd + 4 + 60, 4);
+			memcpy(&len, cmd + 4 + 64, 4);
+			mem[base1 + at] = 0;
+			mem[base1 + at] = (uint8_t)-sum8(mem + base1 + start, len);
+		} else {
+			assert_int_equal(kind, 1);
+		}
+	}
+	uint8_t *rsdp = mem + 0x1000;
+	assert_memory_equal(rsdp, "RSD PTR ", 8);
+	assert_int_equal(sum8(rsdp, 20), 0);
+	assert_int_equal(sum8(rsdp, 36), 0);
+	uint64_t xsdt;
+	memcpy(&xsdt, rsdp + 24, 8);
+	assert_true(xsdt >= 0x10000 && xsdt < 0x10000 + tab_i->len);
+	uint8_t *x = mem + xsdt;
+	assert_memory_equal(x, "XSDT", 4);
+	uint32_t xlen;
+	memcpy(&xlen, x + 4, 4);
+	assert_int_equal(sum8(x, xlen), 0);
+	int seen_dsdt = 0;
+	for (uint32_t i = 36; i < xlen; i += 8) {
+		uint64_t t;
+		memcpy(&t, x + i, 8);
+		assert_true(t >= 0x10000 && t < 0x10000 + tab_i->len);
+		uint32_t tl;
+		memcpy(&tl, mem + t + 4, 4);
+		assert_int_equal(sum8(mem + t, tl), 0);
+		if (!memcmp(mem + t, "FACP", 4)) {
+			uint64_t d;
+			memcpy(&d, mem + t + 140, 8); /* X_DSDT */
+			uint32_t d32;
+			memcpy(&d32, mem + t + 40, 4);
+			assert_int_equal(d, d32);
+			assert_memory_equal(mem + d, "DSDT", 4);
+			uint32_t dl;
+			memcpy(&dl, mem + d + 4, 4);
+			assert_int_equal(sum8(mem + d, dl), 0);
+			seen_dsdt = 1;
+		}
+	}
+	assert_true(seen_dsdt);
+	fw_cfg_free(&c);
+}
+
+/* Debian's own template passes the store check (when ovmf is installed) */
+static void ovmf_template_is_a_store(void **state)
+{
+	(void)state;
+	FILE *f = fopen(OVMF_VARS_DEFAULT, "rb");
+	if (!f) {
+		printf("SKIP: %s not installed\n", OVMF_VARS_DEFAULT);
+		return;
+	}
+	static uint8_t buf[1 << 20];
+	size_t n = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	assert_int_equal(efi_store_matches(buf, n, buf, n), 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(flash_detected_like_ovmf),
+		cmocka_unit_test(flash_program_erase_reach_the_file),
+		cmocka_unit_test(flash_readonly_and_bounds),
+		cmocka_unit_test(fw_cfg_items_and_directory),
+		cmocka_unit_test(rtc_time_bcd_binary_and_set),
+		cmocka_unit_test(pm_timer_runs_and_s5_powers_off),
+		cmocka_unit_test(store_check),
+		cmocka_unit_test(acpi_loader_script_links_valid_tables),
+		cmocka_unit_test(ovmf_template_is_a_store),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
