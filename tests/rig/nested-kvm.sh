@@ -14,6 +14,12 @@
 #   --scratch MiB  a disk-backed ext4 scratch filesystem at /var/tmp inside L1
 #               (9p and tmpfs have no O_DIRECT; disk tests and bench/ need one)
 # Exit status: COMMAND's own, 124 on timeout, 125 if L1 never started it.
+# The L1 kernel runs a periodic tick (nohz=off highres=off): with one-shot
+# timers a one-CPU L1 running two L2 guests went idle for good (a lost
+# timer interrupt under TCG's nested SVM); a periodic tick comes back.
+# Knobs: RIG_L1_APPEND (L1 kernel arguments instead of those), RIG_CPU,
+# RIG_TCG_THREAD, RIG_KVM_AMD_ARGS, RIG_EXTRA_MODULES, and RIG_QEMU /
+# RIG_QEMU_DATA for another QEMU build (binary, and its data directory).
 # Needs (Debian): qemu-system-x86 linux-image-amd64 busybox-static cpio
 set -euo pipefail
 KVM_AMD_ARGS=${RIG_KVM_AMD_ARGS:-}
@@ -79,10 +85,10 @@ if [ "$SCRATCH" -gt 0 ]; then
   DISK=(-drive "file=$WORK/scratch.raw,if=none,id=scratch,format=raw,cache=unsafe" -device virtio-blk-pci,drive=scratch)
 fi
 set +e
-timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg,thread=${RIG_TCG_THREAD:-multi} -M q35 -cpu ${RIG_CPU:-EPYC,+svm,+npt} \
+timeout "$TIMEOUT" ${RIG_QEMU:-qemu-system-x86_64} ${RIG_QEMU_DATA:+-L "$RIG_QEMU_DATA" -L /usr/share/seabios} -accel tcg,thread=${RIG_TCG_THREAD:-multi} -M q35 -cpu ${RIG_CPU:-EPYC,+svm,+npt} \
   -smp "$CPUS" -m "$MEM" -nographic -no-reboot -nodefaults -serial stdio \
   -kernel "/boot/vmlinuz-$KVER" -initrd "$WORK/l1.cpio.gz" \
-  -append "console=ttyS0 quiet panic=-1" \
+  -append "console=ttyS0 quiet panic=-1 ${RIG_L1_APPEND-nohz=off highres=off}" \
   -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
   -virtfs local,path="$DIR",mount_tag=work,security_model=none,multidevs=remap \
   "${DISK[@]}" \
