@@ -339,12 +339,11 @@ static int fw_cfg_setup(struct vm *vm)
 	return bus_register(&vm->pio, FW_CFG_PORT_SEL, 2, fw_cfg_io, c);
 }
 
-int efi_boot_load(struct vm *vm, const struct kv_bootloader *b, char *err, size_t errlen)
+int efi_store_prepare(const struct kv_bootloader *b, char *err, size_t errlen)
 {
 	unsigned char *code, *tmpl, *store = NULL;
 	size_t code_len, tmpl_len, store_len;
-	int r = -1;
-	efi.vm = vm;
+	int fd = -1;
 	if (check_images(b, &code, &code_len, &tmpl, &tmpl_len, err, errlen) < 0)
 		return -1;
 	int st = store_state(b->efi_store, tmpl, tmpl_len, err, errlen);
@@ -359,19 +358,44 @@ int efi_boot_load(struct vm *vm, const struct kv_bootloader *b, char *err, size_
 			goto out;
 		log_info("created the EFI variable store %s from the firmware's template", b->efi_store);
 	}
-	efi.store_fd = open(b->efi_store, O_RDWR | O_CLOEXEC);
-	if (efi.store_fd < 0 || flock(efi.store_fd, LOCK_EX | LOCK_NB) < 0) {
-		snprintf(err, errlen, errno == EWOULDBLOCK ? "the EFI variable store %s is in use by another VM"
-							  : "cannot open the EFI variable store %s: %s",
-			 b->efi_store, strerror(errno));
-		goto out;
+	fd = open(b->efi_store, O_RDWR | O_CLOEXEC);
+	if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno == EWOULDBLOCK)
+			snprintf(err, errlen, "the EFI variable store %s is in use by another VM", b->efi_store);
+		else
+			snprintf(err, errlen, "cannot open the EFI variable store %s: %s", b->efi_store, strerror(errno));
+		goto fail;
 	}
 	if (read_whole(b->efi_store, "EFI variable store", &store, &store_len, err, errlen) < 0)
-		goto out;
+		goto fail;
 	if (!efi_store_matches(store, store_len, tmpl, tmpl_len)) {
 		snprintf(err, errlen, "the EFI variable store %s changed while kvkit opened it", b->efi_store);
-		goto out;
+		goto fail;
 	}
+	goto out;
+fail:
+	if (fd >= 0)
+		close(fd);
+	fd = -1;
+out:
+	free(code);
+	free(tmpl);
+	free(store);
+	return fd;
+}
+
+int efi_boot_load(struct vm *vm, const struct kv_bootloader *b, char *err, size_t errlen)
+{
+	unsigned char *code = NULL, *tmpl = NULL, *store = NULL;
+	size_t code_len, tmpl_len, store_len;
+	int r = -1;
+	efi.vm = vm;
+	efi.store_fd = efi_store_prepare(b, err, errlen);
+	if (efi.store_fd < 0)
+		return -1;
+	if (check_images(b, &code, &code_len, &tmpl, &tmpl_len, err, errlen) < 0 ||
+	    read_whole(b->efi_store, "EFI variable store", &store, &store_len, err, errlen) < 0)
+		goto out;
 	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_READONLY_MEM) <= 0) {
 		snprintf(err, errlen, "this KVM cannot map read-only memory, which UEFI boot needs");
 		goto out;

@@ -19,6 +19,10 @@ int efi_boot_validate(const struct kv_bootloader *b, char *err, size_t errlen);
 /* Creates the store if asked and needed, maps the flash, adds the platform
  * devices (after pci_init, before the vCPUs start). */
 int efi_boot_load(struct vm *vm, const struct kv_bootloader *b, char *err, size_t errlen);
+/* The store ready for use: created or replaced as create allows (an
+ * unusable one kept as PATH.invalid), opened read-write and locked against
+ * a second VM. The fd, or -1 with err set. (efi_boot_load's first step.) */
+int efi_store_prepare(const struct kv_bootloader *b, char *err, size_t errlen);
 /* Syncs the variable store (at exit). */
 void efi_boot_finish(void);
 

@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include "kvkit/config.h"
 #include "../../src/arch/x86/acpi.h"
 #include "../../src/boot/efi.h"
 #include "../../src/devices/fw_cfg.h"
@@ -414,6 +416,101 @@ static void ovmf_template_is_a_store(void **state)
 	assert_int_equal(efi_store_matches(buf, n, buf, n), 1);
 }
 
+static void write_file(const char *path, const void *data, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(data, 1, len, f), len);
+	fclose(f);
+}
+
+static size_t read_file(const char *path, uint8_t *buf, size_t cap)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return 0;
+	size_t n = fread(buf, 1, cap, f);
+	fclose(f);
+	return n;
+}
+
+/* The store's life with a made-up firmware (firmware= and vars-template=):
+ * created when missing, kept when valid, replaced (old one kept aside) when
+ * foreign, locked against a second VM, refused without create. */
+static void store_created_kept_replaced_and_locked(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/kvkit-efi-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char code[128], vars[128], store[128], invalid[160];
+	snprintf(code, sizeof(code), "%s/T_CODE.fd", dir);
+	snprintf(vars, sizeof(vars), "%s/T_VARS.fd", dir);
+	snprintf(store, sizeof(store), "%s/store", dir);
+	snprintf(invalid, sizeof(invalid), "%s.invalid", store);
+	static uint8_t tmpl[8192], buf[16384], codebuf[4096];
+	fv_header(tmpl, sizeof(tmpl));
+	memset(codebuf, 0x90, sizeof(codebuf));
+	write_file(code, codebuf, sizeof(codebuf));
+	write_file(vars, tmpl, sizeof(tmpl));
+	struct kv_bootloader b = { .kind = KV_BOOT_EFI, .efi_store = store, .efi_firmware = code };
+	char err[512];
+
+	/* missing, no create: refused, nothing made */
+	assert_int_equal(efi_boot_validate(&b, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "does not exist"));
+	assert_int_equal(access(store, F_OK), -1);
+	/* create: made from the template (the VARS name derived from CODE) */
+	b.efi_create = true;
+	assert_int_equal(efi_boot_validate(&b, err, sizeof(err)), 0);
+	int fd = efi_store_prepare(&b, err, sizeof(err));
+	assert_true(fd >= 0);
+	assert_int_equal(read_file(store, buf, sizeof(buf)), sizeof(tmpl));
+	assert_memory_equal(buf, tmpl, sizeof(tmpl));
+	/* a second VM on the same store is refused while the first holds it */
+	assert_int_equal(efi_store_prepare(&b, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "in use by another VM"));
+	/* the guest's variables (a change past the headers) are kept by create */
+	assert_int_equal(pwrite(fd, "VARIABLE", 8, 5000), 8);
+	close(fd);
+	fd = efi_store_prepare(&b, err, sizeof(err));
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(read_file(store, buf, sizeof(buf)), sizeof(tmpl));
+	assert_memory_equal(buf + 5000, "VARIABLE", 8);
+	assert_int_equal(access(invalid, F_OK), -1);
+	/* wrong size without create: refused, untouched */
+	write_file(store, "short", 5);
+	b.efi_create = false;
+	assert_int_equal(efi_boot_validate(&b, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "wrong size"));
+	assert_int_equal(read_file(store, buf, sizeof(buf)), 5);
+	/* with create: replaced, the old one kept as .invalid */
+	b.efi_create = true;
+	fd = efi_store_prepare(&b, err, sizeof(err));
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(read_file(store, buf, sizeof(buf)), sizeof(tmpl));
+	assert_int_equal(read_file(invalid, buf, sizeof(buf)), 5);
+	assert_memory_equal(buf, "short", 5);
+	/* empty with create: made, nothing to keep aside */
+	unlink(invalid);
+	write_file(store, "", 0);
+	fd = efi_store_prepare(&b, err, sizeof(err));
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(access(invalid, F_OK), -1);
+	/* a firmware name without CODE needs vars-template= */
+	b.efi_firmware = vars;
+	assert_int_equal(efi_boot_validate(&b, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "vars-template="));
+	b.efi_vars_template = vars;
+	assert_int_equal(efi_boot_validate(&b, err, sizeof(err)), 0);
+	/* no temporary files left behind */
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd), "test $(ls %s | wc -l) -eq 3 && rm -rf %s", dir, dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -426,6 +523,7 @@ int main(void)
 		cmocka_unit_test(store_check),
 		cmocka_unit_test(acpi_loader_script_links_valid_tables),
 		cmocka_unit_test(ovmf_template_is_a_store),
+		cmocka_unit_test(store_created_kept_replaced_and_locked),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
