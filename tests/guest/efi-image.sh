@@ -3,12 +3,19 @@
 #   partition 1: EFI system partition (FAT): systemd-boot as the default
 #                loader \EFI\BOOT\BOOTX64.EFI, the kernel and initramfs
 #   partition 2: ext4 root, a Debian bookworm made by mmdebstrap: systemd,
-#                the cloud kernel, efibootmgr, socat, qemu-guest-agent
-# The guest, once systemd has finished booting, connects to the host on
-# vsock port 1025, sends "Ready" the way podman's ready service does, then
-# keeps the connection open as a shell (the tests' command channel); its
-# console is hvc0; qemu-guest-agent listens on vsock port 1234.
-# Output: $OUT/disk.raw (default build/efi). Needs root, mmdebstrap,
+#                dbus (systemd-logind, which turns the power button into a
+#                shutdown, does not start without it), the cloud kernel,
+#                efibootmgr, socat, qemu-guest-agent
+# The guest, once systemd has finished booting, prints KVKIT-MULTI-USER on
+# hvc0, connects to the host on vsock port 1025, sends "Ready" the way
+# podman's ready service does, then keeps the connection open as a shell
+# (the tests' command channel). With nobody there (no vsock device, no
+# listener) it powers off: bench/boot's UEFI case times boots that way.
+# qemu-guest-agent listens on vsock port 1234. Consoles: ttyS0, then hvc0
+# (virtio_console is a module in Debian's cloud kernel: with console=hvc0
+# alone the initramfs has no console and the boot never reached the root).
+# Output: $OUT/disk.raw, and the image's vmlinuz and initrd.img for direct
+# boot (default build/efi). Needs root, mmdebstrap,
 # dosfstools, mtools, fdisk, e2fsprogs and the Debian mirror.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -20,7 +27,7 @@ STAMP="$(sha256sum "$0" | cut -c1-16)"
 if [ -f "$OUT/disk.raw" ] && [ "$(cat "$OUT/stamp" 2>/dev/null)" = "$STAMP" ]; then
 	exit 0
 fi
-rm -f "$OUT/disk.raw" "$OUT/stamp"
+rm -f "$OUT/disk.raw" "$OUT/stamp" "$OUT/vmlinuz" "$OUT/initrd.img"
 WORK=$(mktemp -d /var/tmp/kvkit-efi.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 R=$WORK/root
@@ -30,7 +37,7 @@ cat > "$WORK/ready.service" <<'UNIT'
 [Unit]
 Description=Tell the host the guest is up (podman's Ready on vsock port 1025), then serve a shell on that connection
 [Service]
-ExecStart=/bin/sh -c 'systemctl is-system-running --wait >/dev/null; exec socat VSOCK-CONNECT:2:1025 SYSTEM:"echo Ready; exec /bin/sh 2>&1"'
+ExecStart=/bin/sh -c 'systemctl is-system-running --wait >/dev/null; echo KVKIT-MULTI-USER > /dev/hvc0; socat VSOCK-CONNECT:2:1025 SYSTEM:"echo Ready; exec /bin/sh 2>&1" || systemctl poweroff'
 Restart=no
 [Install]
 WantedBy=multi-user.target
@@ -45,7 +52,7 @@ WantedBy=multi-user.target
 UNIT
 
 mmdebstrap --mode=root --variant=minbase \
-	--include=systemd,systemd-sysv,udev,linux-image-cloud-amd64,systemd-boot-efi,efibootmgr,socat,qemu-guest-agent,kmod,iproute2,procps \
+	--include=systemd,systemd-sysv,udev,dbus,linux-image-cloud-amd64,systemd-boot-efi,efibootmgr,socat,qemu-guest-agent,kmod,iproute2,procps \
 	--dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
 	--dpkgopt='path-exclude=/usr/share/locale/*' \
 	--customize-hook='echo kvkit-efi > "$1/etc/hostname"' \
@@ -65,14 +72,14 @@ mcopy -i "$ESP" "$R/usr/lib/systemd/boot/efi/systemd-bootx64.efi" ::/EFI/BOOT/BO
 mcopy -i "$ESP" "$R/boot/vmlinuz-$KVER" ::/vmlinuz
 mcopy -i "$ESP" "$R/boot/initrd.img-$KVER" ::/initrd.img
 printf 'timeout 0\ndefault debian.conf\n' > "$WORK/loader.conf"
-printf 'title Debian (kvkit UEFI test image)\nlinux /vmlinuz\ninitrd /initrd.img\noptions root=/dev/vda2 rw console=hvc0 quiet\n' > "$WORK/debian.conf"
+printf 'title Debian (kvkit UEFI test image)\nlinux /vmlinuz\ninitrd /initrd.img\noptions root=/dev/vda2 rw console=ttyS0 console=hvc0 quiet\n' > "$WORK/debian.conf"
 mcopy -i "$ESP" "$WORK/loader.conf" ::/loader/loader.conf
 mcopy -i "$ESP" "$WORK/debian.conf" ::/loader/entries/debian.conf
 
 # root: the tree plus room for the journal and the tests' files
 used=$(du -sm "$R" | cut -f1)
 ROOTFS=$WORK/root.img
-mkfs.ext4 -q -F -L kvkit-root -d "$R" "$ROOTFS" $((used + 384))M
+mkfs.ext4 -q -F -L kvkit-root -d "$R" "$ROOTFS" $((used + 384))M >/dev/null
 
 esp_mib=64 root_mib=$(( $(stat -c %s "$ROOTFS") >> 20 ))
 truncate -s $((1 + esp_mib + root_mib + 1))M "$WORK/disk.raw"
@@ -84,5 +91,9 @@ EOF
 dd if="$ESP" of="$WORK/disk.raw" bs=1M seek=1 conv=notrunc,sparse status=none
 dd if="$ROOTFS" of="$WORK/disk.raw" bs=1M seek=$((1 + esp_mib)) conv=notrunc,sparse status=none
 mv "$WORK/disk.raw" "$OUT/disk.raw"
+# the same kernel and initramfs beside it: test_efi.py also boots the image's
+# system directly (--bootloader linux), which the nested rig can run
+cp "$R/boot/vmlinuz-$KVER" "$OUT/vmlinuz"
+cp "$R/boot/initrd.img-$KVER" "$OUT/initrd.img"
 echo "$STAMP" > "$OUT/stamp"
 echo "efi-image: $OUT/disk.raw ($(du -m "$OUT/disk.raw" | cut -f1) MiB used), kernel $KVER"

@@ -1,0 +1,65 @@
+#!/usr/bin/python3
+"""bench/boot, UEFI case: Debian's OVMF booting the Debian disk image from
+tests/guest/efi-image.sh to systemd's multi-user state, under kvkit
+(--bootloader efi) and QEMU -M q35 (the same OVMF code, the same variable
+store file, the same disk image), alternating, N runs each. Times exec ->
+KVKIT-MULTI-USER on hvc0 (printed by the image once `systemctl
+is-system-running --wait` returns) and exec -> exit (with no vsock device
+the image powers itself off right after). Needs a KVM that boots stock
+guests: OVMF crashes the nested rig (docs/testing.md)."""
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from boot_bench import KVKIT, ROOT, one  # noqa: E402
+
+RUNS = int(os.environ.get("BENCH_RUNS", "5"))
+CPUS, MEM = 1, 1024
+CODE, TEMPLATE = "/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"
+IMAGE = os.path.join(ROOT, "build", "efi", "disk.raw")
+MARK = b"KVKIT-MULTI-USER"
+
+
+def main():
+    work = os.environ.get("BENCH_DIR", "/var/tmp/kvkit-efi-bench")
+    os.makedirs(work, exist_ok=True)
+    disk, store = os.path.join(work, "disk.raw"), os.path.join(work, "vars.fd")
+    subprocess.run(["cp", "--sparse=always", IMAGE, disk], check=True)
+    shutil.copyfile(TEMPLATE, store)
+    vmms = {
+        "kvkit": [KVKIT, "--cpus", str(CPUS), "--memory", str(MEM),
+                  "--bootloader", "efi,variable-store=%s,create" % store,
+                  "--device", "virtio-blk,path=%s" % disk, "--device", "virtio-serial,stdio"],
+        "qemu-q35": ["qemu-system-x86_64", "-M", "q35", "-accel", "kvm", "-cpu", "host", "-smp", str(CPUS),
+                     "-m", str(MEM), "-nodefaults", "-nographic", "-no-user-config",
+                     "-drive", "if=pflash,format=raw,readonly=on,file=%s" % CODE,
+                     "-drive", "if=pflash,format=raw,file=%s" % store,
+                     "-drive", "file=%s,if=virtio,format=raw,cache=none" % disk,
+                     "-device", "virtio-serial-pci", "-chardev", "stdio,id=c0", "-device", "virtconsole,chardev=c0"],
+    }
+    res = {k: [] for k in vmms}
+    for i in range(RUNS):
+        for name, cmd in vmms.items():
+            ok, t_mu, t_exit, mib = one(cmd, MARK)
+            if not ok:
+                print("run %d %s failed" % (i, name), file=sys.stderr)
+                continue
+            res[name].append((t_mu, t_exit, mib))
+            print("run %2d %-9s multi-user %.2f s  exit %.2f s  overhead %.1f MiB" % (i, name, t_mu, t_exit, mib),
+                  flush=True)
+    med = {}
+    print("\nmedians over %d runs (%d vCPU, %d MiB, OVMF + systemd-boot + Debian 12)" % (RUNS, CPUS, MEM))
+    for name, r in res.items():
+        if r:
+            med[name] = tuple(statistics.median(x[i] for x in r) for i in range(3))
+            print("%-9s multi-user %7.2f s  exit %7.2f s  overhead %6.1f MiB" % ((name,) + med[name]))
+    if "kvkit" in med and "qemu-q35" in med:
+        k, q = med["kvkit"], med["qemu-q35"]
+        print("kvkit/qemu-q35  multi-user %.2f  exit %.2f  overhead %.2f" % (k[0] / q[0], k[1] / q[1], k[2] / q[2]))
+
+
+if __name__ == "__main__":
+    main()
