@@ -32,7 +32,7 @@ CORE_SRCS := src/util/log.c src/vmm/guest_mem.c src/vmm/bus.c src/vmm/eventloop.
 	src/arch/x86/cpu.c src/arch/x86/acpi.c src/boot/linux.c src/devices/platform.c src/devices/uart.c \
 	src/pci/pci.c src/pci/msix.c src/virtio/virtq.c src/virtio/virtio_pci.c src/virtio/console.c \
 	src/virtio/rng.c src/virtio/blk.c src/virtio/blk_parse.c src/block/file.c src/block/nbd.c src/block/nbd_lib.c src/util/dynlib.c src/util/mhd_lib.c \
-	src/virtio/balloon.c src/api/handler.c src/api/server.c src/services/cloudinit.c src/util/unixsock.c \
+	src/virtio/balloon.c src/api/handler.c src/api/server.c src/services/cloudinit.c src/util/unixsock.c src/util/file_replace.c \
 	src/virtio/net.c src/virtio/net_frames.c src/net/fdnet.c src/net/slirp.c \
 	src/virtio/vsock.c src/vsock/vsock.c src/services/ignition.c src/services/timesync.c \
 	src/virtio/fs.c src/fs/fuse_server.c \

@@ -29,6 +29,7 @@
 #include "services/timesync.h"
 #include "util/unixsock.h"
 #include "vsock/vsock.h"
+#include "util/file_replace.h"
 #include "util/log.h"
 #include "virtio/devices.h"
 #include "vmm/vm.h"
@@ -107,19 +108,9 @@ static int reject_unsupported(struct kv_config *c, char *err, size_t errlen)
 
 static int write_pidfile(const char *path)
 {
-	char tmp[4096], buf[32];
+	char buf[32];
 	int n = snprintf(buf, sizeof(buf), "%d", getpid());
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, getpid()) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, buf, n) != n || fsync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
-		int e = errno;
-		unlink(tmp);
-		return -e;
-	}
-	return 0;
+	return file_replace(path, buf, (size_t)n, 0600);
 }
 
 static void remove_pidfile(void)

@@ -3,7 +3,6 @@
 #include "efi.h"
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +19,7 @@
 #include "../devices/pflash.h"
 #include "../devices/piix4_pm.h"
 #include "../devices/rtc.h"
+#include "../util/file_replace.h"
 #include "../util/log.h"
 #include "../vmm/vm.h"
 
@@ -218,56 +218,25 @@ int efi_boot_validate(const struct kv_bootloader *b, char *err, size_t errlen)
 	return 0;
 }
 
-/* Write the template to path through a temporary file and a rename, so the
- * store is whole or untouched; an unusable old store is kept as PATH.invalid. */
+/* Make path a copy of the template, whole or not at all; an unusable old
+ * store stays reachable as PATH.invalid (a hard link made first, so path
+ * itself is never missing). */
 static int create_store(const char *path, const unsigned char *tmpl, size_t len, bool keep_old, char *err,
 			size_t errlen)
 {
-	char *tmp = NULL;
-	if (asprintf(&tmp, "%s.XXXXXX", path) < 0) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
+	char *old = NULL;
+	bool kept = false;
+	if (keep_old && asprintf(&old, "%s.invalid", path) >= 0) {
+		unlink(old);
+		kept = link(path, old) == 0;
 	}
-	int fd = mkstemp(tmp);
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot create the EFI variable store %s: %s", path, strerror(errno));
-		free(tmp);
-		return -1;
-	}
-	size_t done = 0;
-	while (done < len) {
-		ssize_t n = write(fd, tmpl + done, len - done);
-		if (n <= 0)
-			break;
-		done += (size_t)n;
-	}
-	int bad = done != len || fchmod(fd, 0644) < 0 || fsync(fd) < 0;
-	int e = errno;
-	close(fd);
-	if (!bad && keep_old) {
-		char *old = NULL;
-		if (asprintf(&old, "%s.invalid", path) >= 0) {
-			if (rename(path, old) == 0)
-				log_warn("the EFI variable store %s was not usable: kept as %s, replaced by a new one", path, old);
-			free(old);
-		}
-	}
-	if (bad || rename(tmp, path) < 0) {
-		snprintf(err, errlen, "cannot create the EFI variable store %s: %s", path, strerror(bad ? e : errno));
-		unlink(tmp);
-		free(tmp);
-		return -1;
-	}
-	free(tmp);
-	/* the rename itself must survive a crash */
-	char *dir = strdup(path);
-	int dfd = dir ? open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
-	free(dir);
-	return 0;
+	int r = file_replace(path, tmpl, len, 0644);
+	if (r < 0)
+		snprintf(err, errlen, "cannot create the EFI variable store %s: %s", path, strerror(-r));
+	else if (kept)
+		log_warn("the EFI variable store %s was not usable: kept as %s, replaced by a new one", path, old);
+	free(old);
+	return r < 0 ? -1 : 0;
 }
 
 static void set_vars_direct(struct pflash *f, bool on)
@@ -339,23 +308,38 @@ static int fw_cfg_setup(struct vm *vm)
 	return bus_register(&vm->pio, FW_CFG_PORT_SEL, 2, fw_cfg_io, c);
 }
 
-int efi_store_prepare(const struct kv_bootloader *b, char *err, size_t errlen)
-{
-	unsigned char *code, *tmpl, *store = NULL;
+/* What preparing the store read: the firmware, the template and the store
+ * as locked, kept for mapping so nothing is read twice. */
+struct images {
+	unsigned char *code, *tmpl, *store;
 	size_t code_len, tmpl_len, store_len;
+};
+
+static void images_free(struct images *im)
+{
+	free(im->code);
+	free(im->tmpl);
+	free(im->store);
+	memset(im, 0, sizeof(*im));
+}
+
+/* efi_store_prepare, keeping the images in im (freed on failure). */
+static int prepare(const struct kv_bootloader *b, struct images *im, char *err, size_t errlen)
+{
 	int fd = -1;
-	if (check_images(b, &code, &code_len, &tmpl, &tmpl_len, err, errlen) < 0)
+	memset(im, 0, sizeof(*im));
+	if (check_images(b, &im->code, &im->code_len, &im->tmpl, &im->tmpl_len, err, errlen) < 0)
 		return -1;
-	int st = store_state(b->efi_store, tmpl, tmpl_len, err, errlen);
+	int st = store_state(b->efi_store, im->tmpl, im->tmpl_len, err, errlen);
 	if (st < 0)
-		goto out;
+		goto fail;
 	if (st > 0) {
 		if (!b->efi_create) { /* validated before; changed since */
 			snprintf(err, errlen, "the EFI variable store %s is no longer usable", b->efi_store);
-			goto out;
+			goto fail;
 		}
-		if (create_store(b->efi_store, tmpl, tmpl_len, st >= 3, err, errlen) < 0)
-			goto out;
+		if (create_store(b->efi_store, im->tmpl, im->tmpl_len, st >= 3, err, errlen) < 0)
+			goto fail;
 		log_info("created the EFI variable store %s from the firmware's template", b->efi_store);
 	}
 	fd = open(b->efi_store, O_RDWR | O_CLOEXEC);
@@ -366,58 +350,58 @@ int efi_store_prepare(const struct kv_bootloader *b, char *err, size_t errlen)
 			snprintf(err, errlen, "cannot open the EFI variable store %s: %s", b->efi_store, strerror(errno));
 		goto fail;
 	}
-	if (read_whole(b->efi_store, "EFI variable store", &store, &store_len, err, errlen) < 0)
+	if (read_whole(b->efi_store, "EFI variable store", &im->store, &im->store_len, err, errlen) < 0)
 		goto fail;
-	if (!efi_store_matches(store, store_len, tmpl, tmpl_len)) {
+	if (!efi_store_matches(im->store, im->store_len, im->tmpl, im->tmpl_len)) {
 		snprintf(err, errlen, "the EFI variable store %s changed while kvkit opened it", b->efi_store);
 		goto fail;
 	}
-	goto out;
+	return fd;
 fail:
 	if (fd >= 0)
 		close(fd);
-	fd = -1;
-out:
-	free(code);
-	free(tmpl);
-	free(store);
+	images_free(im);
+	return -1;
+}
+
+int efi_store_prepare(const struct kv_bootloader *b, char *err, size_t errlen)
+{
+	struct images im;
+	int fd = prepare(b, &im, err, errlen);
+	images_free(&im);
 	return fd;
 }
 
 int efi_boot_load(struct vm *vm, const struct kv_bootloader *b, char *err, size_t errlen)
 {
-	unsigned char *code = NULL, *tmpl = NULL, *store = NULL;
-	size_t code_len, tmpl_len, store_len;
+	struct images im;
 	int r = -1;
 	efi.vm = vm;
-	efi.store_fd = efi_store_prepare(b, err, errlen);
+	efi.store_fd = prepare(b, &im, err, errlen);
 	if (efi.store_fd < 0)
 		return -1;
-	if (check_images(b, &code, &code_len, &tmpl, &tmpl_len, err, errlen) < 0 ||
-	    read_whole(b->efi_store, "EFI variable store", &store, &store_len, err, errlen) < 0)
-		goto out;
 	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_READONLY_MEM) <= 0) {
 		snprintf(err, errlen, "this KVM cannot map read-only memory, which UEFI boot needs");
 		goto out;
 	}
-	void *code_mem = page_copy(code, code_len), *vars_mem = page_copy(store, store_len);
+	void *code_mem = page_copy(im.code, im.code_len), *vars_mem = page_copy(im.store, im.store_len);
 	if (!code_mem || !vars_mem) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	uint64_t code_gpa = FLASH_TOP - code_len;
-	efi.vars_gpa = code_gpa - store_len;
-	pflash_init(&efi.code, "UEFI firmware flash", code_mem, code_len, FLASH_BLOCK, -1, true);
-	pflash_init(&efi.vars, "UEFI variable flash", vars_mem, store_len, FLASH_BLOCK, efi.store_fd, false);
+	uint64_t code_gpa = FLASH_TOP - im.code_len;
+	efi.vars_gpa = code_gpa - im.store_len;
+	pflash_init(&efi.code, "UEFI firmware flash", code_mem, im.code_len, FLASH_BLOCK, -1, true);
+	pflash_init(&efi.vars, "UEFI variable flash", vars_mem, im.store_len, FLASH_BLOCK, efi.store_fd, false);
 	efi.vars.set_direct = set_vars_direct;
-	if (map_rom(vm, SLOT_CODE, code_gpa, code_mem, code_len) < 0 ||
-	    map_rom(vm, SLOT_VARS, efi.vars_gpa, vars_mem, store_len) < 0) {
+	if (map_rom(vm, SLOT_CODE, code_gpa, code_mem, im.code_len) < 0 ||
+	    map_rom(vm, SLOT_VARS, efi.vars_gpa, vars_mem, im.store_len) < 0) {
 		snprintf(err, errlen, "cannot map the UEFI flash: %s", strerror(errno));
 		goto out;
 	}
 	rtc_init(&efi.rtc, vm->low_ram, vm->high_ram, vm->ncpus);
-	if (bus_register(&vm->mmio, code_gpa, code_len, pflash_access, &efi.code) < 0 ||
-	    bus_register(&vm->mmio, efi.vars_gpa, store_len, pflash_access, &efi.vars) < 0 ||
+	if (bus_register(&vm->mmio, code_gpa, im.code_len, pflash_access, &efi.code) < 0 ||
+	    bus_register(&vm->mmio, efi.vars_gpa, im.store_len, pflash_access, &efi.vars) < 0 ||
 	    bus_register(&vm->pio, RTC_PORT_INDEX, 2, rtc_io, &efi.rtc) < 0 ||
 	    bus_register(&vm->pio, PORT_DEBUGCON, 1, debugcon, NULL) < 0 || piix4_pm_init(vm) < 0 ||
 	    fw_cfg_setup(vm) < 0) {
@@ -429,9 +413,7 @@ int efi_boot_load(struct vm *vm, const struct kv_bootloader *b, char *err, size_
 	efi.loaded = true;
 	r = 0;
 out:
-	free(code);
-	free(tmpl);
-	free(store);
+	images_free(&im);
 	return r;
 }
 

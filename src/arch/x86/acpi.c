@@ -134,17 +134,23 @@ static void note_ptr(struct area *a, const void *field, uint8_t size)
 	a->ptr[a->nptr++].size = size;
 }
 
-static void table_header(struct area *a, void *table, const char *sig, uint32_t len, uint8_t rev)
+/* The table at table (len bytes) carries a checksum the loader must set. */
+static void note_sum(struct area *a, const void *table, uint32_t len)
 {
-	header(table, sig, len, rev);
 	if (a->nsum == MAX_FIXUPS) {
 		a->overflow = true;
 		return;
 	}
-	uint32_t start = (uint32_t)((uint8_t *)table - a->base);
+	uint32_t start = (uint32_t)((const uint8_t *)table - a->base);
 	a->sum[a->nsum].at = start + offsetof(struct acpi_header, checksum);
 	a->sum[a->nsum].start = start;
 	a->sum[a->nsum++].len = len;
+}
+
+static void table_header(struct area *a, void *table, const char *sig, uint32_t len, uint8_t rev)
+{
+	header(table, sig, len, rev);
+	note_sum(a, table, len);
 }
 
 /* DSDT, FADT, MADT, MCFG and the XSDT that lists them; returns the XSDT's
@@ -156,11 +162,7 @@ static uint64_t build_tables(unsigned ncpus, struct area *a)
 	if (!dsdt)
 		return 0;
 	memcpy(dsdt, dsdt_aml_code, sizeof(dsdt_aml_code));
-	if (a->nsum < MAX_FIXUPS) { /* the AML comes with its checksum; the loader rechecks it */
-		a->sum[a->nsum].at = (uint32_t)(dsdt - a->base) + offsetof(struct acpi_header, checksum);
-		a->sum[a->nsum].start = (uint32_t)(dsdt - a->base);
-		a->sum[a->nsum++].len = sizeof(dsdt_aml_code);
-	}
+	note_sum(a, dsdt, sizeof(dsdt_aml_code)); /* the AML comes with its checksum; the loader resets it */
 
 	struct fadt *f = alloc(a, sizeof(*f), &fadt_gpa);
 	if (!f)
