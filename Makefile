@@ -36,7 +36,7 @@ CORE_SRCS := src/util/log.c src/vmm/guest_mem.c src/vmm/bus.c src/vmm/eventloop.
 	src/virtio/net.c src/virtio/net_frames.c src/net/fdnet.c src/net/slirp.c \
 	src/virtio/vsock.c src/vsock/vsock.c src/services/ignition.c src/services/timesync.c \
 	src/virtio/fs.c src/fs/fuse_server.c \
-	src/boot/efi.c src/devices/pflash.c src/devices/fw_cfg.c src/devices/rtc.c src/devices/piix4_pm.c
+	src/boot/efi.c src/boot/kernel_unpack.c src/devices/pflash.c src/devices/fw_cfg.c src/devices/rtc.c src/devices/piix4_pm.c
 MAIN_SRCS := src/main.c
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -76,7 +76,7 @@ $(BUILD)/vfkit: $(BUILD)/kvkit
 TEST_LIBS := -lcmocka
 UNIT_TESTS := $(BUILD)/tests/test_cmdline $(BUILD)/tests/test_virtq $(BUILD)/tests/test_kvm_api \
 	$(BUILD)/tests/test_blk_parse $(BUILD)/tests/test_config_lib $(BUILD)/tests/test_api $(BUILD)/tests/test_vsock \
-	$(BUILD)/tests/test_fuse $(BUILD)/tests/test_firmware
+	$(BUILD)/tests/test_fuse $(BUILD)/tests/test_firmware $(BUILD)/tests/test_kernel_unpack
 
 $(BUILD)/tests/test_cmdline: tests/unit/test_cmdline.c $(BUILD)/libkvkit.a
 	@mkdir -p $(dir $@)
@@ -116,6 +116,11 @@ $(BUILD)/tests/test_firmware: tests/unit/test_firmware.c $(CORE_OBJS) $(BUILD)/l
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(LIBS) $(TEST_LIBS)
 
+# the test compresses with the libraries kvkit only dlopen()s
+$(BUILD)/tests/test_kernel_unpack: tests/unit/test_kernel_unpack.c $(call obj,src/boot/kernel_unpack.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -ldl -llz4 -lz -llzma -lzstd $(TEST_LIBS)
+
 # the documented example program, built against the installed-style library
 $(BUILD)/examples/launch_vm: docs/examples/launch_vm.c $(BUILD)/libkvkit.a
 	@mkdir -p $(dir $@)
@@ -130,7 +135,10 @@ check-unit: $(UNIT_TESTS)
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -Iinclude -I$(BUILD) -pthread -fsanitize=fuzzer,address,undefined
 fuzz: $(BUILD)/fuzz/fuzz_virtq $(BUILD)/fuzz/fuzz_cmdline $(BUILD)/fuzz/fuzz_blk $(BUILD)/fuzz/fuzz_rest \
 	$(BUILD)/fuzz/fuzz_config_json $(BUILD)/fuzz/fuzz_net $(BUILD)/fuzz/fuzz_vsock $(BUILD)/fuzz/fuzz_fuse \
-	$(BUILD)/fuzz/fuzz_firmware
+	$(BUILD)/fuzz/fuzz_firmware $(BUILD)/fuzz/fuzz_kernel
+$(BUILD)/fuzz/fuzz_kernel: tests/fuzz/fuzz_kernel.c src/boot/kernel_unpack.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) $^ -o $@ -ldl
 $(BUILD)/fuzz/fuzz_firmware: tests/fuzz/fuzz_firmware.c src/devices/pflash.c src/devices/fw_cfg.c src/devices/rtc.c \
 		src/devices/piix4_pm.c src/pci/pci.c src/util/log.c src/vmm/bus.c
 	@mkdir -p $(dir $@)

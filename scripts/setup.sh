@@ -5,6 +5,7 @@ set -euo pipefail
 PKGS="gcc make clang libclang-rt-14-dev libcmocka-dev acpica-tools pkg-config
 linux-image-amd64 linux-image-cloud-amd64 busybox-static cpio xz-utils zstd lz4 kmod
 python3 python3-pytest libc6-dev
+liblz4-dev libzstd-dev liblzma-dev zlib1g-dev
 liburing-dev libnbd-dev libmicrohttpd-dev libjson-c-dev libisofs-dev libslirp-dev curl
 qemu-utils e2fsprogs util-linux iproute2 xorriso fio iperf3 socat qemu-guest-agent
 ovmf mmdebstrap dosfstools mtools fdisk"

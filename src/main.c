@@ -559,6 +559,7 @@ int main(int argc, char **argv)
 	enum vm_stop_reason why = g.vm.stop_reason;
 	if (why == STOP_HARD || why == STOP_ERROR)
 		vm_log_vcpu_state(&g.vm);
+	vm_log_exit_counts(&g.vm);
 	int status = 0;
 	if (why == STOP_ERROR) {
 		log_error("virtualization error: hypervisor virtualization error: %s", g.vm.error);

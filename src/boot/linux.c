@@ -7,11 +7,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include "../arch/x86/acpi.h"
 #include "../arch/x86/cpu.h"
 #include "../arch/x86/layout.h"
+#include "kernel_unpack.h"
 #include "../util/log.h"
 #include "../vmm/vm.h"
 
@@ -36,12 +40,18 @@
 #define HDR_CMDLINE_SIZE 0x238
 #define HDR_XLOADFLAGS 0x236
 #define HDR_INIT_SIZE 0x260
+#define HDR_KERNEL_ALIGNMENT 0x230
+#define HDR_RELOCATABLE 0x234
+#define HDR_PAYLOAD_OFFSET 0x248
+#define HDR_PAYLOAD_LENGTH 0x24c
+#define HDR_PREF_ADDRESS 0x258
 #define BP_EXT_RAMDISK_IMAGE 0x0c0
 #define BP_EXT_RAMDISK_SIZE 0x0c4
 #define BP_EXT_CMD_LINE_PTR 0x0c8
 
 #define XLF_KERNEL_64 1
 #define LOADED_HIGH 1
+#define KASLR_FLAG 2
 #define CAN_USE_HEAP 0x80
 
 #define E820_RAM 1
@@ -108,6 +118,7 @@ static void release(struct file_buf *f)
 
 static uint16_t rd16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static uint64_t rd64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
 static void wr32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 
 static bool is_bzimage(const struct file_buf *k)
@@ -202,6 +213,134 @@ static int write_cmdline(struct vm *vm, const char *cmdline, uint64_t max, char 
 	return 0;
 }
 
+/* ---- bzImage unpacked on the host (kernel_unpack.h) ---- */
+
+static bool cmdline_has(const char *cmdline, const char *word)
+{
+	size_t n = strlen(word);
+	for (const char *p = cmdline; p && (p = strstr(p, word)); p += n)
+		if ((p == cmdline || p[-1] == ' ') && (p[n] == 0 || p[n] == ' '))
+			return true;
+	return false;
+}
+
+static uint64_t random_below(uint64_t n)
+{
+	uint64_t r;
+	if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+		r = (uint64_t)time(NULL) * 6364136223846793005ULL;
+	return n ? r % n : 0;
+}
+
+struct unpacked {
+	uint64_t entry, end;
+	bool kaslr;
+};
+
+/* Prefault guest RAM the host is about to fill: one call instead of a page
+ * fault per page (costly under nested virtualization). Best effort. */
+static void populate(struct vm *vm, uint64_t gpa, uint64_t len)
+{
+	uint8_t *p = gmem_ptr(&vm->mem, gpa, len);
+	if (p)
+		madvise(p, len, MADV_POPULATE_WRITE);
+}
+
+/* Give guest RAM the host used as scratch back; the guest reads zeroes. */
+static void discard(struct vm *vm, uint64_t gpa, uint64_t len)
+{
+	uint8_t *p = gmem_ptr(&vm->mem, gpa, len);
+	if (p && len)
+		madvise(p, len, MADV_REMOVE);
+}
+
+static uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) & ~(a - 1); }
+
+/* Unpack the kernel into guest RAM the way its own decompressor would: the
+ * payload read to the top of RAM, unpacked at the (randomized) load address
+ * and laid out in place. 0, or -1 with the reason in why: the caller then
+ * lets the guest do it. */
+static int host_unpack(struct vm *vm, const struct kv_bootloader *b, struct file_buf *k, uint64_t setup_size,
+		       uint64_t initrd_size, struct unpacked *u, char *why, size_t whylen)
+{
+	const uint8_t *h = k->data;
+	uint64_t poff = setup_size + rd32(h + HDR_PAYLOAD_OFFSET), plen = rd32(h + HDR_PAYLOAD_LENGTH);
+	uint64_t link = rd64(h + HDR_PREF_ADDRESS), align = rd32(h + HDR_KERNEL_ALIGNMENT);
+	uint64_t init_size = rd32(h + HDR_INIT_SIZE);
+	uint8_t magic[8], tail[8];
+	if (rd16(h + HDR_VERSION) < 0x020a)
+		return snprintf(why, whylen, "boot protocol before 2.10"), -1;
+	if (plen < 16 || poff > k->size || plen > k->size - poff || file_read_at(k, poff, magic, 8) < 0 ||
+	    file_read_at(k, poff + plen - 8, tail, 8) < 0)
+		return snprintf(why, whylen, "no payload"), -1;
+	if (align < 4096 || align > (1u << 30) || (align & (align - 1)) || (link & (align - 1)) || link < HIGH_RAM_START)
+		return snprintf(why, whylen, "load address 0x%llx, alignment 0x%llx", (unsigned long long)link,
+				(unsigned long long)align), -1;
+	enum kernel_compression c = kernel_compression_of(magic, sizeof(magic));
+	uint64_t size = kernel_payload_size(tail, sizeof(tail));
+	if (c == KC_UNKNOWN)
+		return snprintf(why, whylen, "payload compression not handled here"), -1;
+	/* the payload at the top of low RAM, below it the initrd's place, the kernel below both */
+	uint64_t top = vm->low_ram & ~0xfffULL, in_len = round_up(plen, 4096);
+	uint64_t above = in_len > round_up(initrd_size, 4096) ? in_len : round_up(initrd_size, 4096);
+	uint64_t reserve = round_up(size > init_size ? size : init_size, align);
+	if (size < sizeof(Elf64_Ehdr) || above > top || top - above < link + reserve)
+		return snprintf(why, whylen, "%llu-byte kernel: no room to unpack it", (unsigned long long)size), -1;
+	uint64_t limit = top - above;
+	bool relocatable = h[HDR_RELOCATABLE];
+	bool kaslr = relocatable && !cmdline_has(b->cmdline, "nokaslr");
+	uint64_t phys = link;
+	if (kaslr)
+		phys += random_below((limit - reserve - link) / align + 1) * align;
+	uint64_t in_gpa = top - in_len;
+	uint8_t *in = gmem_ptr(&vm->mem, in_gpa, plen), *blob = gmem_ptr(&vm->mem, phys, reserve);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	populate(vm, in_gpa, in_len);
+	populate(vm, phys, round_up(size, 4096));
+	int r = -1;
+	struct vmlinux_layout l;
+	if (!in || !blob || file_read_at(k, poff, in, plen) < 0) {
+		snprintf(why, whylen, "cannot read the payload: %s", strerror(errno));
+		goto done;
+	}
+	if (kernel_decompress(c, in, plen, blob, size, why, whylen) < 0 || vmlinux_inspect(blob, size, link, &l, why, whylen) < 0)
+		goto done;
+	if (l.span > reserve) {
+		snprintf(why, whylen, "the image (%llu bytes) is larger than its header says", (unsigned long long)l.span);
+		goto done;
+	}
+	uint64_t delta = 0;
+	if (kaslr && l.reloc_words && KERNEL_IMAGE_SIZE > link + reserve)
+		delta = random_below((KERNEL_IMAGE_SIZE - link - reserve) / align + 1) * align;
+	if (vmlinux_place(blob, size, link, &l, delta, why, whylen) < 0)
+		goto done;
+	/* what is left of the unpacked file past the image */
+	if (round_up(size, 4096) > round_up(l.span, 4096))
+		discard(vm, phys + round_up(l.span, 4096), round_up(size, 4096) - round_up(l.span, 4096));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	u->entry = phys + l.entry_off;
+	u->end = phys + l.span;
+	u->kaslr = kaslr;
+	log_debug("bzImage: %s kernel unpacked on the host in %.0f ms: %llu bytes at 0x%llx, %llu relocations, "
+		  "virtual offset 0x%llx%s",
+		  kernel_compression_name(c), (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6,
+		  (unsigned long long)l.span, (unsigned long long)phys, (unsigned long long)l.relocs,
+		  (unsigned long long)delta, kaslr ? "" : " (no KASLR)");
+	r = 0;
+done:
+	discard(vm, in_gpa, in_len);
+	if (r < 0)
+		discard(vm, phys, reserve);
+	return r;
+}
+
+static uint64_t file_size(const char *path)
+{
+	struct stat st;
+	return path && *path && stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
 static int load_bzimage(struct vm *vm, const struct kv_bootloader *b, struct file_buf *k, char *err, size_t errlen)
 {
 	uint8_t *zp = gmem_ptr(&vm->mem, ZERO_PAGE_ADDR, 4096);
@@ -213,15 +352,25 @@ static int load_bzimage(struct vm *vm, const struct kv_bootloader *b, struct fil
 	}
 	uint64_t pm_size = k->size - setup_size;
 	uint64_t init_size = rd32(k->data + HDR_INIT_SIZE);
-	uint64_t kernel_end = HIGH_RAM_START + (init_size > pm_size ? init_size : pm_size);
-	if (kernel_end > vm->low_ram) {
-		snprintf(err, errlen, "invalid virtual machine configuration: kernel needs %llu MiB, guest has too little memory",
-			 (unsigned long long)(kernel_end >> 20) + 1);
-		return -ENOSPC;
-	}
-	if (file_read_at(k, setup_size, gmem_ptr(&vm->mem, HIGH_RAM_START, pm_size), pm_size) < 0) {
-		snprintf(err, errlen, "cannot read kernel %s: %s", b->kernel, strerror(errno));
-		return -EIO;
+	uint64_t kernel_end = HIGH_RAM_START + (init_size > pm_size ? init_size : pm_size), entry;
+	struct unpacked u = { 0 };
+	char why[160];
+	if (host_unpack(vm, b, k, setup_size, file_size(b->initrd), &u, why, sizeof(why)) == 0) {
+		entry = u.entry;
+		kernel_end = u.end;
+	} else {
+		log_debug("bzImage: the kernel unpacks itself in the guest (%s)", why);
+		u.kaslr = false;
+		if (kernel_end > vm->low_ram) {
+			snprintf(err, errlen, "invalid virtual machine configuration: kernel needs %llu MiB, guest has too little memory",
+				 (unsigned long long)(kernel_end >> 20) + 1);
+			return -ENOSPC;
+		}
+		if (file_read_at(k, setup_size, gmem_ptr(&vm->mem, HIGH_RAM_START, pm_size), pm_size) < 0) {
+			snprintf(err, errlen, "cannot read kernel %s: %s", b->kernel, strerror(errno));
+			return -EIO;
+		}
+		entry = HIGH_RAM_START + 0x200; /* the 64-bit entry of the decompressor */
 	}
 
 	memset(zp, 0, 4096);
@@ -231,7 +380,7 @@ static int load_bzimage(struct vm *vm, const struct kv_bootloader *b, struct fil
 		hdr_end = 0x268;
 	memcpy(zp + BP_HDR, k->data + BP_HDR, hdr_end - BP_HDR);
 	zp[HDR_TYPE_OF_LOADER] = 0xff;
-	zp[HDR_LOADFLAGS] |= LOADED_HIGH | CAN_USE_HEAP;
+	zp[HDR_LOADFLAGS] |= LOADED_HIGH | CAN_USE_HEAP | (u.kaslr ? KASLR_FLAG : 0);
 	zp[HDR_HEAP_END_PTR] = 0x00;
 	zp[HDR_HEAP_END_PTR + 1] = 0xfe;
 	wr32(zp + HDR_CMD_LINE_PTR, CMDLINE_ADDR);
@@ -252,10 +401,9 @@ static int load_bzimage(struct vm *vm, const struct kv_bootloader *b, struct fil
 	uint64_t rsdp = acpi_build_tables(vm);
 	memcpy(zp + BP_ACPI_RSDP, &rsdp, 8);
 	x86_write_boot_tables(vm);
-	log_debug("bzImage: protocol %x, %llu bytes at 0x%llx, initrd %llu bytes at 0x%llx", rd16(k->data + HDR_VERSION),
-		  (unsigned long long)pm_size, (unsigned long long)HIGH_RAM_START, (unsigned long long)isize,
-		  (unsigned long long)iaddr);
-	return x86_set_regs_long(&vm->vcpus[0], HIGH_RAM_START + 0x200, ZERO_PAGE_ADDR);
+	log_debug("bzImage: protocol %x, entry 0x%llx, initrd %llu bytes at 0x%llx", rd16(k->data + HDR_VERSION),
+		  (unsigned long long)entry, (unsigned long long)isize, (unsigned long long)iaddr);
+	return x86_set_regs_long(&vm->vcpus[0], entry, ZERO_PAGE_ADDR);
 }
 
 /* ---- ELF vmlinux through the PVH entry (hvm_start_info, version 1) ---- */

@@ -318,6 +318,20 @@ static uint64_t now_ns(void)
 	return (uint64_t)t.tv_sec * 1000000000u + t.tv_nsec;
 }
 
+static void count_exit(struct vcpu *c)
+{
+	for (unsigned i = 0; i < VCPU_EXIT_HIST; i++) {
+		struct vcpu_exit_count *h = &c->hist[i];
+		if (h->n && (h->reason != c->last_exit || h->addr != c->last_exit_addr))
+			continue;
+		h->reason = c->last_exit;
+		h->addr = c->last_exit_addr;
+		h->n++;
+		return;
+	}
+	c->hist_other++;
+}
+
 /* Cheap bookkeeping so a stuck guest can be told from a stuck vCPU thread. */
 static void mark(struct vcpu *c, int in_guest)
 {
@@ -326,6 +340,7 @@ static void mark(struct vcpu *c, int in_guest)
 		c->last_exit = c->run->exit_reason;
 		c->last_exit_addr = c->run->exit_reason == KVM_EXIT_IO ? c->run->io.port
 				    : c->run->exit_reason == KVM_EXIT_MMIO ? c->run->mmio.phys_addr : 0;
+		count_exit(c);
 	}
 	__atomic_store_n(&c->since_ns, now_ns(), __ATOMIC_RELAXED);
 	__atomic_store_n(&c->in_guest, in_guest, __ATOMIC_RELEASE);
@@ -539,6 +554,33 @@ void vm_stop_vcpus(struct vm *vm)
 	}
 }
 
+static int by_count(const void *a, const void *b)
+{
+	const struct vcpu_exit_count *x = a, *y = b;
+	return x->n < y->n ? 1 : x->n > y->n ? -1 : 0;
+}
+
+static void log_exit_counts(struct vcpu *c)
+{
+	struct vcpu_exit_count h[VCPU_EXIT_HIST];
+	memcpy(h, c->hist, sizeof(h));
+	qsort(h, VCPU_EXIT_HIST, sizeof(h[0]), by_count);
+	char line[600];
+	int n = snprintf(line, sizeof(line), "vCPU %d: %llu exits to kvkit:", c->id, (unsigned long long)c->exits);
+	for (unsigned i = 0; i < VCPU_EXIT_HIST && h[i].n && n < (int)sizeof(line) - 48; i++) {
+		if (h[i].reason == KVM_EXIT_IO || h[i].reason == KVM_EXIT_MMIO)
+			n += snprintf(line + n, sizeof(line) - n, " %s 0x%llx x%llu,",
+				      h[i].reason == KVM_EXIT_IO ? "pio" : "mmio", (unsigned long long)h[i].addr,
+				      (unsigned long long)h[i].n);
+		else
+			n += snprintf(line + n, sizeof(line) - n, " reason %u x%llu,", h[i].reason,
+				      (unsigned long long)h[i].n);
+	}
+	if (n < (int)sizeof(line) - 1)
+		snprintf(line + n, sizeof(line) - n, " rest x%llu", (unsigned long long)c->hist_other);
+	log_debug("%s", line);
+}
+
 void vm_log_vcpu_state(struct vm *vm)
 {
 	if (!log_enabled(LOG_DEBUG))
@@ -555,6 +597,13 @@ void vm_log_vcpu_state(struct vm *vm)
 		x86_vcpu_describe(&vm->vcpus[i], st, sizeof(st));
 		log_debug("vCPU %u: %s", i, st);
 	}
+}
+
+void vm_log_exit_counts(struct vm *vm)
+{
+	if (log_enabled(LOG_DEBUG))
+		for (unsigned i = 0; i < vm->ncpus; i++)
+			log_exit_counts(&vm->vcpus[i]);
 }
 
 /* ---- interrupts ---- */

@@ -18,6 +18,8 @@ enum vm_state {
 
 enum vm_stop_reason { STOP_NONE, STOP_POWEROFF, STOP_REBOOT, STOP_HARD, STOP_ERROR };
 
+#define VCPU_EXIT_HIST 24
+
 struct vcpu {
 	struct vm *vm;
 	int id;
@@ -29,6 +31,10 @@ struct vcpu {
 	int in_guest;
 	uint32_t last_exit;
 	uint64_t last_exit_addr, exits, since_ns;
+	/* exits by (reason, port or address), logged at debug level at stop:
+	 * what a boot spends its exits on */
+	struct vcpu_exit_count { uint32_t reason; uint64_t addr, n; } hist[VCPU_EXIT_HIST];
+	uint64_t hist_other;
 };
 
 #define VM_MAX_ROUTES 1024
@@ -77,6 +83,8 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason why, const char *detail)
 void vm_stop_vcpus(struct vm *vm);
 /* Debug aid after a hard stop: where each vCPU was. */
 void vm_log_vcpu_state(struct vm *vm);
+/* debug level: each vCPU's exits to userspace by port or address */
+void vm_log_exit_counts(struct vm *vm);
 
 int vm_irq_line(struct vm *vm, unsigned irq, int level);
 /* MSI routing: allocate a GSI, point it at (addr, data), commit to KVM. */

@@ -200,3 +200,36 @@ def test_uart_console_reaches_first_serial_sink():
         assert "KVKIT-INIT-STARTED" in text
         assert "ON-THE-UART" in text
         assert "KVKIT-GUEST-DONE" in text
+
+
+def guest_text_address(out):
+    m = re.search(r"^([0-9a-f]{16}) T _text\r?$", out, re.M)
+    assert m, out[-2000:]
+    return int(m.group(1), 16)
+
+
+@needs_kvm
+def test_bzimage_unpacked_on_host_with_kaslr():
+    # kvkit unpacks the LZ4 bzImage itself and applies the KASLR
+    # relocations: the kernel the guest runs sits where kvkit says it put it
+    status, out, err, _ = run_vm("--log-level", "debug", run="grep -w _text /proc/kallsyms")
+    assert status == 0, err
+    m = re.search(r"lz4 kernel unpacked on the host in \d+ ms: \d+ bytes at (0x[0-9a-f]+), (\d+) relocations, "
+                  r"virtual offset (0x[0-9a-f]+)\"", err)
+    assert m, err
+    assert int(m.group(2)) > 10000
+    assert guest_text_address(out) == 0xffffffff81000000 + int(m.group(3), 16)
+
+
+@needs_kvm
+def test_bzimage_nokaslr_and_small_memory_fallback():
+    # nokaslr: the kernel at its link address, no relocation applied
+    status, out, err, _ = run_vm("--log-level", "debug", run="grep -w _text /proc/kallsyms", extra_cmdline="nokaslr")
+    assert status == 0, err
+    assert re.search(r"unpacked on the host .* at 0x1000000, \d+ relocations, virtual offset 0x0 \(no KASLR\)", err), err
+    assert guest_text_address(out) == 0xffffffff81000000
+    # too little RAM for kvkit's scratch space: the kernel's own decompressor runs
+    status, out, err, _ = run_vm("--log-level", "debug", memory=80)
+    assert status == 0, err
+    assert "the kernel unpacks itself in the guest (" in err and "no room to unpack it" in err, err
+    assert "Hello from the kvkit demo guest" in out
