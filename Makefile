@@ -117,7 +117,7 @@ $(BUILD)/tests/test_firmware: tests/unit/test_firmware.c $(CORE_OBJS) $(BUILD)/l
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(LIBS) $(TEST_LIBS)
 
 # the test compresses with the libraries kvkit only dlopen()s
-$(BUILD)/tests/test_kernel_unpack: tests/unit/test_kernel_unpack.c $(call obj,src/boot/kernel_unpack.c)
+$(BUILD)/tests/test_kernel_unpack: tests/unit/test_kernel_unpack.c $(call obj,src/boot/kernel_unpack.c src/util/log.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -ldl -llz4 -lz -llzma -lzstd $(TEST_LIBS)
 
@@ -136,7 +136,7 @@ FUZZ_CFLAGS := -std=gnu11 -g -O1 -Iinclude -I$(BUILD) -pthread -fsanitize=fuzzer
 fuzz: $(BUILD)/fuzz/fuzz_virtq $(BUILD)/fuzz/fuzz_cmdline $(BUILD)/fuzz/fuzz_blk $(BUILD)/fuzz/fuzz_rest \
 	$(BUILD)/fuzz/fuzz_config_json $(BUILD)/fuzz/fuzz_net $(BUILD)/fuzz/fuzz_vsock $(BUILD)/fuzz/fuzz_fuse \
 	$(BUILD)/fuzz/fuzz_firmware $(BUILD)/fuzz/fuzz_kernel
-$(BUILD)/fuzz/fuzz_kernel: tests/fuzz/fuzz_kernel.c src/boot/kernel_unpack.c
+$(BUILD)/fuzz/fuzz_kernel: tests/fuzz/fuzz_kernel.c src/boot/kernel_unpack.c src/util/log.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@ -ldl
 $(BUILD)/fuzz/fuzz_firmware: tests/fuzz/fuzz_firmware.c src/devices/pflash.c src/devices/fw_cfg.c src/devices/rtc.c \

@@ -34,15 +34,7 @@ static struct {
 	pthread_mutex_t lock;
 } srv = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
+#define fail errorf
 
 /* ---------------- --restful-uri ---------------- */
 

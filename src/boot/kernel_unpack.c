@@ -7,12 +7,12 @@
 #include <limits.h>
 #include <lz4.h>
 #include <lzma.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <zlib.h>
 #include <zstd.h>
+#include "../util/log.h"
 
 #define LZ4_LEGACY_MAGIC 0x184c2102u
 #define LZ4_LEGACY_BLOCK (8u << 20) /* lz4 -l: each block unpacks to at most this */
@@ -20,14 +20,7 @@
 
 static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 
-static int fail(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
+#define fail errorf
 
 enum kernel_compression kernel_compression_of(const uint8_t *p, size_t len)
 {

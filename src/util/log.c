@@ -114,3 +114,12 @@ void log_msg(enum log_level level, const char *fmt, ...)
 		g_dropped++;
 	pthread_mutex_unlock(&g_lock);
 }
+
+int errorf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}

@@ -3,6 +3,7 @@
 #ifndef KVKIT_LOG_H
 #define KVKIT_LOG_H
 #include <stdbool.h>
+#include <stddef.h>
 
 enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 
@@ -10,6 +11,8 @@ void log_init(enum log_level level);
 void log_set_level(enum log_level level);
 bool log_enabled(enum log_level level);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Format a one-line error into err for the caller to report; returns -1. */
+int errorf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 double log_uptime_ms(void);
 
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
