@@ -171,11 +171,9 @@ int virtq_pop(struct virtq *vq, struct virtq_elem *e)
 	}
 	vq->last_avail++;
 	set_inflight(vq, head, true);
-	if (vq->event_idx) {
-		/* avail_event lives right after the used ring */
-		uint16_t *avail_event = (uint16_t *)&vq->used->ring[vq->size];
-		__atomic_store_n(avail_event, vq->last_avail, __ATOMIC_RELEASE);
-	}
+	/* avail_event is not moved here: while the device keeps popping, the
+	 * driver's additions need no kick (each is a VM exit). It is published
+	 * when the queue looks empty, above, where the device would wait. */
 	return 1;
 }
 
