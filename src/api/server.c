@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,8 +33,6 @@ static struct {
 	pthread_mutex_t lock;
 } srv = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
-#define fail errorf
-
 /* ---------------- --restful-uri ---------------- */
 
 int api_uri_parse(const char *uri, struct api_uri *u, char *err, size_t errlen)
@@ -46,47 +43,47 @@ int api_uri_parse(const char *uri, struct api_uri *u, char *err, size_t errlen)
 	const char *colon = strchr(uri, ':');
 	size_t sl = colon ? (size_t)(colon - uri) : 0;
 	if (!colon || sl == 0 || strcspn(uri, "/?#") < sl)
-		return fail(err, errlen, "parse \"%s\": invalid URI for request", uri);
+		return errorf(err, errlen, "parse \"%s\": invalid URI for request", uri);
 	const char *rest = colon + 1;
 	if (sl == 4 && !strncmp(uri, "unix", 4)) {
 		if (!strncmp(rest, "//", 2)) {
 			rest += 2;
 			size_t hl = strcspn(rest, "/");
 			if (hl)
-				return fail(err, errlen, "invalid unix uri: host is forbidden");
+				return errorf(err, errlen, "invalid unix uri: host is forbidden");
 		}
 		if (!*rest)
-			return fail(err, errlen, "invalid unix uri: missing path");
+			return errorf(err, errlen, "invalid unix uri: missing path");
 		if (strlen(rest) > 107)
-			return fail(err, errlen, "invalid unix uri: socket path length exceeds 107 bytes");
+			return errorf(err, errlen, "invalid unix uri: socket path length exceeds 107 bytes");
 		u->kind = API_URI_UNIX;
 		snprintf(u->path, sizeof(u->path), "%s", rest);
 		return 0;
 	}
 	if ((sl == 3 && !strncmp(uri, "tcp", 3)) || (sl == 4 && !strncmp(uri, "http", 4))) {
 		if (strncmp(rest, "//", 2))
-			return fail(err, errlen, "invalid TCP uri: missing host");
+			return errorf(err, errlen, "invalid TCP uri: missing host");
 		rest += 2;
 		size_t hpl = strcspn(rest, "/?#");
 		const char *path = rest + hpl;
 		char hp[256];
 		if (hpl >= sizeof(hp))
-			return fail(err, errlen, "invalid TCP uri: host too long");
+			return errorf(err, errlen, "invalid TCP uri: host too long");
 		memcpy(hp, rest, hpl);
 		hp[hpl] = 0;
 		if (!*hp)
-			return fail(err, errlen, "invalid TCP uri: missing host");
+			return errorf(err, errlen, "invalid TCP uri: missing host");
 		char *port = NULL;
 		if (hp[0] == '[') {
 			char *close = strchr(hp, ']');
 			if (!close)
-				return fail(err, errlen, "parse \"%s\": missing ']' in host", uri);
+				return errorf(err, errlen, "parse \"%s\": missing ']' in host", uri);
 			*close = 0;
 			snprintf(u->host, sizeof(u->host), "%s", hp + 1);
 			if (close[1] == ':')
 				port = close + 2;
 			else if (close[1])
-				return fail(err, errlen, "parse \"%s\": invalid port after host", uri);
+				return errorf(err, errlen, "parse \"%s\": invalid port after host", uri);
 		} else {
 			char *c = strrchr(hp, ':');
 			if (c) {
@@ -96,18 +93,18 @@ int api_uri_parse(const char *uri, struct api_uri *u, char *err, size_t errlen)
 			snprintf(u->host, sizeof(u->host), "%s", hp);
 		}
 		if (!port || !*port)
-			return fail(err, errlen, "invalid TCP uri: missing port");
+			return errorf(err, errlen, "invalid TCP uri: missing port");
 		char *end;
 		long p = strtol(port, &end, 10);
 		if (*end || p < 1 || p > 65535)
-			return fail(err, errlen, "parse \"%s\": invalid port \":%s\" after host", uri, port);
+			return errorf(err, errlen, "parse \"%s\": invalid port \":%s\" after host", uri, port);
 		if (*path)
-			return fail(err, errlen, "invalid TCP uri: path is forbidden");
+			return errorf(err, errlen, "invalid TCP uri: path is forbidden");
 		u->kind = API_URI_TCP;
 		u->port = (unsigned)p;
 		return 0;
 	}
-	return fail(err, errlen, "invalid scheme %.*s", (int)sl, uri);
+	return errorf(err, errlen, "invalid scheme %.*s", (int)sl, uri);
 }
 
 /* ---------------- listening ---------------- */
@@ -119,7 +116,7 @@ static int listen_fd(int fd, const struct sockaddr *sa, socklen_t len, const cha
 	if (bind(fd, sa, len) < 0 || listen(fd, 64) < 0) {
 		int e = errno;
 		close(fd);
-		return fail(err, errlen, "cannot listen on %s: %s", what, strerror(e));
+		return errorf(err, errlen, "cannot listen on %s: %s", what, strerror(e));
 	}
 	srv.fds[srv.nfds++] = fd;
 	return 0;
@@ -156,7 +153,7 @@ static int listen_tcp(const struct api_uri *u, char *err, size_t errlen)
 		struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_port = htons(u->port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (fd < 0 || listen_fd(fd, (struct sockaddr *)&a4, sizeof(a4), what, err, errlen) < 0)
-			return fd < 0 ? fail(err, errlen, "cannot listen on %s: %s", what, strerror(errno)) : -1;
+			return fd < 0 ? errorf(err, errlen, "cannot listen on %s: %s", what, strerror(errno)) : -1;
 		struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_port = htons(u->port), .sin6_addr = IN6ADDR_LOOPBACK_INIT };
 		int fd6 = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		char ignored[200];
@@ -173,7 +170,7 @@ static int listen_tcp(const struct api_uri *u, char *err, size_t errlen)
 	snprintf(port, sizeof(port), "%u", u->port);
 	int gr = getaddrinfo(*u->host ? u->host : NULL, port, &hints, &res);
 	if (gr)
-		return fail(err, errlen, "cannot listen on %s: %s", what, gai_strerror(gr));
+		return errorf(err, errlen, "cannot listen on %s: %s", what, gai_strerror(gr));
 	int rc = -1;
 	for (struct addrinfo *ai = res; ai && rc < 0; ai = ai->ai_next) {
 		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
@@ -297,7 +294,7 @@ int api_start(const struct api_vm_ops *ops, char *err, size_t errlen)
 					    MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
 					    MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_END);
 		if (!srv.d[i])
-			return fail(err, errlen, "cannot start the REST API server");
+			return errorf(err, errlen, "cannot start the REST API server");
 	}
 	return 0;
 }

@@ -20,7 +20,6 @@
 
 static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 
-#define fail errorf
 
 enum kernel_compression kernel_compression_of(const uint8_t *p, size_t len)
 {
@@ -71,17 +70,17 @@ static int lz4_legacy(struct lib *l, const uint8_t *in, size_t len, uint8_t *out
 	size_t pos = 0;
 	while (pos < size) {
 		if (end - p < 4)
-			return fail(l->why, l->whylen, "lz4: truncated at %zu of %zu bytes", pos, size);
+			return errorf(l->why, l->whylen, "lz4: truncated at %zu of %zu bytes", pos, size);
 		uint32_t n = rd32(p);
 		p += 4;
 		if (n == LZ4_LEGACY_MAGIC)
 			continue; /* concatenated streams */
 		if (n == 0 || n > (size_t)(end - p) || n > INT_MAX)
-			return fail(l->why, l->whylen, "lz4: bad block of %u bytes", n);
+			return errorf(l->why, l->whylen, "lz4: bad block of %u bytes", n);
 		size_t cap = size - pos < LZ4_LEGACY_BLOCK ? size - pos : LZ4_LEGACY_BLOCK;
 		int r = dec((const char *)p, (char *)out + pos, (int)n, (int)cap);
 		if (r <= 0)
-			return fail(l->why, l->whylen, "lz4: corrupt block at %zu", pos);
+			return errorf(l->why, l->whylen, "lz4: corrupt block at %zu", pos);
 		pos += r;
 		p += n;
 	}
@@ -98,7 +97,7 @@ static int gzip(struct lib *l, const uint8_t *in, size_t len, uint8_t *out, size
 	z_stream s;
 	memset(&s, 0, sizeof(s));
 	if (init(&s, 16 + MAX_WBITS, ZLIB_VERSION, (int)sizeof(s)) != Z_OK)
-		return fail(l->why, l->whylen, "gzip: cannot start zlib");
+		return errorf(l->why, l->whylen, "gzip: cannot start zlib");
 	s.next_in = (Bytef *)in;
 	s.avail_in = (uInt)len;
 	s.next_out = out;
@@ -107,7 +106,7 @@ static int gzip(struct lib *l, const uint8_t *in, size_t len, uint8_t *out, size
 	size_t got = s.total_out;
 	end(&s);
 	if (r != Z_STREAM_END || got != size)
-		return fail(l->why, l->whylen, "gzip: corrupt data (zlib %d, %zu of %zu bytes)", r, got, size);
+		return errorf(l->why, l->whylen, "gzip: corrupt data (zlib %d, %zu of %zu bytes)", r, got, size);
 	return 0;
 }
 
@@ -120,7 +119,7 @@ static int xz(struct lib *l, const uint8_t *in, size_t len, uint8_t *out, size_t
 		return -1;
 	lzma_stream s = LZMA_STREAM_INIT;
 	if (init(&s, UINT64_MAX, 0) != LZMA_OK)
-		return fail(l->why, l->whylen, "xz: cannot start liblzma");
+		return errorf(l->why, l->whylen, "xz: cannot start liblzma");
 	s.next_in = in;
 	s.avail_in = len;
 	s.next_out = out;
@@ -129,7 +128,7 @@ static int xz(struct lib *l, const uint8_t *in, size_t len, uint8_t *out, size_t
 	size_t got = s.total_out;
 	end(&s);
 	if (r != LZMA_STREAM_END || got != size)
-		return fail(l->why, l->whylen, "xz: corrupt data (liblzma %d, %zu of %zu bytes)", (int)r, got, size);
+		return errorf(l->why, l->whylen, "xz: corrupt data (liblzma %d, %zu of %zu bytes)", (int)r, got, size);
 	return 0;
 }
 
@@ -141,7 +140,7 @@ static int zstd(struct lib *l, const uint8_t *in, size_t len, uint8_t *out, size
 		return -1;
 	size_t r = dec(out, size, in, len);
 	if (is_err(r) || r != size)
-		return fail(l->why, l->whylen, "zstd: corrupt data (%zu of %zu bytes)", is_err(r) ? 0 : r, size);
+		return errorf(l->why, l->whylen, "zstd: corrupt data (%zu of %zu bytes)", is_err(r) ? 0 : r, size);
 	return 0;
 }
 
@@ -158,12 +157,12 @@ int kernel_decompress(enum kernel_compression c, const uint8_t *payload, size_t 
 		[KC_ZSTD] = { "libzstd.so.1", zstd },
 	};
 	if (c == KC_UNKNOWN || c > KC_ZSTD)
-		return fail(why, whylen, "unknown compression");
+		return errorf(why, whylen, "unknown compression");
 	if (len < 8 || len - 4 > UINT_MAX || size > UINT_MAX)
-		return fail(why, whylen, "%s payload of %zu bytes for %zu: out of range", kernel_compression_name(c), len, size);
+		return errorf(why, whylen, "%s payload of %zu bytes for %zu: out of range", kernel_compression_name(c), len, size);
 	struct lib l = { dlopen(fmt[c].soname, RTLD_NOW | RTLD_LOCAL), why, whylen };
 	if (!l.h)
-		return fail(why, whylen, "cannot load %s: %s", fmt[c].soname, dlerror());
+		return errorf(why, whylen, "cannot load %s: %s", fmt[c].soname, dlerror());
 	*why = 0;
 	int r = fmt[c].fn(&l, payload, len - 4, out, size); /* without the appended size */
 	dlclose(l.h); /* its pages are not worth keeping for one boot */
@@ -196,13 +195,13 @@ static int walk_relocs(const uint8_t *blob, uint64_t link_phys, const struct vml
 	for (int run = 0; run < 3; run++) {
 		for (;;) {
 			if (i == 0)
-				return fail(why, whylen, "relocation table without its terminators");
+				return errorf(why, whylen, "relocation table without its terminators");
 			uint32_t e = rd32(table + 4 * --i);
 			if (!e)
 				break;
 			uint64_t off;
 			if (!reloc_target(e, link_phys, l, width[run], &off))
-				return fail(why, whylen, "relocation 0x%08x outside the kernel image", e);
+				return errorf(why, whylen, "relocation 0x%08x outside the kernel image", e);
 			n++;
 			if (!dst)
 				continue;
@@ -220,7 +219,7 @@ static int walk_relocs(const uint8_t *blob, uint64_t link_phys, const struct vml
 		}
 	}
 	if (i != 0)
-		return fail(why, whylen, "%llu bytes between the ELF image and its relocation table",
+		return errorf(why, whylen, "%llu bytes between the ELF image and its relocation table",
 			    (unsigned long long)i * 4);
 	if (count)
 		*count = n;
@@ -233,14 +232,14 @@ int vmlinux_inspect(const uint8_t *blob, size_t len, uint64_t link_phys, struct 
 	Elf64_Ehdr eh;
 	memset(l, 0, sizeof(*l));
 	if (len < sizeof(eh))
-		return fail(why, whylen, "not an ELF image");
+		return errorf(why, whylen, "not an ELF image");
 	memcpy(&eh, blob, sizeof(eh));
 	if (memcmp(eh.e_ident, ELFMAG, SELFMAG) || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
 	    eh.e_ident[EI_DATA] != ELFDATA2LSB || eh.e_machine != EM_X86_64)
-		return fail(why, whylen, "not an x86_64 ELF image");
+		return errorf(why, whylen, "not an x86_64 ELF image");
 	if (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 || eh.e_phnum > ELF_MAX_PHDRS ||
 	    eh.e_phoff > len || (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr) > len - eh.e_phoff)
-		return fail(why, whylen, "bad ELF program headers");
+		return errorf(why, whylen, "bad ELF program headers");
 	uint64_t end = eh.e_phoff + (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr);
 	if (eh.e_shnum && eh.e_shoff <= len && (uint64_t)eh.e_shnum * eh.e_shentsize <= len - eh.e_shoff &&
 	    eh.e_shoff + (uint64_t)eh.e_shnum * eh.e_shentsize > end)
@@ -254,9 +253,9 @@ int vmlinux_inspect(const uint8_t *blob, size_t len, uint64_t link_phys, struct 
 		if (ph.p_filesz > ph.p_memsz || ph.p_offset > len || ph.p_filesz > len - ph.p_offset ||
 		    ph.p_paddr < link_phys || ph.p_paddr - link_phys > KERNEL_IMAGE_SIZE ||
 		    ph.p_memsz > KERNEL_IMAGE_SIZE - (ph.p_paddr - link_phys))
-			return fail(why, whylen, "ELF segment %u outside the kernel image", i);
+			return errorf(why, whylen, "ELF segment %u outside the kernel image", i);
 		if (ph.p_paddr - link_phys > ph.p_offset)
-			return fail(why, whylen, "ELF segment %u lies in the file before its place in memory", i);
+			return errorf(why, whylen, "ELF segment %u lies in the file before its place in memory", i);
 		loads++;
 		uint64_t at = ph.p_paddr - link_phys;
 		if (at + ph.p_memsz > l->span)
@@ -267,14 +266,14 @@ int vmlinux_inspect(const uint8_t *blob, size_t len, uint64_t link_phys, struct 
 			end = ph.p_offset + ph.p_filesz;
 	}
 	if (!loads)
-		return fail(why, whylen, "no loadable ELF segment");
+		return errorf(why, whylen, "no loadable ELF segment");
 	if (eh.e_entry < link_phys || eh.e_entry - link_phys >= l->filespan)
-		return fail(why, whylen, "ELF entry point 0x%llx outside the kernel image", (unsigned long long)eh.e_entry);
+		return errorf(why, whylen, "ELF entry point 0x%llx outside the kernel image", (unsigned long long)eh.e_entry);
 	l->entry_off = eh.e_entry - link_phys;
 	l->elf_end = end;
 	uint64_t rest = len - end;
 	if (rest % 4)
-		return fail(why, whylen, "%llu bytes after the ELF image: not a relocation table", (unsigned long long)rest);
+		return errorf(why, whylen, "%llu bytes after the ELF image: not a relocation table", (unsigned long long)rest);
 	l->reloc_words = rest / 4;
 	if (!rest)
 		return 0;
@@ -296,7 +295,7 @@ int vmlinux_place(uint8_t *blob, size_t len, uint64_t link_phys, const struct vm
 		if (ph[i].p_type == PT_LOAD)
 			memmove(blob + (ph[i].p_paddr - link_phys), blob + ph[i].p_offset, ph[i].p_filesz);
 	if (virt_delta && !l->reloc_words)
-		return fail(why, whylen, "the kernel has no relocation table");
+		return errorf(why, whylen, "the kernel has no relocation table");
 	if (virt_delta && walk_relocs(blob, link_phys, l, blob, virt_delta, NULL, why, whylen) < 0)
 		return -1;
 	for (unsigned i = 0; i < eh.e_phnum; i++)

@@ -360,7 +360,6 @@ static int load_bzimage(struct vm *vm, const struct kv_bootloader *b, struct fil
 		kernel_end = u.end;
 	} else {
 		log_debug("bzImage: the kernel unpacks itself in the guest (%s)", why);
-		u.kaslr = false;
 		if (kernel_end > vm->low_ram) {
 			snprintf(err, errlen, "invalid virtual machine configuration: kernel needs %llu MiB, guest has too little memory",
 				 (unsigned long long)(kernel_end >> 20) + 1);
