@@ -7,7 +7,9 @@
           msize 512 KiB, cache=loose): what Linux users have built in
 Jobs (seconds, lower is better): untar 10,000 small files, re-read them all
 (caches dropped first), stat every file (caches dropped), write 1 GiB
-sequentially (fsync at the end), read it back (caches dropped). The guest
+sequentially (fsync at the end), read it back (caches dropped), and read it
+again with the guest's readahead for the share raised from the kernel's
+128 KiB to 1 MiB (read_ahead_kb: docs/shares.md; both guests). The guest
 uses the full Debian kernel for both VMMs (the cloud kernel has no 9p)."""
 import io
 import os
@@ -30,7 +32,7 @@ WORK = os.environ.get("BENCH_DIR", "/var/tmp")
 FILES = int(os.environ.get("BENCH_FILES", "10000"))
 BIG_MIB = int(os.environ.get("BENCH_BIG_MIB", "1024"))
 CPUS, MEM = 1, 2048  # one vCPU: see docs/testing.md on two-vCPU guests in the rig
-JOBS = ("untar", "reread", "stat", "write", "read")
+JOBS = ("untar", "reread", "stat", "write", "read", "read-ra1m")
 
 # $M is the folder; t() prints seconds since the last mark (from /proc/uptime).
 # DROP=1 (the guests): drop the guest's caches before the read jobs; the host
@@ -39,12 +41,15 @@ JOBS_SH = r"""t0=0
 mark() { t0=$(cut -d' ' -f1 /proc/uptime); }
 t() { echo "JOB $1 $(awk -v a=$t0 '{printf "%%.3f", $1 - a}' /proc/uptime)"; }
 drop() { sync; [ -n "$DROP" ] && echo 3 > /proc/sys/vm/drop_caches; }
+ra() { [ -n "$DROP" ] || return 0; b=/sys/class/bdi/0:$(stat -c %%d $M)/read_ahead_kb
+  [ -w "$b" ] && echo $1 > "$b" || echo "READAHEAD-NOT-SET $b"; }
 mark; tar -xf %(tar)s -C $M; sync; t untar
 echo "FILES $(find $M/tree -type f | wc -l)"
 drop; mark; find $M/tree -type f -exec cat {} + > /dev/null; t reread
 drop; mark; find $M/tree -type f -exec stat -c %%s {} + > /dev/null; t stat
 mark; dd if=/dev/zero of=$M/big bs=1M count=%(mib)d conv=fsync 2>/dev/null; t write
 drop; mark; dd if=$M/big of=/dev/null bs=1M 2>/dev/null; t read
+ra 1024; drop; mark; dd if=$M/big of=/dev/null bs=1M 2>/dev/null; t read-ra1m
 rm -rf $M/tree $M/big
 echo JOBS-DONE
 """
@@ -113,6 +118,8 @@ def run_guest(name, cmd):
     if files != [str(FILES)]:  # a bench that does not check its work can flatter
         sys.exit("%s: the untar made %s files of %d; console:\n%s\nstderr:\n%s" %
                  (name, files, FILES, "\n".join(lines[-30:]), text[-3000:]))
+    if any(l.startswith("READAHEAD-NOT-SET") for l in lines):
+        sys.exit("%s: the guest could not set the share's readahead; console:\n%s" % (name, "\n".join(lines[-30:])))
     if len(res) != len(JOBS):
         sys.exit("%s: jobs missing; console:\n%s\nstderr:\n%s" % (name, "\n".join(lines[-30:]), text[-3000:]))
     for l in text.splitlines():
@@ -180,7 +187,7 @@ def main():
         h, k, a, q = results["host"][j], results["kvkit"][j], results["kvkit-always"][j], results["9p"][j]
         print("%-8s %7.2fs %7.2fs %7.2fs %7.2fs %7.2fx /%6.2fx %7.2f /%6.2f" % (j, h, k, a, q, q / k, q / a, h / k, h / a))
     mb = BIG_MIB * 1.048576
-    for j in ("write", "read"):
+    for j in ("write", "read", "read-ra1m"):
         print("%-8s MB/s   host %.0f  kvkit %.0f / %.0f  9p %.0f" % (
             j, mb / results["host"][j], mb / results["kvkit"][j], mb / results["kvkit-always"][j], mb / results["9p"][j]))
     shutil.rmtree(d, ignore_errors=True)

@@ -73,7 +73,7 @@ struct fuse_server {
 	struct node **by_key;
 	size_t key_buckets, nkeys;
 	unsigned nnodes;
-	uint64_t ops[64], write_bytes, read_bytes, busy_ns; /* for the debug log at exit */
+	uint64_t ops[64], op_ns[64], write_bytes, read_bytes, busy_ns; /* for the debug log at exit */
 };
 
 static uint64_t slot_add(struct slots *t, void *p)
@@ -1214,8 +1214,9 @@ size_t fuse_server_handle(struct fuse_server *s, const struct iovec *req, unsign
 	free(copy);
 	free(r.out);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	__atomic_fetch_add(&s->busy_ns, (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + t1.tv_nsec - t0.tv_nsec),
-			   __ATOMIC_RELAXED);
+	uint64_t ns = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + t1.tv_nsec - t0.tv_nsec);
+	__atomic_fetch_add(&s->busy_ns, ns, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&s->op_ns[r.in.opcode & 63], ns, __ATOMIC_RELAXED);
 	return ret;
 }
 
@@ -1321,9 +1322,12 @@ void fuse_server_describe(struct fuse_server *s, char *buf, size_t len)
 	uint64_t busy = __atomic_load_n(&s->busy_ns, __ATOMIC_RELAXED);
 	size_t off = (size_t)snprintf(buf, len, "%llu served in %.3f s (%.1f us each): ", (unsigned long long)total,
 				      busy / 1e9, total ? busy / 1e3 / total : 0.0);
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && off < len; i++)
-		off += snprintf(buf + off, len - off, "%s %llu ", names[i].name,
-				(unsigned long long)__atomic_load_n(&s->ops[names[i].op & 63], __ATOMIC_RELAXED));
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && off < len; i++) {
+		uint64_t n = __atomic_load_n(&s->ops[names[i].op & 63], __ATOMIC_RELAXED);
+		uint64_t ns = __atomic_load_n(&s->op_ns[names[i].op & 63], __ATOMIC_RELAXED);
+		off += (size_t)snprintf(buf + off, len - off, n ? "%s %llu (%.0f us) " : "%s 0 ", names[i].name,
+					(unsigned long long)n, n ? ns / 1e3 / n : 0.0);
+	}
 	if (off < len)
 		snprintf(buf + off, len - off, "| %llu MiB written, %llu MiB read",
 			 (unsigned long long)(s->write_bytes >> 20), (unsigned long long)(s->read_bytes >> 20));

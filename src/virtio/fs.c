@@ -281,7 +281,7 @@ void virtio_fs_close_all(void)
 		for (unsigned i = 0; i < s->nworkers; i++)
 			pthread_join(s->workers[i], NULL);
 		if (log_enabled(LOG_DEBUG)) {
-			char line[600];
+			char line[1024];
 			fuse_server_describe(s->srv, line, sizeof(line));
 			log_debug("virtio-fs %s: %u inodes held by the guest at exit; requests: %s", s->tag,
 				  fuse_server_inodes(s->srv), line);
