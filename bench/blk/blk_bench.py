@@ -15,7 +15,7 @@ import os
 import re
 import subprocess
 import sys
-import time
+import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from guest_tools import GUEST_RUN, cpu_seconds, tools_disk  # noqa: E402
@@ -28,7 +28,7 @@ RUNTIME = int(os.environ.get("BENCH_RUNTIME", "5"))
 SIZE_MIB = int(os.environ.get("BENCH_SIZE_MIB", "512"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 WORK = os.environ.get("BENCH_DIR", "/var/tmp")
-CPUS, MEM = 2, 1024
+CPUS, MEM = 1, 1024  # one vCPU: two-vCPU guests in the nested rig now and then lose their timer (docs/testing.md)
 
 JOBS = [  # name, rw, bs, iodepth
     ("seq-read", "read", "1M", 8),
@@ -63,11 +63,14 @@ def guest_jobs():
 
 
 def run_vmm(name, cmd):
-    """Boot, collect each job's fio JSON and the VMM's CPU time over the job."""
+    """Boot, collect each job's fio JSON and the VMM's CPU time over the job;
+    None if the guest did not finish in 10 minutes (the nested rig sometimes
+    loses a guest: that round is left out and the table says so)."""
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    watchdog = threading.Timer(600, p.kill)  # reading stdout blocks: the deadline cannot be polled
+    watchdog.start()
     out = {}
     start = None
-    deadline = time.monotonic() + 600
     for raw in p.stdout:
         line = raw.decode(errors="replace").strip()
         m = re.search(r"JOB-START (\S+)", line)
@@ -77,17 +80,22 @@ def run_vmm(name, cmd):
         if line.startswith("{"):
             js = json.loads(line[line.index("{"):line.rindex("}") + 1])
             out[js["jobs"][0]["jobname"]] = (result(js), cpu_seconds(p.pid) - start)
-        if len(out) == len(JOBS) or time.monotonic() > deadline:
+        if len(out) == len(JOBS):
             break
+    watchdog.cancel()
     p.kill()
     p.wait()
     if len(out) != len(JOBS):
-        sys.exit("%s: only %d of %d jobs reported; stderr:\n%s" % (name, len(out), len(JOBS), p.stderr.read().decode()))
+        print("%s: only %d of %d jobs reported; this round is left out; stderr:\n%s" %
+              (name, len(out), len(JOBS), p.stderr.read().decode()[-1500:]), flush=True)
+        return None
     return out
 
 
 def show(who, res):
     """Raw figures as soon as one side is done (a later failure keeps them)."""
+    if res is None:
+        return
     print("%-6s " % who + "  ".join("%s=%.1f%s" % (n, res[n][0][0 if bs == "1M" else 1], "MB/s" if bs == "1M" else "IOPS")
                                     for n, _, bs, _ in JOBS), flush=True)
 
@@ -137,8 +145,12 @@ def main():
             "-drive", "file=%s,if=none,id=d1,format=raw,readonly=on" % tools,
             "-device", "virtio-blk-pci,drive=d1"]))
         show("qemu", rounds["qemu"][-1])
+    rounds = {w: [r for r in rs if r] for w, rs in rounds.items()}
+    if not all(rounds.values()):
+        sys.exit("no complete round for %s" % ", ".join(w for w, rs in rounds.items() if not rs))
     results = {w: median_round(r) for w, r in rounds.items()}
-    print("medians of %d rounds:" % ROUNDS)
+    print("medians of the complete rounds (host %d, kvkit %d, qemu %d of %d):" %
+          (len(rounds["host"]), len(rounds["kvkit"]), len(rounds["qemu"]), ROUNDS))
     print("%-16s %12s %12s %12s %9s %9s   %s" % ("job", "host", "kvkit", "qemu", "kv/host", "kv/qemu", "CPU s/GB host kvkit qemu"))
     for n, rw, bs, qd in JOBS:
         idx = 0 if bs == "1M" else 1  # MB/s for sequential, IOPS for random

@@ -28,13 +28,20 @@
 
 struct blk_dev;
 
+/* One guest request, or several adjacent ones merged into one I/O. */
+struct blk_sub {
+	uint16_t head;
+	uint8_t *status;
+	uint32_t used_len;
+};
+
 struct blk_req {
 	struct blk_io io;
 	struct blk_dev *dev;
-	uint16_t q, head;
-	uint8_t *status;
-	uint32_t used_len;
+	uint16_t q;
 	uint32_t gen;
+	unsigned nsub, cap_iov;
+	struct blk_sub sub[BLK_MERGE_MAX_REQS];
 	struct iovec iov[];
 };
 
@@ -98,7 +105,8 @@ static void req_complete(void *opaque, struct blk_io *io)
 			st = VIRTIO_BLK_S_IOERR;
 			log_io_error(b, io);
 		}
-		answer(b, r->q, r->head, r->status, st, st == VIRTIO_BLK_S_OK ? r->used_len : 0);
+		for (unsigned i = 0; i < r->nsub; i++)
+			answer(b, r->q, r->sub[i].head, r->sub[i].status, st, st == VIRTIO_BLK_S_OK ? r->sub[i].used_len : 0);
 	}
 	pthread_mutex_unlock(&b->dev.lock);
 	free(r);
@@ -112,31 +120,29 @@ static void batch_done(void *opaque)
 	pthread_mutex_unlock(&b->dev.lock);
 }
 
-static void submit(struct blk_dev *b, unsigned q, struct blk_parsed *p, uint16_t head)
+static struct blk_req *req_new(struct blk_dev *b, unsigned q, struct blk_parsed *p, uint16_t head,
+			       unsigned cap_iov)
 {
-	struct blk_req *r = malloc(sizeof(*r) + p->ndata * sizeof(struct iovec));
+	struct blk_req *r = malloc(sizeof(*r) + cap_iov * sizeof(struct iovec));
 	if (!r) {
 		answer(b, q, head, p->status, VIRTIO_BLK_S_IOERR, 0);
-		return;
+		return NULL;
 	}
 	memset(&r->io, 0, sizeof(r->io));
 	memcpy(r->iov, p->data, p->ndata * sizeof(struct iovec));
 	r->dev = b;
 	r->q = (uint16_t)q;
-	r->head = head;
-	r->status = p->status;
 	r->gen = b->gen[q];
-	r->used_len = 0;
+	r->cap_iov = cap_iov;
+	r->nsub = 1;
+	r->sub[0] = (struct blk_sub){ .head = head, .status = p->status,
+				      .used_len = p->type == VIRTIO_BLK_T_IN ? (uint32_t)p->len : 0 };
 	r->io.iov = r->iov;
 	r->io.niov = p->ndata;
 	switch (p->type) {
 	case VIRTIO_BLK_T_IN:
-		r->io.op = BLK_READ;
-		r->used_len = (uint32_t)p->len;
-		/* fallthrough */
 	case VIRTIO_BLK_T_OUT:
-		if (p->type == VIRTIO_BLK_T_OUT)
-			r->io.op = BLK_WRITE;
+		r->io.op = p->type == VIRTIO_BLK_T_IN ? BLK_READ : BLK_WRITE;
 		r->io.offset = p->sector * BLK_SECTOR;
 		r->io.len = p->len;
 		break;
@@ -150,7 +156,23 @@ static void submit(struct blk_dev *b, unsigned q, struct blk_parsed *p, uint16_t
 		r->io.len = (uint64_t)p->range_sectors * BLK_SECTOR;
 		break;
 	}
-	b->be->ops->submit(b->be, &r->io);
+	return r;
+}
+
+/* Append p to the read or write r if it continues it (see blk_mergeable)
+ * and r has room for its iovecs. */
+static bool req_merge(struct blk_req *r, const struct blk_parsed *p, uint16_t head)
+{
+	uint32_t type = r->io.op == BLK_READ ? VIRTIO_BLK_T_IN : VIRTIO_BLK_T_OUT;
+	if (!blk_mergeable(type, r->io.offset + r->io.len, r->io.niov, r->io.len, r->nsub, p) ||
+	    r->io.niov + p->ndata > r->cap_iov)
+		return false;
+	memcpy(r->iov + r->io.niov, p->data, p->ndata * sizeof(struct iovec));
+	r->io.niov += p->ndata;
+	r->io.len += p->len;
+	r->sub[r->nsub++] = (struct blk_sub){ .head = head, .status = p->status,
+					      .used_len = type == VIRTIO_BLK_T_IN ? (uint32_t)p->len : 0 };
+	return true;
 }
 
 static void blk_queue_notify(struct virtio_dev *d, unsigned q)
@@ -158,6 +180,7 @@ static void blk_queue_notify(struct virtio_dev *d, unsigned q)
 	struct blk_dev *b = d->priv;
 	struct virtq *vq = &d->q[q].vq;
 	struct blk_parsed *p = &b->parsed;
+	struct blk_req *rw = NULL; /* the read or write later ones may join */
 	int got;
 	bool submitted = false;
 
@@ -168,6 +191,13 @@ static void blk_queue_notify(struct virtio_dev *d, unsigned q)
 			answer(b, q, head, p->status, (uint8_t)st, 0);
 			continue;
 		}
+		if (rw && req_merge(rw, p, head))
+			continue;
+		if (rw) { /* this one does not continue it: what was gathered goes first */
+			b->be->ops->submit(b->be, &rw->io);
+			submitted = true;
+			rw = NULL;
+		}
 		if (p->type == VIRTIO_BLK_T_GET_ID) {
 			iov_from_buf(p->data, p->ndata, 0, b->serial, p->len);
 			answer(b, q, head, p->status, VIRTIO_BLK_S_OK, (uint32_t)p->len);
@@ -175,10 +205,20 @@ static void blk_queue_notify(struct virtio_dev *d, unsigned q)
 			answer(b, q, head, p->status, VIRTIO_BLK_S_OK, 0);
 		} else if (p->type != VIRTIO_BLK_T_FLUSH && !p->len && p->type <= VIRTIO_BLK_T_OUT) {
 			answer(b, q, head, p->status, VIRTIO_BLK_S_OK, 0); /* empty transfer */
+		} else if (p->type <= VIRTIO_BLK_T_OUT) {
+			/* room for more iovecs only while more requests wait in the ring */
+			rw = req_new(b, q, p, head, virtq_has_avail(vq) ? BLK_MERGE_MAX_IOV : p->ndata);
 		} else {
-			submit(b, q, p, head);
-			submitted = true;
+			struct blk_req *r = req_new(b, q, p, head, p->ndata);
+			if (r) {
+				b->be->ops->submit(b->be, &r->io);
+				submitted = true;
+			}
 		}
+	}
+	if (rw) {
+		b->be->ops->submit(b->be, &rw->io);
+		submitted = true;
 	}
 	if (submitted)
 		b->be->ops->kick(b->be);

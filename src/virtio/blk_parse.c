@@ -85,3 +85,11 @@ int blk_parse(const struct virtq_elem *e, const struct blk_disk_info *disk, stru
 		return VIRTIO_BLK_S_UNSUPP;
 	}
 }
+
+bool blk_mergeable(uint32_t type, uint64_t end, unsigned niov, uint64_t len, unsigned nreqs,
+		   const struct blk_parsed *p)
+{
+	return (type == VIRTIO_BLK_T_IN || type == VIRTIO_BLK_T_OUT) && p->type == type && p->len &&
+	       p->sector * BLK_SECTOR == end && nreqs < BLK_MERGE_MAX_REQS && niov + p->ndata <= BLK_MERGE_MAX_IOV &&
+	       len + p->len <= BLK_MERGE_MAX_BYTES;
+}

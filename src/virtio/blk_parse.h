@@ -50,4 +50,17 @@ struct blk_parsed {
  * whenever the chain has a writable byte for it. */
 int blk_parse(const struct virtq_elem *e, const struct blk_disk_info *disk, struct blk_parsed *p);
 
+/* Adjacent reads (or writes) popped in one batch go to the backend as one
+ * I/O, as QEMU's virtio-blk does: fewer system calls and completions, and
+ * larger transfers for the host's block layer. At most this many requests,
+ * iovecs (the kernel's IOV_MAX) and bytes per merged I/O. */
+#define BLK_MERGE_MAX_REQS 32
+#define BLK_MERGE_MAX_IOV 1024
+#define BLK_MERGE_MAX_BYTES (4u << 20)
+
+/* Whether parsed request p can be appended to a merged I/O of `type` that
+ * so far ends at byte `end`, has niov iovecs, len bytes and nreqs requests. */
+bool blk_mergeable(uint32_t type, uint64_t end, unsigned niov, uint64_t len, unsigned nreqs,
+		   const struct blk_parsed *p);
+
 #endif

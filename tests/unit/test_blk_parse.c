@@ -178,6 +178,37 @@ static void too_many_segments(void **s)
 	assert_int_equal(blk_parse(&e, &(struct blk_disk_info){ .sectors = 1000 }, &p), VIRTIO_BLK_S_IOERR);
 }
 
+/* Which parsed requests may join a merged read or write. */
+static void merging(void **state)
+{
+	(void)state;
+	struct blk_parsed r = { .type = VIRTIO_BLK_T_IN, .sector = 8, .ndata = 2, .len = 4096 };
+	/* continues a read that ends at sector 8 */
+	assert_true(blk_mergeable(VIRTIO_BLK_T_IN, 8 * BLK_SECTOR, 2, 4096, 1, &r));
+	/* a gap, an overlap, another type */
+	assert_false(blk_mergeable(VIRTIO_BLK_T_IN, 7 * BLK_SECTOR, 2, 4096, 1, &r));
+	assert_false(blk_mergeable(VIRTIO_BLK_T_IN, 9 * BLK_SECTOR, 2, 4096, 1, &r));
+	assert_false(blk_mergeable(VIRTIO_BLK_T_OUT, 8 * BLK_SECTOR, 2, 4096, 1, &r));
+	r.type = VIRTIO_BLK_T_OUT;
+	assert_true(blk_mergeable(VIRTIO_BLK_T_OUT, 8 * BLK_SECTOR, 2, 4096, 1, &r));
+	/* only reads and writes merge, and only with data */
+	r.type = VIRTIO_BLK_T_FLUSH;
+	assert_false(blk_mergeable(VIRTIO_BLK_T_FLUSH, 8 * BLK_SECTOR, 2, 4096, 1, &r));
+	r.type = VIRTIO_BLK_T_DISCARD;
+	assert_false(blk_mergeable(VIRTIO_BLK_T_DISCARD, 8 * BLK_SECTOR, 2, 4096, 1, &r));
+	r.type = VIRTIO_BLK_T_IN;
+	r.len = 0;
+	assert_false(blk_mergeable(VIRTIO_BLK_T_IN, 8 * BLK_SECTOR, 2, 4096, 1, &r));
+	r.len = 4096;
+	/* the limits: requests, iovecs, bytes */
+	assert_true(blk_mergeable(VIRTIO_BLK_T_IN, 8 * BLK_SECTOR, 2, 4096, BLK_MERGE_MAX_REQS - 1, &r));
+	assert_false(blk_mergeable(VIRTIO_BLK_T_IN, 8 * BLK_SECTOR, 2, 4096, BLK_MERGE_MAX_REQS, &r));
+	assert_true(blk_mergeable(VIRTIO_BLK_T_IN, 8 * BLK_SECTOR, BLK_MERGE_MAX_IOV - 2, 4096, 1, &r));
+	assert_false(blk_mergeable(VIRTIO_BLK_T_IN, 8 * BLK_SECTOR, BLK_MERGE_MAX_IOV - 1, 4096, 1, &r));
+	assert_true(blk_mergeable(VIRTIO_BLK_T_IN, 8 * BLK_SECTOR, 2, BLK_MERGE_MAX_BYTES - 4096, 1, &r));
+	assert_false(blk_mergeable(VIRTIO_BLK_T_IN, 8 * BLK_SECTOR, 2, BLK_MERGE_MAX_BYTES - 4095, 1, &r));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -185,6 +216,7 @@ int main(void)
 		cmocka_unit_test(header_split_across_descriptors), cmocka_unit_test(hostile_requests),
 		cmocka_unit_test(readonly_refuses_writes), cmocka_unit_test(get_id_and_flush),
 		cmocka_unit_test(discard_and_write_zeroes), cmocka_unit_test(too_many_segments),
+		cmocka_unit_test(merging),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
