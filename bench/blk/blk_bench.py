@@ -92,11 +92,16 @@ def run_vmm(name, cmd):
     return out
 
 
+def figure_index(bs):
+    """Which of result()'s figures a job is judged by: MB/s for sequential, IOPS for random."""
+    return 0 if bs == "1M" else 1
+
+
 def show(who, res):
     """Raw figures as soon as one side is done (a later failure keeps them)."""
     if res is None:
         return
-    print("%-6s " % who + "  ".join("%s=%.1f%s" % (n, res[n][0][0 if bs == "1M" else 1], "MB/s" if bs == "1M" else "IOPS")
+    print("%-6s " % who + "  ".join("%s=%.1f%s" % (n, res[n][0][figure_index(bs)], "MB/s" if bs == "1M" else "IOPS")
                                     for n, _, bs, _ in JOBS), flush=True)
 
 
@@ -104,8 +109,7 @@ def median_round(rounds):
     """Per job, the round with the median figure (MB/s or IOPS), with its CPU."""
     out = {}
     for n, _, bs, _ in JOBS:
-        idx = 0 if bs == "1M" else 1
-        runs = sorted((r[n] for r in rounds), key=lambda v: v[0][idx])
+        runs = sorted((r[n] for r in rounds), key=lambda v: v[0][figure_index(bs)])
         out[n] = runs[len(runs) // 2]
     return out
 
@@ -153,8 +157,7 @@ def main():
           (len(rounds["host"]), len(rounds["kvkit"]), len(rounds["qemu"]), ROUNDS))
     print("%-16s %12s %12s %12s %9s %9s   %s" % ("job", "host", "kvkit", "qemu", "kv/host", "kv/qemu", "CPU s/GB host kvkit qemu"))
     for n, rw, bs, qd in JOBS:
-        idx = 0 if bs == "1M" else 1  # MB/s for sequential, IOPS for random
-        vals = [results[w][n][0][idx] for w in ("host", "kvkit", "qemu")]
+        vals = [results[w][n][0][figure_index(bs)] for w in ("host", "kvkit", "qemu")]
         cpu = ["%.2f" % (results[w][n][1] / (results[w][n][0][2] / 1e9)) if results[w][n][0][2] else "-"
                for w in ("host", "kvkit", "qemu")]
         fmt = "%.1f MB/s" if bs == "1M" else "%.0f IOPS"

@@ -20,7 +20,6 @@
 
 static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 
-
 enum kernel_compression kernel_compression_of(const uint8_t *p, size_t len)
 {
 	if (len >= 2 && p[0] == 0x1f && (p[1] == 0x8b || p[1] == 0x9e))
@@ -220,7 +219,7 @@ static int walk_relocs(const uint8_t *blob, uint64_t link_phys, const struct vml
 	}
 	if (i != 0)
 		return errorf(why, whylen, "%llu bytes between the ELF image and its relocation table",
-			    (unsigned long long)i * 4);
+			      (unsigned long long)i * 4);
 	if (count)
 		*count = n;
 	return 0;

@@ -120,6 +120,13 @@ static void batch_done(void *opaque)
 	pthread_mutex_unlock(&b->dev.lock);
 }
 
+/* The answer-to-be of guest request p (a read answers its data length). */
+static struct blk_sub sub_of(const struct blk_parsed *p, uint16_t head)
+{
+	return (struct blk_sub){ .head = head, .status = p->status,
+				 .used_len = p->type == VIRTIO_BLK_T_IN ? (uint32_t)p->len : 0 };
+}
+
 static struct blk_req *req_new(struct blk_dev *b, unsigned q, struct blk_parsed *p, uint16_t head,
 			       unsigned cap_iov)
 {
@@ -135,8 +142,7 @@ static struct blk_req *req_new(struct blk_dev *b, unsigned q, struct blk_parsed 
 	r->gen = b->gen[q];
 	r->cap_iov = cap_iov;
 	r->nsub = 1;
-	r->sub[0] = (struct blk_sub){ .head = head, .status = p->status,
-				      .used_len = p->type == VIRTIO_BLK_T_IN ? (uint32_t)p->len : 0 };
+	r->sub[0] = sub_of(p, head);
 	r->io.iov = r->iov;
 	r->io.niov = p->ndata;
 	switch (p->type) {
@@ -170,8 +176,7 @@ static bool req_merge(struct blk_req *r, const struct blk_parsed *p, uint16_t he
 	memcpy(r->iov + r->io.niov, p->data, p->ndata * sizeof(struct iovec));
 	r->io.niov += p->ndata;
 	r->io.len += p->len;
-	r->sub[r->nsub++] = (struct blk_sub){ .head = head, .status = p->status,
-					      .used_len = type == VIRTIO_BLK_T_IN ? (uint32_t)p->len : 0 };
+	r->sub[r->nsub++] = sub_of(p, head);
 	return true;
 }
 
