@@ -35,7 +35,7 @@ CORE_SRCS := src/util/log.c src/vmm/guest_mem.c src/vmm/bus.c src/vmm/eventloop.
 	src/virtio/balloon.c src/api/handler.c src/api/server.c src/services/cloudinit.c src/util/unixsock.c src/util/file_replace.c \
 	src/virtio/net.c src/virtio/net_frames.c src/net/fdnet.c src/net/slirp.c \
 	src/virtio/vsock.c src/vsock/vsock.c src/services/ignition.c src/services/timesync.c \
-	src/virtio/fs.c src/fs/fuse_server.c \
+	src/virtio/fs.c src/fs/fuse_server.c src/fs/dax_window.c \
 	src/boot/efi.c src/boot/kernel_unpack.c src/devices/pflash.c src/devices/fw_cfg.c src/devices/rtc.c src/devices/piix4_pm.c
 MAIN_SRCS := src/main.c
 
@@ -90,7 +90,7 @@ $(BUILD)/tests/test_api: tests/unit/test_api.c $(call obj,src/api/handler.c src/
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -ljson-c $(TEST_LIBS)
 
-$(BUILD)/tests/test_fuse: tests/unit/test_fuse.c $(call obj,src/fs/fuse_server.c src/virtio/virtq.c src/vmm/guest_mem.c \
+$(BUILD)/tests/test_fuse: tests/unit/test_fuse.c $(call obj,src/fs/fuse_server.c src/fs/dax_window.c src/virtio/virtq.c src/vmm/guest_mem.c \
 		src/util/log.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
@@ -143,7 +143,7 @@ $(BUILD)/fuzz/fuzz_firmware: tests/fuzz/fuzz_firmware.c src/devices/pflash.c src
 		src/devices/piix4_pm.c src/pci/pci.c src/util/log.c src/vmm/bus.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@
-$(BUILD)/fuzz/fuzz_fuse: tests/fuzz/fuzz_fuse.c src/fs/fuse_server.c src/virtio/virtq.c src/vmm/guest_mem.c src/util/log.c
+$(BUILD)/fuzz/fuzz_fuse: tests/fuzz/fuzz_fuse.c src/fs/fuse_server.c src/fs/dax_window.c src/virtio/virtq.c src/vmm/guest_mem.c src/util/log.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@
 $(BUILD)/fuzz/fuzz_vsock: tests/fuzz/fuzz_vsock.c src/vsock/vsock.c src/virtio/virtq.c src/vmm/guest_mem.c src/vmm/eventloop.c \

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "internal.h"
 
 struct perr {
 	char *buf;
@@ -666,6 +667,13 @@ static int parse_fs(struct kv_device *d, struct opt *o, int n, struct perr *e)
 			else if (!strcmp(v, "always")) k->cache = KV_FS_CACHE_ALWAYS;
 			else if (!strcmp(v, "never")) k->cache = KV_FS_CACHE_NEVER;
 			else return fail(e, "unexpected value for virtio-fs 'cache' option: %s (expected auto, always or never)", v);
+		} else if (!strcmp(o[i].key, "dax")) { /* kvkit */
+			const char *v = val(&o[i]);
+			char *end;
+			unsigned long long m = strtoull(v, &end, 10);
+			if (!isdigit((unsigned char)*v) || *end || !kv_dax_mib_ok(m))
+				return fail(e, "invalid virtio-fs 'dax' window: %s (" KV_DAX_MIB_HINT ")", v);
+			k->dax_mib = (uint32_t)m;
 		} else {
 			return fail(e, "unknown option for virtio-fs devices: %s", o[i].key);
 		}

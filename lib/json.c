@@ -122,6 +122,8 @@ static json_object *device_json(const struct kv_device *d, unsigned flags)
 		put_str(o, "sharedDir", d->u.fs.shared_dir);
 		if (d->u.fs.cache != KV_FS_CACHE_AUTO) /* kvkit */
 			put_str(o, "cache", d->u.fs.cache == KV_FS_CACHE_ALWAYS ? "always" : "never");
+		if (d->u.fs.dax_mib) /* kvkit */
+			put_u64(o, "dax", d->u.fs.dax_mib);
 		break;
 	case KV_DEV_ROSETTA:
 		o = kind_obj("rosetta");
@@ -490,7 +492,8 @@ static int read_device(struct rd *r, json_object *o, struct kv_config *c, unsign
 	case KV_DEV_VIRTIO_FS: {
 		char *cache = NULL;
 		rc = get_str(r, o, "mountTag", &d->u.fs.mount_tag) || get_str(r, o, "sharedDir", &d->u.fs.shared_dir) ||
-		     get_str(r, o, "cache", &cache) ? -1 : 0;
+		     get_str(r, o, "cache", &cache) || get_u64(r, o, "dax", UINT32_MAX, &u, NULL) ? -1 : 0;
+		d->u.fs.dax_mib = (uint32_t)u;
 		if (!rc && cache) {
 			if (!strcmp(cache, "always")) d->u.fs.cache = KV_FS_CACHE_ALWAYS;
 			else if (!strcmp(cache, "never")) d->u.fs.cache = KV_FS_CACHE_NEVER;

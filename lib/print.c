@@ -61,6 +61,9 @@ int kv_device_validate(const struct kv_device *d, char *err, size_t errlen)
 		if (!d->u.fs.mount_tag || !*d->u.fs.mount_tag || strlen(d->u.fs.mount_tag) > 36)
 			return kv_fail(err, errlen, "invalid virtio-fs mount tag '%s': must be 1 to 36 bytes",
 				    d->u.fs.mount_tag ? d->u.fs.mount_tag : "");
+		if (!kv_dax_mib_ok(d->u.fs.dax_mib))
+			return kv_fail(err, errlen, "invalid virtio-fs 'dax' window: %u (" KV_DAX_MIB_HINT ")",
+				    d->u.fs.dax_mib);
 		return 0;
 	case KV_DEV_VIRTIO_SERIAL:
 		if (d->u.serial.mode == KV_SERIAL_NONE)
@@ -210,6 +213,8 @@ static void device_opts(const struct kv_device *d, struct opts *o)
 			add(o, "mountTag", d->u.fs.mount_tag);
 		if (d->u.fs.cache != KV_FS_CACHE_AUTO)
 			add(o, "cache", d->u.fs.cache == KV_FS_CACHE_ALWAYS ? "always" : "never");
+		if (d->u.fs.dax_mib)
+			add_u(o, "dax", d->u.fs.dax_mib);
 		break;
 	case KV_DEV_ROSETTA:
 		add(o, "mountTag", d->u.rosetta.mount_tag ? d->u.rosetta.mount_tag : "");

@@ -116,7 +116,7 @@ fi
 # L1 (before the rig gave the L1 a periodic tick; docs/testing.md).
 for g in "blk|tests/e2e/test_blk.py|1|" "boot|tests/e2e/test_boot.py tests/e2e/test_cli.py tests/e2e/test_efi.py|1|" \
 	"api|tests/e2e/test_api.py|1|" "net|tests/e2e/test_net.py|1|not socketpair" \
-	"net-pair|tests/e2e/test_net.py|1|socketpair" "vsock|tests/e2e/test_vsock.py|1|" "fs|tests/e2e/test_fs.py|1|"; do
+	"net-pair|tests/e2e/test_net.py|1|socketpair" "vsock|tests/e2e/test_vsock.py|1|" "fs|tests/e2e/test_fs.py tests/e2e/test_fs_dax.py|1|"; do
 	IFS='|' read -r name files cpus k <<<"$g"
 	run_group "$name" "$files" "$cpus" "$k"
 done

@@ -91,6 +91,7 @@ struct kv_fs {
 	char *shared_dir;
 	char *mount_tag;
 	enum kv_fs_cache cache;
+	uint32_t dax_mib; /* kvkit: DAX window in MiB (a power of two, 2 to 256); 0: none */
 };
 
 enum kv_serial_mode { KV_SERIAL_NONE = 0, KV_SERIAL_LOGFILE, KV_SERIAL_STDIO, KV_SERIAL_PTY };

@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include "../util/log.h"
 #include "../virtio/virtq.h"
+#include "dax_window.h"
 
 #define MAX_WRITE (1u << 20)
 #define MAX_PAGES (MAX_WRITE / 4096)
@@ -73,6 +74,7 @@ struct fuse_server {
 	struct node **by_key;
 	size_t key_buckets, nkeys;
 	unsigned nnodes;
+	struct dax_window *dax; /* the guest's DAX window, NULL if none */
 	uint64_t ops[64], op_ns[64], write_bytes, read_bytes, busy_ns; /* for the debug log at exit */
 };
 
@@ -509,6 +511,11 @@ static size_t do_init(struct req *r)
 	o.max_write = MAX_WRITE;
 	o.time_gran = 1;
 	o.max_pages = MAX_PAGES;
+	/* a DAX mapping covers whole 2 MiB chunks of file and window */
+	if (r->s->dax && (in->flags & FUSE_MAP_ALIGNMENT)) {
+		o.flags |= FUSE_MAP_ALIGNMENT;
+		o.map_alignment = DAX_CHUNK_SHIFT;
+	}
 	return reply(r, 0, &o, in->minor < 23 ? 24 : sizeof(o));
 }
 
@@ -1074,6 +1081,43 @@ static void batch_forget(struct req *r)
 }
 
 /* Everything but the first request's copy: dispatch on the opcode. */
+/* FUSE_SETUPMAPPING: the guest's DAX driver maps a 2 MiB piece of a file
+ * into its window. The kernel sends no file handle (fh is -1): the inode is
+ * opened again, as any OPEN would be, so only regular files qualify. */
+static size_t do_setupmapping(struct req *r, struct node *n)
+{
+	const struct fuse_setupmapping_in *in = take(r, sizeof(*in));
+	if (!in)
+		return reply_err(r, EINVAL);
+	if (n->type != S_IFREG)
+		return reply_err(r, n->type == S_IFDIR ? EISDIR : EACCES);
+	bool writable = in->flags & FUSE_SETUPMAPPING_FLAG_WRITE;
+	int fd = reopen(r->s, n, writable ? O_RDWR : O_RDONLY);
+	if (fd < 0)
+		return reply_err(r, -fd);
+	int rc = dax_window_map(r->s->dax, fd, in->foffset, in->moffset, in->len, writable);
+	close(fd);
+	return reply_err(r, rc);
+}
+
+/* FUSE_REMOVEMAPPING: a count, then that many (moffset, len) ranges. */
+static size_t do_removemapping(struct req *r)
+{
+	const struct fuse_removemapping_in *in = take(r, sizeof(*in));
+	if (!in)
+		return reply_err(r, EINVAL);
+	int rc = 0;
+	for (uint32_t i = 0; i < in->count; i++) {
+		const struct fuse_removemapping_one *one = take(r, sizeof(*one));
+		if (!one)
+			return reply_err(r, EINVAL);
+		int e = dax_window_unmap(r->s->dax, one->moffset, one->len);
+		if (e && !rc)
+			rc = e;
+	}
+	return reply_err(r, rc);
+}
+
 static size_t dispatch(struct req *r)
 {
 	struct fuse_server *s = r->s;
@@ -1112,7 +1156,13 @@ static size_t dispatch(struct req *r)
 	case FUSE_COPY_FILE_RANGE:
 		return do_copy_file_range(r);
 	case FUSE_DESTROY:
+		if (s->dax)
+			dax_window_clear(s->dax);
 		return reply_err(r, 0);
+	case FUSE_REMOVEMAPPING:
+		if (!s->dax)
+			return reply_err(r, ENOSYS);
+		return do_removemapping(r);
 	case FUSE_SYNCFS:
 		return reply_err(r, syncfs(s->root_dir_fd) < 0 ? -errno : 0);
 	case FUSE_INTERRUPT:
@@ -1130,6 +1180,8 @@ static size_t dispatch(struct req *r)
 		case FUSE_STATFS: case FUSE_GETXATTR: case FUSE_SETXATTR: case FUSE_LISTXATTR:
 		case FUSE_REMOVEXATTR: case FUSE_ACCESS:
 			return reply_err(r, ENOENT);
+		case FUSE_SETUPMAPPING:
+			return reply_err(r, s->dax ? ENOENT : ENOSYS);
 		default:
 			return reply_err(r, ENOSYS);
 		}
@@ -1163,7 +1215,8 @@ static size_t dispatch(struct req *r)
 		len = do_xattr(r, n, op);
 		break;
 	case FUSE_ACCESS: len = do_access(r, n); break;
-	default: len = reply_err(r, ENOSYS); break; /* GETLK, IOCTL, POLL, BMAP, TMPFILE, DAX mappings... */
+	case FUSE_SETUPMAPPING: len = s->dax ? do_setupmapping(r, n) : reply_err(r, ENOSYS); break;
+	default: len = reply_err(r, ENOSYS); break; /* GETLK, IOCTL, POLL, BMAP, TMPFILE... */
 	}
 	node_put(s, n);
 	return len;
@@ -1312,7 +1365,8 @@ void fuse_server_describe(struct fuse_server *s, char *buf, size_t len)
 		{ FUSE_OPEN, "open" }, { FUSE_CREATE, "create" }, { FUSE_READ, "read" }, { FUSE_WRITE, "write" },
 		{ FUSE_RELEASE, "release" }, { FUSE_FLUSH, "flush" }, { FUSE_FSYNC, "fsync" },
 		{ FUSE_READDIRPLUS, "readdirplus" }, { FUSE_FORGET, "forget" }, { FUSE_BATCH_FORGET, "batch_forget" },
-		{ FUSE_GETXATTR, "getxattr" },
+		{ FUSE_GETXATTR, "getxattr" }, { FUSE_SETUPMAPPING, "setupmapping" },
+		{ FUSE_REMOVEMAPPING, "removemapping" },
 	};
 	uint64_t total = 0;
 	for (unsigned i = 0; i < 64; i++)
@@ -1331,6 +1385,11 @@ void fuse_server_describe(struct fuse_server *s, char *buf, size_t len)
 	if (off < len)
 		snprintf(buf + off, len - off, "| %llu MiB written, %llu MiB read",
 			 (unsigned long long)(s->write_bytes >> 20), (unsigned long long)(s->read_bytes >> 20));
+}
+
+void fuse_server_set_dax(struct fuse_server *s, struct dax_window *w)
+{
+	s->dax = w;
 }
 
 unsigned fuse_server_inodes(struct fuse_server *s)

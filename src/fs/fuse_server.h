@@ -40,6 +40,11 @@ size_t fuse_server_handle(struct fuse_server *s, const struct iovec *req, unsign
 /* One line of request counts (debug log at exit). */
 void fuse_server_describe(struct fuse_server *s, char *buf, size_t len);
 
+/* Serve FUSE_SETUPMAPPING/REMOVEMAPPING into this DAX window (NULL: none,
+ * the default; they answer ENOSYS). The window outlives the server. */
+struct dax_window;
+void fuse_server_set_dax(struct fuse_server *s, struct dax_window *w);
+
 /* Inodes the guest holds (for tests and debug logs). */
 unsigned fuse_server_inodes(struct fuse_server *s);
 

@@ -2,7 +2,11 @@
  * high-priority queue (FORGET) and request queues whose FUSE requests are
  * served by a small worker pool off the I/O thread (src/fs/fuse_server.c),
  * woken by the guest's kicks directly. Workers complete requests out of
- * order, straight into the used ring. */
+ * order, straight into the used ring.
+ *
+ * With a DAX window (dax=MiB), the share's cache is BAR 2: a KVM memory
+ * slot over src/fs/dax_window.c, which FUSE_SETUPMAPPING fills with file
+ * ranges the guest then reads and writes without requests. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
@@ -10,11 +14,14 @@
 #include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "../fs/dax_window.h"
 #include "../fs/fuse_server.h"
 #include "../util/log.h"
 #include "../vmm/vm.h"
@@ -25,6 +32,7 @@
 #define REQUEST_QUEUES 2
 #define WORKERS 4
 #define TAG_LEN 36
+#define SHMCAP_ID_CACHE 0 /* virtio-fs shared memory region: the DAX cache */
 
 struct fs_dev {
 	struct virtio_dev dev;
@@ -37,6 +45,9 @@ struct fs_dev {
 	bool has_leader, quit;
 	unsigned busy; /* requests being served */
 	int quit_efd;
+	struct dax_window *dax; /* NULL without dax= */
+	int dax_slot;
+	struct ev_watch dax_tick;
 	pthread_t workers[WORKERS];
 	unsigned nworkers;
 	struct fs_dev *next;
@@ -176,6 +187,54 @@ static void fs_reset(struct virtio_dev *d)
 	uint32_t nq = REQUEST_QUEUES;
 	memcpy(d->config + TAG_LEN, &nq, sizeof(nq));
 	s->gen++;
+	if (s->dax) /* a new driver starts with an empty window */
+		dax_window_clear(s->dax);
+}
+
+/* The guest put (or moved) the cache BAR: the memory slot follows it. */
+static void dax_placed(struct virtio_dev *d, uint64_t addr)
+{
+	struct fs_dev *s = d->priv;
+	uint64_t size = addr ? dax_window_size(s->dax) : 0;
+	int r = vm_memslot_set(d->vm, s->dax_slot, addr, dax_window_base(s->dax), size);
+	if (r < 0)
+		log_warn("virtio-fs %s: cannot place the DAX window at 0x%llx: %s", s->tag, (unsigned long long)addr,
+			 strerror(-r));
+	else
+		log_debug("virtio-fs %s: DAX window of %llu MiB at 0x%llx", s->tag,
+			  (unsigned long long)(dax_window_size(s->dax) >> 20), (unsigned long long)addr);
+}
+
+static bool dax_fault(void *opaque)
+{
+	return dax_window_repair(opaque);
+}
+
+/* A guest touching pages of a file that shrank on the host does not always
+ * make KVM_RUN fail: KVM may instead retry the fault in the background
+ * ("async page fault") again and again, the vCPU stuck inside KVM_RUN. So
+ * the I/O thread also looks for shrunk files every second, which ends such
+ * a loop; a look is one fstat per mapped 2 MiB chunk. */
+static void dax_tick(void *opaque, uint32_t events)
+{
+	struct fs_dev *s = opaque;
+	uint64_t n;
+	(void)events;
+	if (read(s->dax_tick.fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_debug("virtio-fs DAX: timerfd: %m");
+	if (dax_window_mapped(s->dax))
+		dax_window_repair(s->dax);
+}
+
+static int dax_watch(struct vm *vm, struct fs_dev *s)
+{
+	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	struct itimerspec every = { .it_interval = { 1, 0 }, .it_value = { 1, 0 } };
+	timerfd_settime(fd, 0, &every, NULL);
+	s->dax_tick = (struct ev_watch){ .fd = fd, .events = EPOLLIN, .fn = dax_tick, .opaque = s };
+	return ev_add(&vm->ev, &s->dax_tick);
 }
 
 static const struct virtio_ops fs_ops = {
@@ -221,6 +280,29 @@ static void raise_fd_limit(void)
 		log_debug("virtio-fs: open file limit %lu", (unsigned long)want.rlim_cur);
 }
 
+/* The cache window: BAR 2 of the device, served by the FUSE server. */
+static int dax_setup(struct vm *vm, struct fs_dev *s, uint64_t size, char *why, size_t whylen)
+{
+	s->dax = dax_window_new(size, why, whylen);
+	if (!s->dax)
+		return -1;
+	if (vm_add_fault_fixer(vm, dax_fault, s->dax) < 0) {
+		snprintf(why, whylen, "too many DAX windows");
+		return -1;
+	}
+	int r = dax_watch(vm, s);
+	if (r < 0) {
+		snprintf(why, whylen, "cannot start the DAX timer: %s", strerror(-r));
+		return -1;
+	}
+	fuse_server_set_dax(s->srv, s->dax);
+	s->dax_slot = vm_memslot_new(vm);
+	s->dev.shm_size = size;
+	s->dev.shm_id = SHMCAP_ID_CACHE;
+	s->dev.shm_placed = dax_placed;
+	return 0;
+}
+
 int virtio_fs_create(struct vm *vm, const struct kv_fs *fs, char *err, size_t errlen)
 {
 	const char *dir = fs->shared_dir, *tag = fs->mount_tag;
@@ -243,10 +325,17 @@ int virtio_fs_create(struct vm *vm, const struct kv_fs *fs, char *err, size_t er
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->promote, NULL);
 	pthread_cond_init(&s->idle, NULL);
+	if (fs->dax_mib && dax_setup(vm, s, (uint64_t)fs->dax_mib << 20, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "virtio-fs %s: %s", tag, why);
+		fuse_server_free(s->srv);
+		free(s); /* the window stays: a fault fixer may hold it; kvkit exits */
+		return -1;
+	}
 	s->quit_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	int rc = s->quit_efd < 0 ? -errno : virtio_dev_init(&s->dev, vm, &fs_ops, s);
 	if (rc < 0) {
-		snprintf(err, errlen, "virtio-fs: cannot create device: %s", strerror(-rc));
+		snprintf(err, errlen, "virtio-fs: cannot create device: %s%s", strerror(-rc),
+			 rc == -ENOSPC && s->dax ? " (no room left for the DAX window among the PCI BARs: use a smaller dax=)" : "");
 		fuse_server_free(s->srv);
 		free(s);
 		return -1;

@@ -17,6 +17,8 @@
 #define OFF_MSIX_TABLE 0x4000
 #define OFF_MSIX_PBA 0x5000
 #define NOTIFY_MULT 4
+#define SHM_BAR 2
+#define CAP_SHARED_MEMORY 8
 
 /* Every device, so a resumed VM can look at all queues again. */
 static struct virtio_dev *all_devs[32];
@@ -116,6 +118,8 @@ static void ioeventfds(struct virtio_dev *d, uint64_t base, bool assign)
 static void bar_moved(struct pci_func *f, int bar, uint64_t old_addr, uint64_t new_addr)
 {
 	struct virtio_dev *d = f->opaque;
+	if (bar == SHM_BAR && d->shm_placed)
+		d->shm_placed(d, new_addr);
 	if (bar != 0)
 		return;
 	if (old_addr)
@@ -319,6 +323,29 @@ static int add_vcap(struct virtio_dev *d, uint8_t type, uint32_t off, uint32_t l
 	return pci_add_cap(&d->pci, &c, c.len);
 }
 
+/* BAR 2 is memory the device maps for the guest; what is not mapped (the
+ * memory slot not yet placed) reads as all ones and ignores writes. */
+static void shm_io(void *opaque, uint64_t off, uint8_t *data, unsigned len, bool is_write)
+{
+	(void)opaque; (void)off;
+	if (!is_write)
+		memset(data, 0xff, len);
+}
+
+/* struct virtio_pci_cap64: the 16-byte capability, then offset_hi and
+ * length_hi (24 bytes, no notify_mult) */
+static int add_shm_cap(struct virtio_dev *d)
+{
+	struct virtio_pci_cap c = { .vndr = 0x09, .len = 24, .cfg_type = CAP_SHARED_MEMORY, .bar = SHM_BAR,
+				    .id = d->shm_id, .offset = 0, .length = (uint32_t)d->shm_size };
+	uint8_t raw[24];
+	uint32_t hi[2] = { 0, (uint32_t)(d->shm_size >> 32) };
+	memcpy(raw, &c, 16);
+	memcpy(raw + 16, hi, sizeof(hi));
+	int r = pci_add_cap(&d->pci, raw, sizeof(raw));
+	return r < 0 ? r : pci_add_bar(&d->pci, SHM_BAR, d->shm_size, shm_io, d);
+}
+
 int virtio_dev_init(struct virtio_dev *d, struct vm *vm, const struct virtio_ops *ops, void *priv)
 {
 	int r;
@@ -346,6 +373,8 @@ int virtio_dev_init(struct virtio_dev *d, struct vm *vm, const struct virtio_ops
 	    add_vcap(d, 4, OFF_DEVICE, ops->config_size ? ops->config_size : 4) < 0 ||
 	    add_vcap(d, 2, OFF_NOTIFY, d->num_queues * NOTIFY_MULT) < 0)
 		return -ENOSPC;
+	if (d->shm_size && add_shm_cap(d) < 0)
+		return -ENOSPC;
 	/* one vector per queue plus one for config changes */
 	r = msix_init(&d->msix, vm, &d->pci, d->num_queues + 1, 0, OFF_MSIX_TABLE, OFF_MSIX_PBA);
 	if (r < 0)
@@ -371,6 +400,8 @@ int virtio_dev_init(struct virtio_dev *d, struct vm *vm, const struct virtio_ops
 		return r;
 	d->notify_base = d->pci.bar[0].addr;
 	ioeventfds(d, d->notify_base, true);
+	if (d->shm_size && d->shm_placed)
+		d->shm_placed(d, d->pci.bar[SHM_BAR].addr);
 	if (n_devs < sizeof(all_devs) / sizeof(all_devs[0]))
 		all_devs[n_devs++] = d;
 	vm_devices_resumed = resume_all;

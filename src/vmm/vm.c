@@ -166,6 +166,7 @@ int vm_create(struct vm *vm, unsigned ncpus, uint64_t ram_bytes, bool nested, ch
 			return fail(err, errlen, "invalid virtual machine configuration: KVM_SET_USER_MEMORY_REGION");
 		gmem_add(&vm->mem, RAM_ABOVE_4G, vm->high_ram, vm->ram + vm->low_ram);
 	}
+	vm->next_slot = 2;
 
 	vm->routes = calloc(1, sizeof(*vm->routes) + VM_MAX_ROUTES * sizeof(struct kvm_irq_routing_entry));
 	if (!vm->routes)
@@ -352,6 +353,40 @@ static void mark(struct vcpu *c, int in_guest)
 	__atomic_store_n(&c->in_guest, in_guest, __ATOMIC_RELEASE);
 }
 
+int vm_memslot_new(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	int slot = (int)vm->next_slot++;
+	pthread_mutex_unlock(&vm->lock);
+	return slot;
+}
+
+int vm_memslot_set(struct vm *vm, int slot, uint64_t gpa, void *hva, uint64_t size)
+{
+	struct kvm_userspace_memory_region r = {
+		.slot = (uint32_t)slot, .guest_phys_addr = gpa, .memory_size = size, .userspace_addr = (uintptr_t)hva,
+	};
+	return ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0 ? -errno : 0;
+}
+
+int vm_add_fault_fixer(struct vm *vm, bool (*fn)(void *opaque), void *opaque)
+{
+	if (vm->nfixers >= sizeof(vm->fixers) / sizeof(vm->fixers[0]))
+		return -ENOSPC;
+	vm->fixers[vm->nfixers++] = (struct vm_fault_fixer){ fn, opaque };
+	return 0;
+}
+
+/* KVM_RUN failed with EFAULT: the guest touched memory whose host pages
+ * cannot be produced. Only a fixer that changed something earns a retry. */
+static bool fix_fault(struct vm *vm)
+{
+	bool changed = false;
+	for (unsigned i = 0; i < vm->nfixers; i++)
+		changed |= vm->fixers[i].fn(vm->fixers[i].opaque);
+	return changed;
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *c = arg;
@@ -377,6 +412,8 @@ static void *vcpu_thread(void *arg)
 				c->run->immediate_exit = 0;
 				continue;
 			}
+			if (errno == EFAULT && fix_fault(c->vm))
+				continue;
 			char detail[100];
 			snprintf(detail, sizeof(detail), "vCPU %d: KVM_RUN: %s", c->id, strerror(errno));
 			vm_request_stop(c->vm, STOP_ERROR, detail);

@@ -72,6 +72,12 @@ struct vm {
 
 	struct kvm_irq_routing *routes;
 	uint32_t next_gsi;
+
+	unsigned next_slot; /* KVM memory slots: 0 and 1 are RAM, then vm_memslot_new() */
+	/* a vCPU's KVM_RUN failed with EFAULT: give devices that map host
+	 * files into the guest a chance to mend (see vm_add_fault_fixer) */
+	struct vm_fault_fixer { bool (*fn)(void *opaque); void *opaque; } fixers[4];
+	unsigned nfixers;
 };
 
 int vm_create(struct vm *vm, unsigned ncpus, uint64_t ram_bytes, bool nested, char *err, size_t errlen);
@@ -85,6 +91,14 @@ void vm_stop_vcpus(struct vm *vm);
 void vm_log_vcpu_state(struct vm *vm);
 /* debug level: each vCPU's exits to userspace by port or address */
 void vm_log_exit_counts(struct vm *vm);
+
+/* A KVM memory slot of its own for device memory the guest maps (not RAM:
+ * virtqueues cannot point into it). */
+int vm_memslot_new(struct vm *vm);
+/* Show [hva, hva + size) to the guest at gpa in this slot; size 0 removes it. */
+int vm_memslot_set(struct vm *vm, int slot, uint64_t gpa, void *hva, uint64_t size);
+/* fn() returns true if it changed something a vCPU may retry against. */
+int vm_add_fault_fixer(struct vm *vm, bool (*fn)(void *opaque), void *opaque);
 
 int vm_irq_line(struct vm *vm, unsigned irq, int level);
 /* MSI routing: allocate a GSI, point it at (addr, data), commit to KVM. */

@@ -2,6 +2,7 @@
 guest built by tests/guest/build.sh under a real KVM (directly, or inside
 the nested rig: tests/run.sh decides) and assert on what a user sees."""
 import os
+import select
 import subprocess
 import time
 
@@ -87,3 +88,43 @@ def wait_for_line(stream, needle, timeout=90):
         if needle.encode() in buf:
             return buf.decode(errors="replace")
     raise AssertionError("did not see %r; got:\n%s" % (needle, buf.decode(errors="replace")))
+
+
+def stream_vm(cmd, errpath, on_line=None, timeout=900):
+    """Run kvkit to its exit, reading the guest's console line by line;
+    on_line(text) may act on the host meanwhile (the guest waits for it).
+    stderr goes to a file (a full pipe would stall kvkit). Returns
+    (exit status, lines, stderr text)."""
+    errf = open(errpath, "w+")
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errf)
+    lines = []
+    deadline = time.monotonic() + timeout
+    buf = b""
+    while True:
+        r, _, _ = select.select([proc.stdout], [], [], 5)
+        if time.monotonic() > deadline:
+            lines.append("TEST-TIMEOUT: the guest did not finish in %d s" % timeout)
+            proc.terminate()  # kvkit logs (debug) its device state at exit
+            break
+        if not r:
+            continue
+        chunk = os.read(proc.stdout.fileno(), 65536)
+        if not chunk:
+            break
+        buf += chunk
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            text = line.decode(errors="replace").rstrip("\r")
+            lines.append(text)
+            if on_line:
+                on_line(text)
+    try:
+        rc = proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        rc = proc.wait()
+    errf.seek(0)
+    err = errf.read()
+    errf.close()
+    os.unlink(errpath)
+    return rc, lines, err

@@ -2,13 +2,11 @@
 runs the POSIX suite and the escape attempts of tests/guest/fsposix.c, and
 swaps files with the host both ways; the host checks what landed on disk."""
 import os
-import select
 import subprocess
-import time
 
 import pytest
 
-from conftest import GUEST, KVKIT, KERNEL, ROOT, kvkit_cmd, needs_kvm
+from conftest import GUEST, KVKIT, KERNEL, ROOT, kvkit_cmd, needs_kvm, stream_vm
 
 import sys
 sys.path.insert(0, os.path.join(ROOT, "bench", "lib"))
@@ -63,38 +61,11 @@ def shares(tmp_path_factory):
                     devices=["virtio-serial,stdio", "virtio-blk,path=%s,readonly" % disk,
                              "virtio-fs,sharedDir=%s,mountTag=shareA" % a,
                              "virtio-fs,sharedDir=%s,mountTag=second,cache=never" % b])
-    errf = open(str(top / "kvkit.err"), "w+")  # a file: a full pipe would stall kvkit
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errf)
-    lines = []
-    deadline = time.monotonic() + 900
-    buf = b""
-    while True:
-        r, _, _ = select.select([proc.stdout], [], [], 5)
-        if time.monotonic() > deadline:
-            lines.append("TEST-TIMEOUT: the guest did not finish in 900 s")
-            proc.terminate()  # kvkit logs (debug) its device state at exit
-            break
-        if not r:
-            continue
-        chunk = os.read(proc.stdout.fileno(), 65536)
-        if not chunk:
-            break
-        buf += chunk
-        while b"\n" in buf:
-            line, buf = buf.split(b"\n", 1)
-            text = line.decode(errors="replace").rstrip("\r")
-            lines.append(text)
-            if text == "WAIT-LATE":
-                (a / "late.txt").write_text("host wrote this while the guest ran\n")
-    try:
-        rc = proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        rc = proc.wait()
-    errf.seek(0)
-    err = errf.read()
-    errf.close()
-    os.unlink(errf.name)
+
+    def on_line(text):
+        if text == "WAIT-LATE":
+            (a / "late.txt").write_text("host wrote this while the guest ran\n")
+    rc, lines, err = stream_vm(cmd, str(top / "kvkit.err"), on_line)
     return {"rc": rc, "out": lines, "err": err, "a": a, "b": b, "top": top, "secret": secret,
             "secret_before": secret_before, "listing": listing}
 

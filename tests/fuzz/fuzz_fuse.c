@@ -3,7 +3,9 @@
  * two guest buffers at a point the input picks) against a real share with a
  * file, a folder and a symlink pointing outside. After every input the
  * folder around the share must be untouched: any change there is an escape
- * and aborts. */
+ * and aborts. The server has a small DAX window, so SETUPMAPPING and
+ * REMOVEMAPPING are reached too; the window's bookkeeping must agree with
+ * its size. */
 #define _GNU_SOURCE
 #include <stdint.h>
 #include <stdio.h>
@@ -12,10 +14,12 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include "../../src/fs/dax_window.h"
 #include "../../src/fs/fuse_server.h"
 
 static char top[64], share[80], secret[80];
 static struct fuse_server *srv;
+static struct dax_window *win;
 static struct stat top_st, secret_st;
 static unsigned runs;
 static uint8_t req[1 << 16], rep[1 << 16];
@@ -46,6 +50,10 @@ static void fresh_share(void)
 	srv = fuse_server_new(share, FUSE_CACHE_AUTO, err, sizeof(err));
 	if (!srv)
 		abort();
+	if (!win && !(win = dax_window_new(4 * DAX_CHUNK, err, sizeof(err))))
+		abort();
+	dax_window_clear(win);
+	fuse_server_set_dax(srv, win);
 	stat(top, &top_st);
 	stat(secret, &secret_st);
 }
@@ -74,6 +82,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		data += len;
 		size -= len;
 	}
+	if (dax_window_mapped(win) > 4)
+		abort();
+	dax_window_repair(win);
 	/* nothing outside the share moved */
 	struct stat t, s;
 	if (stat(top, &t) || stat(secret, &s) || t.st_mtim.tv_nsec != top_st.st_mtim.tv_nsec ||

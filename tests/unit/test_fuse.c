@@ -15,6 +15,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include "../../src/fs/dax_window.h"
 #include "../../src/fs/fuse_server.h"
 
 static char top[256], share[300], outside[300];
@@ -436,13 +437,107 @@ static void negative_lookups(void **st)
 	srv = keep;
 }
 
+static void host_file(const char *name, const char *text, size_t len)
+{
+	char path[400];
+	snprintf(path, sizeof(path), "%s/%s", share, name);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, len), (ssize_t)len);
+	close(fd);
+}
+
+static int setupmapping(uint64_t node, uint64_t foffset, uint64_t moffset, uint64_t len, uint64_t flags)
+{
+	struct fuse_setupmapping_in in = { .fh = (uint64_t)-1, .foffset = foffset, .len = len, .flags = flags,
+					   .moffset = moffset };
+	return call(FUSE_SETUPMAPPING, node, NULL, 1, &in, sizeof(in));
+}
+
+/* FUSE_SETUPMAPPING puts the host file in the window; writes through the
+ * window reach the file; REMOVEMAPPING leaves zeros; bad ranges, other
+ * inode types and a server without a window are refused. */
+static void dax_mappings(void **st)
+{
+	char err[200];
+	struct fuse_init_in init = { .major = 7, .minor = 36, .flags = FUSE_MAP_ALIGNMENT };
+	assert_int_equal(call(FUSE_SETUPMAPPING, FUSE_ROOT_ID, NULL, 0), -ENOSYS); /* no window yet */
+	struct dax_window *w = dax_window_new(8 * DAX_CHUNK, err, sizeof(err));
+	assert_non_null(w);
+	fuse_server_set_dax(srv, w);
+	assert_int_equal(call(FUSE_INIT, 0, NULL, 1, &init, sizeof(init)), 0);
+	struct fuse_init_out *io = (struct fuse_init_out *)(repbuf + 16);
+	assert_true(io->flags & FUSE_MAP_ALIGNMENT);
+	assert_int_equal(io->map_alignment, DAX_CHUNK_SHIFT);
+
+	char big[3 * 4096];
+	memset(big, 'x', sizeof(big));
+	memcpy(big + 8192, "third page", 10);
+	host_file("m.bin", big, sizeof(big));
+	uint64_t node = lookup(FUSE_ROOT_ID, "m.bin", NULL);
+	uint8_t *base = dax_window_base(w);
+	assert_int_equal(setupmapping(node, 0, 2 * DAX_CHUNK, DAX_CHUNK,
+				      FUSE_SETUPMAPPING_FLAG_READ | FUSE_SETUPMAPPING_FLAG_WRITE), 0);
+	assert_int_equal(dax_window_mapped(w), 1);
+	assert_memory_equal(base + 2 * DAX_CHUNK + 8192, "third page", 10);
+	memcpy(base + 2 * DAX_CHUNK + 100, "via window", 10);
+	char path[400], buf[16] = { 0 };
+	snprintf(path, sizeof(path), "%s/m.bin", share);
+	int fd = open(path, O_RDONLY);
+	assert_int_equal(pread(fd, buf, 10, 100), 10);
+	assert_string_equal(buf, "via window");
+	/* the host file shrinks: nothing to mend until it is shorter than the mapping's pages */
+	assert_false(dax_window_repair(w));
+	assert_int_equal(truncate(path, 5000), 0);
+	assert_true(dax_window_repair(w));
+	assert_false(dax_window_repair(w)); /* once */
+	assert_int_equal(base[2 * DAX_CHUNK + 8192], 0); /* past the end: a zero page, no SIGBUS */
+	assert_int_equal(base[2 * DAX_CHUNK + 4095], 'x');
+
+	/* the kernel sends the count and the ranges back to back, unpadded */
+	struct __attribute__((packed)) { struct fuse_removemapping_in in; struct fuse_removemapping_one one[2]; } rm = {
+		{ 2 }, { { 2 * DAX_CHUNK, DAX_CHUNK }, { 5 * DAX_CHUNK, DAX_CHUNK } } };
+	assert_int_equal(call(FUSE_REMOVEMAPPING, node, NULL, 1, &rm, sizeof(rm)), 0);
+	assert_int_equal(dax_window_mapped(w), 0);
+	assert_int_equal(base[2 * DAX_CHUNK + 100], 0);
+	assert_int_equal(pread(fd, buf, 10, 100), 10);
+	assert_string_equal(buf, "via window"); /* the file keeps what was written */
+	close(fd);
+	/* a count larger than the ranges sent */
+	rm.in.count = 3;
+	assert_int_equal(call(FUSE_REMOVEMAPPING, node, NULL, 1, &rm, sizeof(rm)), -EINVAL);
+
+	/* misaligned, empty, outside the window, overflowing */
+	uint64_t rw = FUSE_SETUPMAPPING_FLAG_READ;
+	assert_int_equal(setupmapping(node, 4096, 0, DAX_CHUNK, rw), -EINVAL);
+	assert_int_equal(setupmapping(node, 0, 4096, DAX_CHUNK, rw), -EINVAL);
+	assert_int_equal(setupmapping(node, 0, 0, 0, rw), -EINVAL);
+	assert_int_equal(setupmapping(node, 0, 0, 3 * 4096, rw), -EINVAL);
+	assert_int_equal(setupmapping(node, 0, 7 * DAX_CHUNK, 2 * DAX_CHUNK, rw), -EINVAL);
+	assert_int_equal(setupmapping(node, 0, UINT64_MAX - DAX_CHUNK + 1, DAX_CHUNK, rw), -EINVAL);
+	assert_int_equal(setupmapping(node, UINT64_MAX - DAX_CHUNK + 1, 0, DAX_CHUNK, rw), -EINVAL);
+	assert_int_equal(dax_window_mapped(w), 0);
+	/* only regular files */
+	assert_int_equal(setupmapping(FUSE_ROOT_ID, 0, 0, DAX_CHUNK, rw), -EISDIR);
+	assert_int_equal(symlink("m.bin", strcat(strcpy(path, share), "/sl")), 0);
+	assert_int_equal(setupmapping(lookup(FUSE_ROOT_ID, "sl", NULL), 0, 0, DAX_CHUNK, rw), -EACCES);
+	assert_int_equal(setupmapping(12345, 0, 0, DAX_CHUNK, rw), -ENOENT);
+	/* the whole window at once, then DESTROY empties it */
+	assert_int_equal(setupmapping(node, 0, 0, 8 * DAX_CHUNK, rw), 0);
+	assert_int_equal(dax_window_mapped(w), 8);
+	assert_int_equal(call(FUSE_DESTROY, 0, NULL, 0), 0);
+	assert_int_equal(dax_window_mapped(w), 0);
+	fuse_server_set_dax(srv, NULL);
+	dax_window_free(w);
+}
+
 int main(void)
 {
 #define T(x) cmocka_unit_test_setup_teardown(x, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(create_write_read), T(names_that_escape), T(symlinks_stay_in_the_guest), T(device_nodes_never_open),
 		T(links_renames_and_dirs), T(readdirplus_and_forget), T(bad_requests), T(setattr_xattr_statfs),
-		T(kill_suidgid_on_write_and_truncate), T(negative_lookups),
+		T(kill_suidgid_on_write_and_truncate), T(negative_lookups), T(dax_mappings),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,124 @@
+"""virtio-fs with a DAX window (dax=MiB): a real guest mounts the share with
+-o dax and reads and writes the host's page cache through the window. The
+window (32 MiB) is smaller than the file read (so the guest's driver must
+give ranges back: FUSE_REMOVEMAPPING); a file the guest has mapped shrinks
+on the host under it, and kvkit must keep running."""
+import os
+import re
+import subprocess
+
+import pytest
+
+from conftest import GUEST, ROOT, kvkit_cmd, needs_kvm, stream_vm
+
+import sys
+sys.path.insert(0, os.path.join(ROOT, "bench", "lib"))
+from guest_tools import GUEST_RUN, tools_disk  # noqa: E402
+
+SAN = os.environ.get("KVKIT_E2E_SAN") == "1"
+BIG_MIB = 64 if SAN else 256
+WINDOW_MIB = int(os.environ.get("KVKIT_E2E_DAX_MIB", 32))
+FSPOSIX = os.path.join(GUEST, "kvkit-fsposix")
+
+GUEST_SCRIPT = r"""mkdir -p /mnt/d /mnt/p
+mount -t virtiofs plain /mnt/p -o dax 2>/dev/null && echo PLAIN-DAX-MOUNTED || echo PLAIN-DAX-REFUSED
+mount -t virtiofs plain /mnt/p && echo PLAIN-MOUNT-OK
+mount -t virtiofs daxshare /mnt/d -o dax && echo DAX-MOUNT-OK
+grep " /mnt/d " /proc/mounts | grep -q dax && echo DAX-IN-MOUNTS
+echo 3 > /proc/sys/vm/drop_caches
+echo "READ-DAX $(kvkit-fsposix readall /mnt/d/big.bin)"
+echo 3 > /proc/sys/vm/drop_caches
+echo "READ-PLAIN $(kvkit-fsposix readall /mnt/p/big.bin)"
+kvkit-fsposix verify /mnt/d/big.bin %(big)d
+printf DAX-WRITE | dd of=/mnt/d/small.txt bs=1 seek=6 conv=notrunc 2>/dev/null && echo PWRITE-OK
+echo "SMALL $(cat /mnt/d/small.txt)"
+kvkit-fsposix mmapw /mnt/d/mm.bin MMAP-WRITE-VIA-DAX && echo MMAPW-OK
+echo "SHRINK-BEFORE $(cat /mnt/d/shrink.bin | wc -c)"
+echo WAIT-TRUNC
+sleep 1
+echo "SHRINK-AFTER $(cat /mnt/d/shrink.bin | tr -d '\000' | wc -c)"
+echo appended >> /mnt/d/small.txt && echo APPEND-OK
+sync
+umount /mnt/d && echo UMOUNT-OK
+"""
+
+
+@pytest.fixture(scope="module")
+def dax(tmp_path_factory):
+    top = tmp_path_factory.mktemp("dax")
+    d, p = top / "d", top / "p"
+    d.mkdir()
+    p.mkdir()
+    subprocess.run([FSPOSIX, "fill", str(d / "big.bin"), str(BIG_MIB)], check=True)
+    os.link(str(d / "big.bin"), str(p / "big.bin"))  # the same file through both shares
+    (d / "small.txt").write_text("hello ......... world\n")
+    (d / "mm.bin").write_bytes(bytes(8192))
+    (d / "shrink.bin").write_bytes(b"s" * (4 << 20))
+    os.environ["PATH"] += ":/usr/sbin:/sbin"
+    disk = str(top / "script.img")
+    tools_disk(disk, [], GUEST_SCRIPT % {"big": BIG_MIB}, str(top), size="8M")
+    cmd = kvkit_cmd("--log-level", "debug", memory=1024, cpus=1, run=GUEST_RUN.replace("/dev/%s", "/dev/vda"),
+                    devices=["virtio-serial,stdio", "virtio-blk,path=%s,readonly" % disk,
+                             # cache=always: the guest keeps the shrunk file's old size
+                             "virtio-fs,sharedDir=%s,mountTag=daxshare,dax=%d,cache=always" % (d, WINDOW_MIB),
+                             "virtio-fs,sharedDir=%s,mountTag=plain" % p])
+
+    def on_line(text):
+        if text == "WAIT-TRUNC":
+            os.truncate(str(d / "shrink.bin"), 4096)
+    rc, lines, err = stream_vm(cmd, str(top / "kvkit.err"), on_line, timeout=600)
+    return {"rc": rc, "out": lines, "err": err, "d": d}
+
+
+def said(res, prefix):
+    got = [l[len(prefix):].strip() for l in res["out"] if l.startswith(prefix)]
+    assert got, "the guest never printed %r:\n%s\n%s" % (prefix, "\n".join(res["out"][-40:]), res["err"][-3000:])
+    return got[0]
+
+
+def served(res, op):
+    """How many requests of this type kvkit served (its debug summary)."""
+    m = re.search(r"virtio-fs daxshare: .*requests: .* %s (\d+)" % op, res["err"])
+    assert m, res["err"][-3000:]
+    return int(m.group(1))
+
+
+@needs_kvm
+def test_dax_mount_needs_a_window(dax):
+    assert "PLAIN-DAX-REFUSED" in dax["out"] and "PLAIN-MOUNT-OK" in dax["out"]
+    assert "DAX-MOUNT-OK" in dax["out"] and "DAX-IN-MOUNTS" in dax["out"], dax["out"][-20:]
+    assert "UMOUNT-OK" in dax["out"]
+    assert dax["rc"] == 0, dax["err"][-3000:]
+
+
+@needs_kvm
+def test_reads_go_through_the_window(dax):
+    """The whole file reads back intact through a window an eighth of its
+    size: the guest maps 2 MiB ranges and gives them back as it goes."""
+    print("DAX:", said(dax, "READ-DAX"), "| plain:", said(dax, "READ-PLAIN"))
+    assert said(dax, "VERIFY") == "OK %d MiB" % BIG_MIB
+    assert said(dax, "READ-DAX").startswith("%d bytes in" % (BIG_MIB << 20))
+    assert served(dax, "setupmapping") >= BIG_MIB // 2
+    if WINDOW_MIB < BIG_MIB:
+        assert served(dax, "removemapping") > 0
+
+
+@needs_kvm
+def test_writes_land_in_the_host_file(dax):
+    d = dax["d"]
+    assert "PWRITE-OK" in dax["out"] and "MMAPW-OK" in dax["out"] and "APPEND-OK" in dax["out"]
+    assert said(dax, "SMALL") == "hello DAX-WRITE world"
+    assert (d / "small.txt").read_text() == "hello DAX-WRITE world\nappended\n"
+    mm = (d / "mm.bin").read_bytes()
+    assert len(mm) == 8192 and mm[4096:4096 + 18] == b"MMAP-WRITE-VIA-DAX" and mm.count(0) == 8192 - 18
+
+
+@needs_kvm
+def test_file_shrunk_on_the_host_under_a_mapping(dax):
+    """The guest still believes the old size (cache=always) and reads the
+    whole old length; kvkit puts zero pages where the file no longer
+    reaches, says so, and the guest runs on."""
+    assert said(dax, "SHRINK-BEFORE") == str(4 << 20)
+    assert said(dax, "SHRINK-AFTER") == "4096"
+    assert "a file mapped by the guest shrank on the host" in dax["err"]
+    assert "UMOUNT-OK" in dax["out"]
