@@ -1108,10 +1108,14 @@ static size_t do_removemapping(struct req *r)
 		return reply_err(r, EINVAL);
 	int rc = 0;
 	for (uint32_t i = 0; i < in->count; i++) {
-		const struct fuse_removemapping_one *one = take(r, sizeof(*one));
-		if (!one)
+		/* the ranges follow the 4-byte count: copied out, not cast, as
+		 * they are not 8-byte aligned */
+		struct fuse_removemapping_one one;
+		const void *p = take(r, sizeof(one));
+		if (!p)
 			return reply_err(r, EINVAL);
-		int e = dax_window_unmap(r->s->dax, one->moffset, one->len);
+		memcpy(&one, p, sizeof(one));
+		int e = dax_window_unmap(r->s->dax, one.moffset, one.len);
 		if (e && !rc)
 			rc = e;
 	}
