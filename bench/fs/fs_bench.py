@@ -2,7 +2,9 @@
 """bench/fs: a shared folder, in one run, three ways:
   host    the jobs run on the host itself, on the folder (the physical limit)
   kvkit   the guest mounts kvkit's virtio-fs: default cache=auto, then
-          cache=always (the guest trusts its cache, as 9p's cache=loose)
+          cache=always (the guest trusts its cache, as 9p's cache=loose),
+          then cache=auto with a 256 MiB DAX window (dax=256, mount -o dax:
+          the guest reads and writes the host's page cache in place)
   9p      the guest mounts QEMU's virtio-9p (-virtfs, security_model=none,
           msize 512 KiB, cache=loose): what Linux users have built in
 Jobs (seconds, lower is better): untar 10,000 small files, re-read them all
@@ -32,6 +34,9 @@ WORK = os.environ.get("BENCH_DIR", "/var/tmp")
 FILES = int(os.environ.get("BENCH_FILES", "10000"))
 BIG_MIB = int(os.environ.get("BENCH_BIG_MIB", "1024"))
 CPUS, MEM = 1, 2048  # one vCPU: see docs/testing.md on two-vCPU guests in the rig
+# which guests run (BENCH_VMMS, comma-separated; the host always does)
+VMMS = os.environ.get("BENCH_VMMS", "kvkit,kvkit-always,kvkit-dax,9p").split(",")
+KVKIT_OPTS = {"kvkit": "", "kvkit-always": ",cache=always", "kvkit-dax": ",dax=256"}  # and mount -o dax
 JOBS = ("untar", "reread", "stat", "write", "read", "read-ra1m")
 
 # $M is the folder; t() prints seconds since the last mark (from /proc/uptime).
@@ -128,6 +133,29 @@ def run_guest(name, cmd):
     return res
 
 
+def report(results):
+    """The table: seconds per job, then ratios against 9p and the host."""
+    label = {"host": "host", "kvkit": "auto", "kvkit-always": "always", "kvkit-dax": "dax", "9p": "9p"}
+    cols = [c for c in ("host", "kvkit", "kvkit-always", "kvkit-dax", "9p") if c in results]
+    kv = [c for c in cols if c.startswith("kvkit")]
+    print("seconds, lower is better (auto, always, dax: kvkit's cache=auto, cache=always, cache=auto with "
+          "dax=256); 9p/X above 1: kvkit faster than 9p; host/X: 1 = host speed")
+    head = ["job"] + [label[c] for c in cols]
+    if "9p" in results:
+        head += ["9p/" + label[c] for c in kv]
+    head += ["host/" + label[c] for c in kv]
+    print("%-9s" % head[0] + "".join(" %11s" % h for h in head[1:]))
+    for j in JOBS:
+        line = "%-9s" % j + "".join(" %10.2fs" % results[c][j] for c in cols)
+        if "9p" in results:
+            line += "".join(" %10.2fx" % (results["9p"][j] / results[c][j]) for c in kv)
+        line += "".join(" %11.2f" % (results["host"][j] / results[c][j]) for c in kv)
+        print(line)
+    mb = BIG_MIB * 1.048576
+    for j in ("write", "read", "read-ra1m"):
+        print("%-9s MB/s  " % j + "  ".join("%s %.0f" % (label[c], mb / results[c][j]) for c in cols))
+
+
 def main():
     d = os.path.join(WORK, "kvkit-bench-fs")
     shutil.rmtree(d, ignore_errors=True)
@@ -151,45 +179,40 @@ def main():
     # the guests: the tar and the job script on a small read-only disk
     os.environ["PATH"] += ":/usr/sbin:/sbin"
     disk = os.path.join(d, "jobs.img")
-    mount = {"kvkit": "mount -t virtiofs share /mnt", "9p": "mount -t 9p -o trans=virtio,version=9p2000.L,"
-             "msize=524288,cache=loose share /mnt"}
+    mount = {"kvkit": "mount -t virtiofs share /mnt", "kvkit-dax": "mount -t virtiofs -o dax share /mnt",
+             "9p": "mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288,cache=loose share /mnt"}
     # the guest first touches most of its RAM once: in the nested rig the first
     # touch of a guest page costs a nested page fault, which would be charged
     # to whichever file system fills the page cache first
     script = ("M=/mnt\nDROP=1\n%%(mount)s || echo MOUNT-FAILED\n"
               "dd if=/dev/zero of=/dev/null bs=%dM count=1 2>/dev/null\n" % (MEM * 3 // 4) +
               JOBS_SH % {"tar": "/t/tree.tar", "mib": BIG_MIB})
-    tools_disk(disk, [], "", d, size="64M", extra={"/kvkit.sh": script.replace("%(mount)s", mount["kvkit"]),
-                                                   "/9p.sh": script.replace("%(mount)s", mount["9p"])})
+    tools_disk(disk, [], "", d, size="64M",
+               extra={"/%s.sh" % k: script.replace("%(mount)s", v) for k, v in mount.items()})
     subprocess.run(["debugfs", "-w", "-R", "write %s tree.tar" % tar, disk], check=True, capture_output=True)
     run = GUEST_RUN.replace("/dev/%s", "/dev/vda")
     cmdline = lambda s: 'console=ttyS0 quiet hvcwait=0 run="%s"' % run.replace("sh /t/run.sh", "sh /t/" + s)  # noqa: E731
-    # kvkit twice: its default (cache=auto: names and attributes trusted for
-    # 1 s, then asked again) and cache=always, the mode that trusts the
-    # guest's cache like 9p's cache=loose
-    for name, opt in (("kvkit", ""), ("kvkit-always", ",cache=always")):
+    # kvkit: its default (cache=auto: names and attributes trusted for 1 s,
+    # then asked again), cache=always, the mode that trusts the guest's
+    # cache like 9p's cache=loose, and cache=auto with a DAX window
+    for name in [v for v in VMMS if v in KVKIT_OPTS]:
+        opt = KVKIT_OPTS[name]
         results[name] = run_guest(name, [
             KVKIT, "--log-level", "debug", "--cpus", str(CPUS), "--memory", str(MEM), "--bootloader",
-            "linux,kernel=%s,initrd=%s,cmdline=%s" % (KERNEL, INITRD, cmdline("kvkit.sh")),
+            "linux,kernel=%s,initrd=%s,cmdline=%s" % (KERNEL, INITRD, cmdline("kvkit-dax.sh" if "dax" in name
+                                                                             else "kvkit.sh")),
             "--device", "virtio-serial,stdio", "--device", "virtio-blk,path=%s,readonly" % disk,
             "--device", "virtio-fs,sharedDir=%s,mountTag=share%s" % (share, opt)])
         print("%-13s" % name + " ".join("%s=%.2fs" % (j, results[name][j]) for j in JOBS), flush=True)
-    results["9p"] = run_guest("9p", [
-        "qemu-system-x86_64", "-enable-kvm", "-cpu", "host", "-M", "q35", "-smp", str(CPUS), "-m", str(MEM),
-        "-nographic", "-nodefaults", "-no-reboot", "-serial", "stdio", "-kernel", KERNEL, "-initrd", INITRD,
-        "-append", cmdline("9p.sh"),
-        "-drive", "file=%s,if=none,id=d1,format=raw,readonly=on" % disk, "-device", "virtio-blk-pci,drive=d1",
-        "-virtfs", "local,path=%s,mount_tag=share,security_model=none" % share])
-    print("%-13s" % "9p" + " ".join("%s=%.2fs" % (j, results["9p"][j]) for j in JOBS), flush=True)
-    print("seconds, lower is better; ratios above 1 favour kvkit (auto / always)")
-    print("%-8s %8s %8s %8s %8s %16s %16s" % ("job", "host", "auto", "always", "9p", "9p/kvkit", "host/kvkit"))
-    for j in JOBS:
-        h, k, a, q = results["host"][j], results["kvkit"][j], results["kvkit-always"][j], results["9p"][j]
-        print("%-8s %7.2fs %7.2fs %7.2fs %7.2fs %7.2fx /%6.2fx %7.2f /%6.2f" % (j, h, k, a, q, q / k, q / a, h / k, h / a))
-    mb = BIG_MIB * 1.048576
-    for j in ("write", "read", "read-ra1m"):
-        print("%-8s MB/s   host %.0f  kvkit %.0f / %.0f  9p %.0f" % (
-            j, mb / results["host"][j], mb / results["kvkit"][j], mb / results["kvkit-always"][j], mb / results["9p"][j]))
+    if "9p" in VMMS:
+        results["9p"] = run_guest("9p", [
+            "qemu-system-x86_64", "-enable-kvm", "-cpu", "host", "-M", "q35", "-smp", str(CPUS), "-m", str(MEM),
+            "-nographic", "-nodefaults", "-no-reboot", "-serial", "stdio", "-kernel", KERNEL, "-initrd", INITRD,
+            "-append", cmdline("9p.sh"),
+            "-drive", "file=%s,if=none,id=d1,format=raw,readonly=on" % disk, "-device", "virtio-blk-pci,drive=d1",
+            "-virtfs", "local,path=%s,mount_tag=share,security_model=none" % share])
+        print("%-13s" % "9p" + " ".join("%s=%.2fs" % (j, results["9p"][j]) for j in JOBS), flush=True)
+    report(results)
     shutil.rmtree(d, ignore_errors=True)
 
 
