@@ -128,3 +128,10 @@ def stream_vm(cmd, errpath, on_line=None, timeout=900):
     errf.close()
     os.unlink(errpath)
     return rc, lines, err
+
+
+def said(res, prefix):
+    """What the guest printed after prefix (first such line) in a stream_vm result."""
+    got = [l[len(prefix):].strip() for l in res["out"] if l.startswith(prefix)]
+    assert got, "the guest never printed %r:\n%s\n%s" % (prefix, "\n".join(res["out"][-40:]), res["err"][-3000:])
+    return got[0]

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import GUEST, KVKIT, KERNEL, ROOT, kvkit_cmd, needs_kvm, stream_vm
+from conftest import GUEST, KVKIT, KERNEL, ROOT, kvkit_cmd, needs_kvm, said, stream_vm
 
 import sys
 sys.path.insert(0, os.path.join(ROOT, "bench", "lib"))
@@ -68,12 +68,6 @@ def shares(tmp_path_factory):
     rc, lines, err = stream_vm(cmd, str(top / "kvkit.err"), on_line)
     return {"rc": rc, "out": lines, "err": err, "a": a, "b": b, "top": top, "secret": secret,
             "secret_before": secret_before, "listing": listing}
-
-
-def said(res, prefix):
-    got = [l[len(prefix):].strip() for l in res["out"] if l.startswith(prefix)]
-    assert got, "the guest never printed %r:\n%s\n%s" % (prefix, "\n".join(res["out"][-40:]), res["err"][-3000:])
-    return got[0]
 
 
 @needs_kvm

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import GUEST, ROOT, kvkit_cmd, needs_kvm, stream_vm
+from conftest import GUEST, ROOT, kvkit_cmd, needs_kvm, said, stream_vm
 
 import sys
 sys.path.insert(0, os.path.join(ROOT, "bench", "lib"))
@@ -68,12 +68,6 @@ def dax(tmp_path_factory):
             os.truncate(str(d / "shrink.bin"), 4096)
     rc, lines, err = stream_vm(cmd, str(top / "kvkit.err"), on_line, timeout=600)
     return {"rc": rc, "out": lines, "err": err, "d": d}
-
-
-def said(res, prefix):
-    got = [l[len(prefix):].strip() for l in res["out"] if l.startswith(prefix)]
-    assert got, "the guest never printed %r:\n%s\n%s" % (prefix, "\n".join(res["out"][-40:]), res["err"][-3000:])
-    return got[0]
 
 
 def served(res, op):
