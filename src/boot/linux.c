@@ -261,7 +261,7 @@ static uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) & ~(a - 1)
  * and laid out in place. 0, or -1 with the reason in why: the caller then
  * lets the guest do it. */
 static int host_unpack(struct vm *vm, const struct kv_bootloader *b, struct file_buf *k, uint64_t setup_size,
-		       uint64_t initrd_size, struct unpacked *u, char *why, size_t whylen)
+		       uint64_t initrd_size, uint64_t initrd_max, struct unpacked *u, char *why, size_t whylen)
 {
 	const uint8_t *h = k->data;
 	uint64_t poff = setup_size + rd32(h + HDR_PAYLOAD_OFFSET), plen = rd32(h + HDR_PAYLOAD_LENGTH);
@@ -287,6 +287,16 @@ static int host_unpack(struct vm *vm, const struct kv_bootloader *b, struct file
 	if (size < sizeof(Elf64_Ehdr) || above > top || top - above < link + reserve)
 		return snprintf(why, whylen, "%llu-byte kernel: no room to unpack it", (unsigned long long)size), -1;
 	uint64_t limit = top - above;
+	/* and below where place_initrd() will put the initrd: the top of RAM
+	 * under the kernel's initrd_addr_max, which may be lower than the top
+	 * of low RAM (2 GiB for Debian's kernels; a 6 GiB guest has 3 GiB low) */
+	uint64_t itop = (vm->low_ram < initrd_max + 1 ? vm->low_ram : initrd_max + 1) & ~0xfffULL;
+	if (initrd_size && itop - round_up(initrd_size, 4096) < limit) {
+		if (round_up(initrd_size, 4096) > itop || itop - round_up(initrd_size, 4096) < link + reserve)
+			return snprintf(why, whylen, "%llu-byte kernel: no room below the initrd",
+					(unsigned long long)size), -1;
+		limit = itop - round_up(initrd_size, 4096);
+	}
 	bool relocatable = h[HDR_RELOCATABLE];
 	bool kaslr = relocatable && !cmdline_has(b->cmdline, "nokaslr");
 	uint64_t phys = link;
@@ -355,7 +365,10 @@ static int load_bzimage(struct vm *vm, const struct kv_bootloader *b, struct fil
 	uint64_t kernel_end = HIGH_RAM_START + (init_size > pm_size ? init_size : pm_size), entry;
 	struct unpacked u = { 0 };
 	char why[160];
-	if (host_unpack(vm, b, k, setup_size, file_size(b->initrd), &u, why, sizeof(why)) == 0) {
+	uint32_t initrd_max = rd32(k->data + HDR_INITRD_ADDR_MAX);
+	if (!initrd_max)
+		initrd_max = 0x37ffffff; /* boot protocol before 2.03 */
+	if (host_unpack(vm, b, k, setup_size, file_size(b->initrd), initrd_max, &u, why, sizeof(why)) == 0) {
 		entry = u.entry;
 		kernel_end = u.end;
 	} else {
@@ -388,8 +401,7 @@ static int load_bzimage(struct vm *vm, const struct kv_bootloader *b, struct fil
 	if (r < 0)
 		return r;
 	uint64_t iaddr, isize;
-	uint32_t initrd_max = rd32(k->data + HDR_INITRD_ADDR_MAX);
-	r = place_initrd(vm, b, initrd_max ? initrd_max : 0x37ffffff, kernel_end, &iaddr, &isize, err, errlen);
+	r = place_initrd(vm, b, initrd_max, kernel_end, &iaddr, &isize, err, errlen);
 	if (r < 0)
 		return r;
 	wr32(zp + HDR_RAMDISK_IMAGE, (uint32_t)iaddr);
