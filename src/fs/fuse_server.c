@@ -1080,7 +1080,6 @@ static void batch_forget(struct req *r)
 	}
 }
 
-/* Everything but the first request's copy: dispatch on the opcode. */
 /* FUSE_SETUPMAPPING: the guest's DAX driver maps a 2 MiB piece of a file
  * into its window. The kernel sends no file handle (fh is -1): the inode is
  * opened again, as any OPEN would be, so only regular files qualify. */
@@ -1122,6 +1121,7 @@ static size_t do_removemapping(struct req *r)
 	return reply_err(r, rc);
 }
 
+/* Everything but the first request's copy: dispatch on the opcode. */
 static size_t dispatch(struct req *r)
 {
 	struct fuse_server *s = r->s;
@@ -1167,6 +1167,10 @@ static size_t dispatch(struct req *r)
 		if (!s->dax)
 			return reply_err(r, ENOSYS);
 		return do_removemapping(r);
+	case FUSE_SETUPMAPPING:
+		if (!s->dax)
+			return reply_err(r, ENOSYS);
+		break; /* on its inode, below */
 	case FUSE_SYNCFS:
 		return reply_err(r, syncfs(s->root_dir_fd) < 0 ? -errno : 0);
 	case FUSE_INTERRUPT:
@@ -1182,10 +1186,8 @@ static size_t dispatch(struct req *r)
 		case FUSE_CREATE: case FUSE_MKNOD: case FUSE_MKDIR: case FUSE_UNLINK: case FUSE_RMDIR:
 		case FUSE_RENAME: case FUSE_RENAME2: case FUSE_LINK: case FUSE_SYMLINK: case FUSE_READLINK:
 		case FUSE_STATFS: case FUSE_GETXATTR: case FUSE_SETXATTR: case FUSE_LISTXATTR:
-		case FUSE_REMOVEXATTR: case FUSE_ACCESS:
+		case FUSE_REMOVEXATTR: case FUSE_ACCESS: case FUSE_SETUPMAPPING:
 			return reply_err(r, ENOENT);
-		case FUSE_SETUPMAPPING:
-			return reply_err(r, s->dax ? ENOENT : ENOSYS);
 		default:
 			return reply_err(r, ENOSYS);
 		}
@@ -1219,7 +1221,7 @@ static size_t dispatch(struct req *r)
 		len = do_xattr(r, n, op);
 		break;
 	case FUSE_ACCESS: len = do_access(r, n); break;
-	case FUSE_SETUPMAPPING: len = s->dax ? do_setupmapping(r, n) : reply_err(r, ENOSYS); break;
+	case FUSE_SETUPMAPPING: len = do_setupmapping(r, n); break;
 	default: len = reply_err(r, ENOSYS); break; /* GETLK, IOCTL, POLL, BMAP, TMPFILE... */
 	}
 	node_put(s, n);

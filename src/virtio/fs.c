@@ -222,8 +222,7 @@ static void dax_tick(void *opaque, uint32_t events)
 	(void)events;
 	if (read(s->dax_tick.fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
 		log_debug("virtio-fs DAX: timerfd: %m");
-	if (dax_window_mapped(s->dax))
-		dax_window_repair(s->dax);
+	dax_window_repair(s->dax);
 }
 
 static int dax_watch(struct vm *vm, struct fs_dev *s)
@@ -280,12 +279,25 @@ static void raise_fd_limit(void)
 		log_debug("virtio-fs: open file limit %lu", (unsigned long)want.rlim_cur);
 }
 
-/* The cache window: BAR 2 of the device, served by the FUSE server. */
+/* The cache window: BAR 2 of the device (set up before virtio_dev_init),
+ * served by the FUSE server. */
 static int dax_setup(struct vm *vm, struct fs_dev *s, uint64_t size, char *why, size_t whylen)
 {
 	s->dax = dax_window_new(size, why, whylen);
 	if (!s->dax)
 		return -1;
+	fuse_server_set_dax(s->srv, s->dax);
+	s->dax_slot = vm_memslot_new(vm);
+	s->dev.shm_size = size;
+	s->dev.shm_id = SHMCAP_ID_CACHE;
+	s->dev.shm_placed = dax_placed;
+	return 0;
+}
+
+/* Once the device exists: what mends a window whose file shrank. Nothing
+ * registered here points at a device that failed to be made. */
+static int dax_start(struct vm *vm, struct fs_dev *s, char *why, size_t whylen)
+{
 	if (vm_add_fault_fixer(vm, dax_fault, s->dax) < 0) {
 		snprintf(why, whylen, "too many DAX windows");
 		return -1;
@@ -295,11 +307,6 @@ static int dax_setup(struct vm *vm, struct fs_dev *s, uint64_t size, char *why, 
 		snprintf(why, whylen, "cannot start the DAX timer: %s", strerror(-r));
 		return -1;
 	}
-	fuse_server_set_dax(s->srv, s->dax);
-	s->dax_slot = vm_memslot_new(vm);
-	s->dev.shm_size = size;
-	s->dev.shm_id = SHMCAP_ID_CACHE;
-	s->dev.shm_placed = dax_placed;
 	return 0;
 }
 
@@ -328,7 +335,7 @@ int virtio_fs_create(struct vm *vm, const struct kv_fs *fs, char *err, size_t er
 	if (fs->dax_mib && dax_setup(vm, s, (uint64_t)fs->dax_mib << 20, why, sizeof(why)) < 0) {
 		snprintf(err, errlen, "virtio-fs %s: %s", tag, why);
 		fuse_server_free(s->srv);
-		free(s); /* the window stays: a fault fixer may hold it; kvkit exits */
+		free(s);
 		return -1;
 	}
 	s->quit_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -337,8 +344,13 @@ int virtio_fs_create(struct vm *vm, const struct kv_fs *fs, char *err, size_t er
 		snprintf(err, errlen, "virtio-fs: cannot create device: %s%s", strerror(-rc),
 			 rc == -ENOSPC && s->dax ? " (no room left for the DAX window among the PCI BARs: use a smaller dax=)" : "");
 		fuse_server_free(s->srv);
+		dax_window_free(s->dax);
 		free(s);
 		return -1;
+	}
+	if (s->dax && dax_start(vm, s, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "virtio-fs %s: %s", tag, why);
+		return -1; /* the device is on the bus: kvkit exits without freeing it */
 	}
 	fs_reset(&s->dev);
 	for (; s->nworkers < WORKERS; s->nworkers++) {
