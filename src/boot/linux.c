@@ -173,6 +173,23 @@ static unsigned build_e820(struct vm *vm, uint8_t *table)
 	return n;
 }
 
+/* Where an initrd of this size goes: page-aligned, as high as RAM below 4
+ * GiB and the kernel's initrd_addr_max (max_addr) allow. False if it does
+ * not fit at all. host_unpack() keeps the kernel below this place. */
+static uint64_t initrd_top(const struct vm *vm, uint64_t max_addr)
+{
+	return vm->low_ram < max_addr + 1 ? vm->low_ram : max_addr + 1;
+}
+
+static bool initrd_place(const struct vm *vm, uint64_t max_addr, uint64_t size, uint64_t *addr)
+{
+	uint64_t top = initrd_top(vm, max_addr);
+	if (size > top)
+		return false;
+	*addr = (top - size) & ~0xfffULL;
+	return true;
+}
+
 static int place_initrd(struct vm *vm, const struct kv_bootloader *b, uint64_t max_addr, uint64_t kernel_end,
 			uint64_t *addr, uint64_t *size, char *err, size_t errlen)
 {
@@ -183,14 +200,13 @@ static int place_initrd(struct vm *vm, const struct kv_bootloader *b, uint64_t m
 	int r = read_file(b->initrd, "initrd", &f, err, errlen);
 	if (r < 0)
 		return r;
-	uint64_t top = vm->low_ram < max_addr + 1 ? vm->low_ram : max_addr + 1;
-	if (f.size > top || ((top - f.size) & ~0xfffULL) < kernel_end) {
+	if (!initrd_place(vm, max_addr, f.size, addr) || *addr < kernel_end) {
 		snprintf(err, errlen, "initrd %s (%llu bytes) does not fit in guest memory below 0x%llx", b->initrd, (unsigned long long)f.size,
-			 (unsigned long long)top);
+			 (unsigned long long)initrd_top(vm, max_addr));
+		*addr = 0;
 		release(&f);
 		return -ENOSPC;
 	}
-	*addr = (top - f.size) & ~0xfffULL;
 	*size = f.size;
 	r = file_read_at(&f, 0, gmem_ptr(&vm->mem, *addr, f.size), f.size);
 	release(&f);
@@ -287,15 +303,16 @@ static int host_unpack(struct vm *vm, const struct kv_bootloader *b, struct file
 	if (size < sizeof(Elf64_Ehdr) || above > top || top - above < link + reserve)
 		return snprintf(why, whylen, "%llu-byte kernel: no room to unpack it", (unsigned long long)size), -1;
 	uint64_t limit = top - above;
-	/* and below where place_initrd() will put the initrd: the top of RAM
-	 * under the kernel's initrd_addr_max, which may be lower than the top
-	 * of low RAM (2 GiB for Debian's kernels; a 6 GiB guest has 3 GiB low) */
-	uint64_t itop = (vm->low_ram < initrd_max + 1 ? vm->low_ram : initrd_max + 1) & ~0xfffULL;
-	if (initrd_size && itop - round_up(initrd_size, 4096) < limit) {
-		if (round_up(initrd_size, 4096) > itop || itop - round_up(initrd_size, 4096) < link + reserve)
+	/* and below where place_initrd() will put the initrd, under the
+	 * kernel's initrd_addr_max, which may be lower than the top of low RAM
+	 * (2 GiB for Debian's kernels; a 6 GiB guest has 3 GiB low) */
+	uint64_t initrd_at;
+	if (initrd_size) {
+		if (!initrd_place(vm, initrd_max, initrd_size, &initrd_at) || initrd_at < link + reserve)
 			return snprintf(why, whylen, "%llu-byte kernel: no room below the initrd",
 					(unsigned long long)size), -1;
-		limit = itop - round_up(initrd_size, 4096);
+		if (initrd_at < limit)
+			limit = initrd_at;
 	}
 	bool relocatable = h[HDR_RELOCATABLE];
 	bool kaslr = relocatable && !cmdline_has(b->cmdline, "nokaslr");
