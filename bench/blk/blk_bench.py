@@ -6,6 +6,7 @@
 Jobs: sequential 1 MiB direct read/write (MB/s), 4 KiB random read/write IOPS
 at queue depth 1 and 32, and the VMM's host CPU seconds per GB moved.
 fio runs in the guest from a read-only tools disk (/dev/vdb) built here.
+BENCH_JOBS picks jobs by name (comma list; default all).
 BENCH_ROUNDS (default 3) rounds of host, kvkit, qemu, one after the other;
 each job's median round is the figure: in the nested rig one run of a job
 can differ from the next by 2x, and interleaving keeps a slow spell of the
@@ -38,6 +39,12 @@ JOBS = [  # name, rw, bs, iodepth
     ("rand-write-qd1", "randwrite", "4k", 1),
     ("rand-write-qd32", "randwrite", "4k", 32),
 ]
+if os.environ.get("BENCH_JOBS"):  # a comma list of job names: only those run
+    _wanted = os.environ["BENCH_JOBS"].split(",")
+    _unknown = set(_wanted) - {j[0] for j in JOBS}
+    if _unknown:
+        sys.exit("bench/blk: unknown BENCH_JOBS entries: %s" % ", ".join(sorted(_unknown)))
+    JOBS = [j for j in JOBS if j[0] in _wanted]
 
 
 def fio_args(target, name, rw, bs, qd):
