@@ -173,14 +173,16 @@ static unsigned build_e820(struct vm *vm, uint8_t *table)
 	return n;
 }
 
-/* Where an initrd of this size goes: page-aligned, as high as RAM below 4
- * GiB and the kernel's initrd_addr_max (max_addr) allow. False if it does
- * not fit at all. host_unpack() keeps the kernel below this place. */
+/* The end of the RAM an initrd may use: below 4 GiB and at most the
+ * kernel's initrd_addr_max (max_addr). */
 static uint64_t initrd_top(const struct vm *vm, uint64_t max_addr)
 {
 	return vm->low_ram < max_addr + 1 ? vm->low_ram : max_addr + 1;
 }
 
+/* Where an initrd of this size goes: page-aligned, as high under
+ * initrd_top() as it fits. False if it does not fit at all.
+ * host_unpack() keeps the kernel below this place. */
 static bool initrd_place(const struct vm *vm, uint64_t max_addr, uint64_t size, uint64_t *addr)
 {
 	uint64_t top = initrd_top(vm, max_addr);
