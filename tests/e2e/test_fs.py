@@ -64,7 +64,10 @@ def shares(tmp_path_factory):
 
     def on_line(text):
         if text == "WAIT-LATE":
-            (a / "late.txt").write_text("host wrote this while the guest ran\n")
+            # write then rename: the guest polls for the name and would
+            # otherwise catch the file created but still empty
+            (a / "late.tmp").write_text("host wrote this while the guest ran\n")
+            os.rename(str(a / "late.tmp"), str(a / "late.txt"))
     rc, lines, err = stream_vm(cmd, str(top / "kvkit.err"), on_line)
     return {"rc": rc, "out": lines, "err": err, "a": a, "b": b, "top": top, "secret": secret,
             "secret_before": secret_before, "listing": listing}
