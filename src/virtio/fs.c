@@ -343,6 +343,8 @@ int virtio_fs_create(struct vm *vm, const struct kv_fs *fs, char *err, size_t er
 	if (rc < 0) {
 		snprintf(err, errlen, "virtio-fs: cannot create device: %s%s", strerror(-rc),
 			 rc == -ENOSPC && s->dax ? " (no room left for the DAX window among the PCI BARs: use a smaller dax=)" : "");
+		if (s->quit_efd >= 0)
+			close(s->quit_efd);
 		fuse_server_free(s->srv);
 		dax_window_free(s->dax);
 		free(s);
