@@ -33,6 +33,9 @@ KERNEL, INITRD = os.path.join(GUEST, "vmlinuz"), os.path.join(GUEST, "initrd.img
 WORK = os.environ.get("BENCH_DIR", "/var/tmp")
 FILES = int(os.environ.get("BENCH_FILES", "10000"))
 BIG_MIB = int(os.environ.get("BENCH_BIG_MIB", "1024"))
+# BENCH_SHARE_TMPFS=1: the folder is a tmpfs with 2 MiB pages (huge=always),
+# where a DAX chunk is one huge page for the host and for KVM
+SHARE_TMPFS = os.environ.get("BENCH_SHARE_TMPFS") == "1"
 CPUS, MEM = 1, 2048  # one vCPU: see docs/testing.md on two-vCPU guests in the rig
 # which guests run (BENCH_VMMS, comma-separated; the host always does)
 VMMS = os.environ.get("BENCH_VMMS", "kvkit,kvkit-always,kvkit-dax,9p").split(",")
@@ -161,11 +164,14 @@ def main():
     shutil.rmtree(d, ignore_errors=True)
     share = os.path.join(d, "share")
     os.makedirs(share)
+    if SHARE_TMPFS:  # host and guests alike work on it
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "huge=always,size=%dM" % (BIG_MIB + 512), "kvkit-bench",
+                        share], check=True)
     tar = os.path.join(d, "tree.tar")
     make_tar(tar)
-    print("bench/fs: %d files, %d MiB sequential, guest %d vCPU %d MiB, kernel %s" %
-          (FILES, BIG_MIB, CPUS, MEM, os.path.basename(os.readlink(KERNEL)) if os.path.islink(KERNEL) else "full"),
-          flush=True)
+    print("bench/fs: %d files, %d MiB sequential, guest %d vCPU %d MiB, kernel %s, folder on %s" %
+          (FILES, BIG_MIB, CPUS, MEM, os.path.basename(os.readlink(KERNEL)) if os.path.islink(KERNEL) else "full",
+           "tmpfs (huge=always)" if SHARE_TMPFS else WORK), flush=True)
     results = {}
     # host: the same shell jobs on the folder
     host_sh = os.path.join(d, "host.sh")
@@ -213,6 +219,8 @@ def main():
             "-virtfs", "local,path=%s,mount_tag=share,security_model=none" % share])
         print("%-13s" % "9p" + " ".join("%s=%.2fs" % (j, results["9p"][j]) for j in JOBS), flush=True)
     report(results)
+    if SHARE_TMPFS:
+        subprocess.run(["umount", share])
     shutil.rmtree(d, ignore_errors=True)
 
 
