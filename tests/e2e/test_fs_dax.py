@@ -2,7 +2,9 @@
 -o dax and reads and writes the host's page cache through the window. The
 window (32 MiB) is smaller than the file read (so the guest's driver must
 give ranges back: FUSE_REMOVEMAPPING); a file the guest has mapped shrinks
-on the host under it, and kvkit must keep running."""
+on the host under it, and kvkit must keep running. A third share sits on a
+tmpfs with 2 MiB pages: kvkit must map its chunks with one huge entry each
+(the window aligned, MADV_HUGEPAGE), which is what makes DAX fast."""
 import os
 import re
 import subprocess
@@ -20,7 +22,7 @@ BIG_MIB = 64 if SAN else 256
 WINDOW_MIB = int(os.environ.get("KVKIT_E2E_DAX_MIB", 32))
 FSPOSIX = os.path.join(GUEST, "kvkit-fsposix")
 
-GUEST_SCRIPT = r"""mkdir -p /mnt/d /mnt/p
+GUEST_SCRIPT = r"""mkdir -p /mnt/d /mnt/p /mnt/h
 mount -t virtiofs plain /mnt/p -o dax 2>/dev/null && echo PLAIN-DAX-MOUNTED || echo PLAIN-DAX-REFUSED
 mount -t virtiofs plain /mnt/p && echo PLAIN-MOUNT-OK
 mount -t virtiofs daxshare /mnt/d -o dax && echo DAX-MOUNT-OK
@@ -30,6 +32,10 @@ echo "READ-DAX $(kvkit-fsposix readall /mnt/d/big.bin)"
 echo 3 > /proc/sys/vm/drop_caches
 echo "READ-PLAIN $(kvkit-fsposix readall /mnt/p/big.bin)"
 kvkit-fsposix verify /mnt/d/big.bin %(big)d
+mount -t virtiofs hugeshare /mnt/h -o dax && echo HUGE-MOUNT-OK
+kvkit-fsposix readall /mnt/h/huge.bin >/dev/null
+echo CHECK-PMD
+sleep 1
 printf DAX-WRITE | dd of=/mnt/d/small.txt bs=1 seek=6 conv=notrunc 2>/dev/null && echo PWRITE-OK
 echo "SMALL $(cat /mnt/d/small.txt)"
 kvkit-fsposix mmapw /mnt/d/mm.bin MMAP-WRITE-VIA-DAX && echo MMAPW-OK
@@ -54,6 +60,11 @@ def dax(tmp_path_factory):
     (d / "small.txt").write_text("hello ......... world\n")
     (d / "mm.bin").write_bytes(bytes(8192))
     (d / "shrink.bin").write_bytes(b"s" * (4 << 20))
+    # huge=always: the file's page cache is in 2 MiB pages
+    h = top / "h"
+    h.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "huge=always,size=16m", "kvkit-e2e-huge", str(h)], check=True)
+    (h / "huge.bin").write_bytes(b"h" * (4 << 20))
     os.environ["PATH"] += ":/usr/sbin:/sbin"
     disk = str(top / "script.img")
     tools_disk(disk, [], GUEST_SCRIPT % {"big": BIG_MIB}, str(top), size="8M")
@@ -61,13 +72,34 @@ def dax(tmp_path_factory):
                     devices=["virtio-serial,stdio", "virtio-blk,path=%s,readonly" % disk,
                              # cache=always: the guest keeps the shrunk file's old size
                              "virtio-fs,sharedDir=%s,mountTag=daxshare,dax=%d,cache=always" % (d, WINDOW_MIB),
-                             "virtio-fs,sharedDir=%s,mountTag=plain" % p])
+                             "virtio-fs,sharedDir=%s,mountTag=plain" % p,
+                    "virtio-fs,sharedDir=%s,mountTag=hugeshare,dax=16,cache=always" % h])
+    pmd = {}
 
     def on_line(text):
         if text == "WAIT-TRUNC":
             os.truncate(str(d / "shrink.bin"), 4096)
-    rc, lines, err = stream_vm(cmd, str(top / "kvkit.err"), on_line, timeout=600)
-    return {"rc": rc, "out": lines, "err": err, "d": d}
+        if text == "CHECK-PMD":
+            pmd.update(huge_mapped(str(h / "huge.bin")))
+    try:
+        rc, lines, err = stream_vm(cmd, str(top / "kvkit.err"), on_line, timeout=600)
+    finally:
+        subprocess.run(["umount", str(h)])
+    return {"rc": rc, "out": lines, "err": err, "d": d, "pmd": pmd}
+
+
+def huge_mapped(path):
+    """kB of kvkit's mappings of path, and how much of it huge pages map."""
+    pid = subprocess.run(["pgrep", "-n", "-f", "mountTag=hugeshare"], capture_output=True, text=True).stdout.split()
+    tot, cur = {"Rss:": 0, "ShmemPmdMapped:": 0}, False
+    with open("/proc/%s/smaps" % pid[0]) as f:
+        for line in f:
+            w = line.split()
+            if "-" in w[0] and len(w) >= 5:  # a mapping's header line
+                cur = line.rstrip().endswith(path)
+            elif cur and w[0] in tot:
+                tot[w[0]] += int(w[1])
+    return tot
 
 
 def served(res, op):
@@ -116,3 +148,13 @@ def test_file_shrunk_on_the_host_under_a_mapping(dax):
     assert said(dax, "SHRINK-AFTER") == "4096"
     assert "a file mapped by the guest shrank on the host" in dax["err"]
     assert "UMOUNT-OK" in dax["out"]
+
+
+@needs_kvm
+def test_huge_pages_map_a_chunk_whole(dax):
+    """The file read through the window is mapped by kvkit, and with 2 MiB
+    entries: a window not aligned to 2 MiB would get 4 KiB ones only."""
+    assert "HUGE-MOUNT-OK" in dax["out"]
+    print("kvkit's mappings of huge.bin (kB):", dax["pmd"])
+    assert dax["pmd"]["Rss:"] >= 2048, dax["pmd"]
+    assert dax["pmd"]["ShmemPmdMapped:"] == dax["pmd"]["Rss:"], dax["pmd"]
