@@ -75,6 +75,7 @@ struct fuse_server {
 	size_t key_buckets, nkeys;
 	unsigned nnodes;
 	struct dax_window *dax; /* the guest's DAX window, NULL if none */
+	bool inode_dax; /* the guest mounted with dax=inode: we pick the files (FUSE_ATTR_DAX) */
 	uint64_t ops[64], op_ns[64], write_bytes, read_bytes, busy_ns; /* for the debug log at exit */
 };
 
@@ -381,7 +382,13 @@ static void timeout(const struct fuse_server *s, uint64_t *sec, uint32_t *nsec)
 	*sec = s->cache == FUSE_CACHE_ALWAYS ? 86400 : s->cache == FUSE_CACHE_AUTO ? 1 : 0;
 }
 
-static void fill_attr(struct fuse_attr *a, const struct stat *st)
+/* With dax=inode, files at least this big go through the DAX window. A
+ * smaller one would cost a 2 MiB mapping and a page fault for little data,
+ * which one FUSE READ into the guest's page cache serves more cheaply (the
+ * untar and re-read of small files ran slower with DAX for every file). */
+#define DAX_INODE_MIN_SIZE DAX_CHUNK
+
+static void fill_attr(const struct fuse_server *s, struct fuse_attr *a, const struct stat *st)
 {
 	*a = (struct fuse_attr){
 		.ino = st->st_ino, .size = st->st_size, .blocks = st->st_blocks,
@@ -390,6 +397,8 @@ static void fill_attr(struct fuse_attr *a, const struct stat *st)
 		.mode = st->st_mode, .nlink = st->st_nlink, .uid = st->st_uid, .gid = st->st_gid,
 		.rdev = st->st_rdev, .blksize = st->st_blksize,
 	};
+	if (s->inode_dax && S_ISREG(st->st_mode) && (uint64_t)st->st_size >= DAX_INODE_MIN_SIZE)
+		a->flags |= FUSE_ATTR_DAX;
 }
 
 static int stat_fd(int fd, struct stat *st)
@@ -449,7 +458,7 @@ static int lookup(struct fuse_server *s, int parent_fd, const char *name, struct
 	e->nodeid = n->id;
 	timeout(s, &e->entry_valid, &e->entry_valid_nsec);
 	timeout(s, &e->attr_valid, &e->attr_valid_nsec);
-	fill_attr(&e->attr, &st);
+	fill_attr(s, &e->attr, &st);
 	return 0;
 }
 
@@ -516,6 +525,17 @@ static size_t do_init(struct req *r)
 		o.flags |= FUSE_MAP_ALIGNMENT;
 		o.map_alignment = DAX_CHUNK_SHIFT;
 	}
+	/* the rest of an extended INIT (7.36): flags2, the bits above 31 */
+	const struct fuse_init_in *ext = NULL;
+	if (in->flags & FUSE_INIT_EXT) {
+		ext = in;
+		if (!take(r, sizeof(*in) - 16))
+			return reply_err(r, EINVAL);
+		o.flags |= FUSE_INIT_EXT;
+	}
+	r->s->inode_dax = ext && r->s->dax && (ext->flags2 & (uint32_t)(FUSE_HAS_INODE_DAX >> 32));
+	if (r->s->inode_dax)
+		o.flags2 |= (uint32_t)(FUSE_HAS_INODE_DAX >> 32);
 	return reply(r, 0, &o, in->minor < 23 ? 24 : sizeof(o));
 }
 
@@ -547,7 +567,7 @@ static size_t attr_reply(struct req *r, int fd)
 		return reply_err(r, rc);
 	struct fuse_attr_out o = { 0 };
 	timeout(r->s, &o.attr_valid, &o.attr_valid_nsec);
-	fill_attr(&o.attr, &st);
+	fill_attr(r->s, &o.attr, &st);
 	return reply(r, 0, &o, sizeof(o));
 }
 

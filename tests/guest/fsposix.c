@@ -386,8 +386,27 @@ static int read_all(const char *path)
 	return n < 0;
 }
 
+#ifndef STATX_ATTR_DAX
+#define STATX_ATTR_DAX 0x00200000
+#endif
+
+/* Does the guest access this file through DAX (statx)? With mount -o
+ * dax=inode the file server decides per file. */
+static int is_dax(const char *path)
+{
+	struct statx stx;
+	if (statx(AT_FDCWD, path, 0, STATX_BASIC_STATS, &stx) < 0 || !(stx.stx_attributes_mask & STATX_ATTR_DAX)) {
+		printf("UNKNOWN\n");
+		return 1;
+	}
+	printf("%s\n", stx.stx_attributes & STATX_ATTR_DAX ? "DAX" : "NODAX");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 3 && !strcmp(argv[1], "isdax"))
+		return is_dax(argv[2]);
 	if (argc == 3 && !strcmp(argv[1], "readall"))
 		return read_all(argv[2]);
 	if (argc == 4 && !strcmp(argv[1], "mmapw"))

@@ -532,13 +532,63 @@ static void dax_mappings(void **st)
 	dax_window_free(w);
 }
 
+static uint32_t attr_flags_of(const char *name)
+{
+	int err;
+	lookup(FUSE_ROOT_ID, name, &err);
+	assert_int_equal(err, 0);
+	return ((struct fuse_entry_out *)(repbuf + 16))->attr.flags;
+}
+
+/* mount -o dax=inode: the guest asks (FUSE_HAS_INODE_DAX in flags2 of an
+ * extended INIT) and kvkit marks the files worth a DAX mapping, the big
+ * regular ones, in every attribute reply. Without a window, or without the
+ * guest asking, no file is marked. */
+static void dax_per_inode(void **st)
+{
+	char err[200], path[400];
+	uint32_t ask = (uint32_t)(FUSE_HAS_INODE_DAX >> 32);
+	struct fuse_init_in init = { .major = 7, .minor = 36, .flags = FUSE_MAP_ALIGNMENT | FUSE_INIT_EXT, .flags2 = ask };
+	host_file("small.txt", "tiny", 4);
+	host_file("big.bin", "x", 1);
+	assert_int_equal(truncate(strcat(strcpy(path, share), "/big.bin"), DAX_CHUNK), 0);
+	/* no window: not offered */
+	assert_int_equal(call(FUSE_INIT, 0, NULL, 1, &init, sizeof(init)), 0);
+	struct fuse_init_out *io = (struct fuse_init_out *)(repbuf + 16);
+	assert_true(io->flags & FUSE_INIT_EXT);
+	assert_int_equal(io->flags2, 0);
+	assert_int_equal(attr_flags_of("big.bin"), 0);
+
+	struct dax_window *w = dax_window_new(4 * DAX_CHUNK, err, sizeof(err));
+	assert_non_null(w);
+	fuse_server_set_dax(srv, w);
+	assert_int_equal(call(FUSE_INIT, 0, NULL, 1, &init, sizeof(init)), 0);
+	assert_int_equal(io->flags2, ask);
+	assert_int_equal(attr_flags_of("big.bin"), FUSE_ATTR_DAX);
+	assert_int_equal(attr_flags_of("small.txt"), 0);
+	uint64_t node = lookup(FUSE_ROOT_ID, "big.bin", NULL);
+	assert_int_equal(call(FUSE_GETATTR, node, NULL, 1, &(struct fuse_getattr_in){ 0 }, sizeof(struct fuse_getattr_in)), 0);
+	assert_int_equal(((struct fuse_attr_out *)(repbuf + 16))->attr.flags, FUSE_ATTR_DAX);
+	assert_int_equal(call(FUSE_GETATTR, FUSE_ROOT_ID, NULL, 1, &(struct fuse_getattr_in){ 0 }, sizeof(struct fuse_getattr_in)), 0);
+	assert_int_equal(((struct fuse_attr_out *)(repbuf + 16))->attr.flags, 0); /* a folder */
+	/* mount -o dax (every file) or no DAX: the guest does not ask */
+	init.flags2 = 0;
+	assert_int_equal(call(FUSE_INIT, 0, NULL, 1, &init, sizeof(init)), 0);
+	assert_int_equal(io->flags2, 0);
+	assert_int_equal(attr_flags_of("big.bin"), 0);
+	/* an extended INIT cut short */
+	assert_int_equal(call(FUSE_INIT, 0, NULL, 1, &init, (size_t)16), -EINVAL);
+	fuse_server_set_dax(srv, NULL);
+	dax_window_free(w);
+}
+
 int main(void)
 {
 #define T(x) cmocka_unit_test_setup_teardown(x, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(create_write_read), T(names_that_escape), T(symlinks_stay_in_the_guest), T(device_nodes_never_open),
 		T(links_renames_and_dirs), T(readdirplus_and_forget), T(bad_requests), T(setattr_xattr_statfs),
-		T(kill_suidgid_on_write_and_truncate), T(negative_lookups), T(dax_mappings),
+		T(kill_suidgid_on_write_and_truncate), T(negative_lookups), T(dax_mappings), T(dax_per_inode),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
