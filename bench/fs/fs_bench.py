@@ -3,8 +3,10 @@
   host    the jobs run on the host itself, on the folder (the physical limit)
   kvkit   the guest mounts kvkit's virtio-fs: default cache=auto, then
           cache=always (the guest trusts its cache, as 9p's cache=loose),
-          then cache=auto with a 256 MiB DAX window (dax=256, mount -o dax:
-          the guest reads and writes the host's page cache in place)
+          then cache=auto with a 256 MiB DAX window (dax=256: the guest
+          reads and writes the host's page cache in place), mounted
+          -o dax (every file) and, as kvkit-daxi, -o dax=inode (kvkit
+          picks the files of 2 MiB and more)
   9p      the guest mounts QEMU's virtio-9p (-virtfs, security_model=none,
           msize 512 KiB, cache=loose): what Linux users have built in
 Jobs (seconds, lower is better): untar 10,000 small files, re-read them all
@@ -38,8 +40,9 @@ BIG_MIB = int(os.environ.get("BENCH_BIG_MIB", "1024"))
 SHARE_TMPFS = os.environ.get("BENCH_SHARE_TMPFS") == "1"
 CPUS, MEM = 1, 2048  # one vCPU: see docs/testing.md on two-vCPU guests in the rig
 # which guests run (BENCH_VMMS, comma-separated; the host always does)
-VMMS = os.environ.get("BENCH_VMMS", "kvkit,kvkit-always,kvkit-dax,9p").split(",")
-KVKIT_OPTS = {"kvkit": "", "kvkit-always": ",cache=always", "kvkit-dax": ",dax=256"}  # and mount -o dax
+VMMS = os.environ.get("BENCH_VMMS", "kvkit,kvkit-always,kvkit-dax,kvkit-daxi,9p").split(",")
+KVKIT_OPTS = {"kvkit": "", "kvkit-always": ",cache=always", "kvkit-dax": ",dax=256",  # and mount -o dax
+              "kvkit-daxi": ",dax=256"}  # and mount -o dax=inode
 JOBS = ("untar", "reread", "stat", "write", "read", "read-ra1m")
 
 # $M is the folder; t() prints seconds since the last mark (from /proc/uptime).
@@ -139,11 +142,12 @@ def run_guest(name, cmd):
 
 def report(results):
     """The table: seconds per job, then ratios against 9p and the host."""
-    label = {"host": "host", "kvkit": "auto", "kvkit-always": "always", "kvkit-dax": "dax", "9p": "9p"}
-    cols = [c for c in ("host", "kvkit", "kvkit-always", "kvkit-dax", "9p") if c in results]
+    label = {"host": "host", "kvkit": "auto", "kvkit-always": "always", "kvkit-dax": "dax", "kvkit-daxi": "daxi",
+             "9p": "9p"}
+    cols = [c for c in ("host", "kvkit", "kvkit-always", "kvkit-dax", "kvkit-daxi", "9p") if c in results]
     kv = [c for c in cols if c.startswith("kvkit")]
-    print("seconds, lower is better (auto, always, dax: kvkit's cache=auto, cache=always, cache=auto with "
-          "dax=256); 9p/X above 1: kvkit faster than 9p; host/X: 1 = host speed")
+    print("seconds, lower is better (auto, always, dax, daxi: kvkit's cache=auto, cache=always, cache=auto with "
+          "dax=256 mounted -o dax and -o dax=inode); 9p/X above 1: kvkit faster than 9p; host/X: 1 = host speed")
     head = ["job"] + [label[c] for c in cols]
     if "9p" in results:
         head += ["9p/" + label[c] for c in kv]
@@ -193,6 +197,7 @@ def main():
     os.environ["PATH"] += ":/usr/sbin:/sbin"
     disk = os.path.join(d, "jobs.img")
     mount = {"kvkit": "mount -t virtiofs share /mnt", "kvkit-dax": "mount -t virtiofs -o dax share /mnt",
+             "kvkit-daxi": "mount -t virtiofs -o dax=inode share /mnt",
              "9p": "mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288,cache=loose share /mnt"}
     # the guest first touches most of its RAM once: in the nested rig the first
     # touch of a guest page costs a nested page fault, which would be charged
@@ -212,7 +217,7 @@ def main():
         opt = KVKIT_OPTS[name]
         results[name] = run_guest(name, [
             KVKIT, "--log-level", "debug", "--cpus", str(CPUS), "--memory", str(MEM), "--bootloader",
-            "linux,kernel=%s,initrd=%s,cmdline=%s" % (KERNEL, INITRD, cmdline("kvkit-dax.sh" if "dax" in name
+            "linux,kernel=%s,initrd=%s,cmdline=%s" % (KERNEL, INITRD, cmdline(name + ".sh" if "dax" in name
                                                                              else "kvkit.sh")),
             "--device", "virtio-serial,stdio", "--device", "virtio-blk,path=%s,readonly" % disk,
             "--device", "virtio-fs,sharedDir=%s,mountTag=share%s" % (share, opt)])
