@@ -526,14 +526,13 @@ static size_t do_init(struct req *r)
 		o.map_alignment = DAX_CHUNK_SHIFT;
 	}
 	/* the rest of an extended INIT (7.36): flags2, the bits above 31 */
-	const struct fuse_init_in *ext = NULL;
-	if (in->flags & FUSE_INIT_EXT) {
-		ext = in;
+	bool ext = in->flags & FUSE_INIT_EXT;
+	if (ext) {
 		if (!take(r, sizeof(*in) - 16))
 			return reply_err(r, EINVAL);
 		o.flags |= FUSE_INIT_EXT;
 	}
-	r->s->inode_dax = ext && r->s->dax && (ext->flags2 & (uint32_t)(FUSE_HAS_INODE_DAX >> 32));
+	r->s->inode_dax = ext && r->s->dax && (in->flags2 & (uint32_t)(FUSE_HAS_INODE_DAX >> 32));
 	if (r->s->inode_dax)
 		o.flags2 |= (uint32_t)(FUSE_HAS_INODE_DAX >> 32);
 	return reply(r, 0, &o, in->minor < 23 ? 24 : sizeof(o));

@@ -76,7 +76,7 @@ def dax(tmp_path_factory):
                              # cache=always: the guest keeps the shrunk file's old size
                              "virtio-fs,sharedDir=%s,mountTag=daxshare,dax=%d,cache=always" % (d, WINDOW_MIB),
                              "virtio-fs,sharedDir=%s,mountTag=plain" % p,
-                    "virtio-fs,sharedDir=%s,mountTag=hugeshare,dax=16,cache=always" % h])
+                             "virtio-fs,sharedDir=%s,mountTag=hugeshare,dax=16,cache=always" % h])
     pmd = {}
 
     def on_line(text):
