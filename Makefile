@@ -76,7 +76,7 @@ $(BUILD)/vfkit: $(BUILD)/kvkit
 TEST_LIBS := -lcmocka
 UNIT_TESTS := $(BUILD)/tests/test_cmdline $(BUILD)/tests/test_virtq $(BUILD)/tests/test_kvm_api \
 	$(BUILD)/tests/test_blk_parse $(BUILD)/tests/test_config_lib $(BUILD)/tests/test_api $(BUILD)/tests/test_vsock \
-	$(BUILD)/tests/test_fuse $(BUILD)/tests/test_firmware $(BUILD)/tests/test_kernel_unpack
+	$(BUILD)/tests/test_fuse $(BUILD)/tests/test_firmware $(BUILD)/tests/test_kernel_unpack $(BUILD)/tests/test_pci
 
 $(BUILD)/tests/test_cmdline: tests/unit/test_cmdline.c $(BUILD)/libkvkit.a
 	@mkdir -p $(dir $@)
@@ -111,6 +111,10 @@ $(BUILD)/tests/test_blk_parse: tests/unit/test_blk_parse.c $(call obj,src/virtio
 $(BUILD)/tests/test_kvm_api: tests/unit/test_kvm_api.c $(CORE_OBJS) $(BUILD)/libkvkit.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(LIBS) $(TEST_LIBS)
+
+$(BUILD)/tests/test_pci: tests/unit/test_pci.c $(call obj,src/pci/pci.c src/vmm/bus.c src/util/log.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
 
 $(BUILD)/tests/test_firmware: tests/unit/test_firmware.c $(CORE_OBJS) $(BUILD)/libkvkit.a
 	@mkdir -p $(dir $@)

@@ -14,6 +14,7 @@ static struct {
 	struct pci_func host;
 	uint32_t conf_addr;
 	uint64_t next_mmio;
+	uint64_t mmio64_base, mmio64_size, next_mmio64;
 	pthread_mutex_t lock;
 } pb = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
@@ -60,10 +61,58 @@ int pci_add_cap(struct pci_func *f, const void *data, unsigned len)
 
 int pci_add_bar(struct pci_func *f, int idx, uint64_t size, bus_handler fn, void *opaque)
 {
-	if (idx < 0 || idx > 5 || size < 4096 || (size & (size - 1)))
-		return -EINVAL;
+	if (idx < 0 || idx > 5 || size < 4096 || (size & (size - 1)) || (idx > 0 && f->bar[idx - 1].mem64))
+		return -EINVAL; /* (the upper half of a 64-bit BAR) */
 	f->bar[idx] = (struct pci_bar){ .size = size, .fn = fn, .opaque = opaque };
 	return 0;
+}
+
+int pci_add_bar64(struct pci_func *f, int idx, uint64_t size, bus_handler fn, void *opaque)
+{
+	if (idx > 4 || f->bar[idx + 1].size)
+		return -EINVAL;
+	int r = pci_add_bar(f, idx, size, fn, opaque);
+	if (!r)
+		f->bar[idx].mem64 = true;
+	return r;
+}
+
+void pci_set_mmio64(uint64_t base, uint64_t size)
+{
+	pthread_mutex_lock(&pb.lock);
+	pb.mmio64_base = pb.next_mmio64 = base;
+	pb.mmio64_size = size;
+	pthread_mutex_unlock(&pb.lock);
+}
+
+void pci_get_mmio64(uint64_t *base, uint64_t *size)
+{
+	pthread_mutex_lock(&pb.lock);
+	*base = pb.mmio64_base;
+	*size = pb.mmio64_size;
+	pthread_mutex_unlock(&pb.lock);
+}
+
+/* Next naturally aligned place for a BAR of size in [*next, end). */
+static int take(uint64_t *next, uint64_t end, uint64_t size, uint64_t *addr)
+{
+	uint64_t a = (*next + size - 1) & ~(size - 1);
+	if (a < *next || a > end || end - a < size)
+		return -ENOSPC;
+	*addr = a;
+	*next = a + size;
+	return 0;
+}
+
+static void put_bar(struct pci_func *f, int i)
+{
+	const struct pci_bar *b = &f->bar[i];
+	if (!b->mem64) {
+		put32(f->cfg + 0x10 + 4 * i, (uint32_t)b->addr); /* 32-bit, non-prefetchable memory */
+		return;
+	}
+	put32(f->cfg + 0x10 + 4 * i, (uint32_t)b->addr | 0xc); /* 64-bit, prefetchable */
+	put32(f->cfg + 0x14 + 4 * i, (uint32_t)(b->addr >> 32));
 }
 
 int pci_register(struct vm *vm, struct pci_func *f)
@@ -80,18 +129,25 @@ int pci_register(struct vm *vm, struct pci_func *f)
 		pthread_mutex_unlock(&pb.lock);
 		return -ENOSPC;
 	}
+	/* nothing is taken until every BAR has its place */
+	uint64_t next = pb.next_mmio, next64 = pb.next_mmio64, addr[6] = { 0 };
 	for (int i = 0; i < 6; i++) {
 		struct pci_bar *b = &f->bar[i];
 		if (!b->size)
 			continue;
-		uint64_t addr = (pb.next_mmio + b->size - 1) & ~(b->size - 1);
-		if (addr + b->size > PCI_MMIO_START + PCI_MMIO_SIZE) {
+		int r = b->mem64 && pb.mmio64_size ? take(&next64, pb.mmio64_base + pb.mmio64_size, b->size, &addr[i])
+						   : take(&next, PCI_MMIO_START + PCI_MMIO_SIZE, b->size, &addr[i]);
+		if (r < 0) {
 			pthread_mutex_unlock(&pb.lock);
-			return -ENOSPC;
+			return r;
 		}
-		b->addr = addr;
-		pb.next_mmio = addr + b->size;
-		put32(f->cfg + 0x10 + 4 * i, (uint32_t)addr); /* 32-bit, non-prefetchable memory */
+	}
+	pb.next_mmio = next;
+	pb.next_mmio64 = next64;
+	for (int i = 0; i < 6; i++) {
+		f->bar[i].addr = addr[i];
+		if (f->bar[i].size)
+			put_bar(f, i);
 	}
 	f->slot = slot;
 	pb.slot[slot] = f;
@@ -129,20 +185,56 @@ static struct pci_func *func_at(unsigned bus, unsigned dev, unsigned fn)
 	return dev == 0 ? &pb.host : pb.slot[dev];
 }
 
+static bool mem_decoding(const struct pci_func *f)
+{
+	return f->cfg[0x04] & 0x2;
+}
+
+/* Where the guest reaches BAR i now, as bar_moved reports it. */
+static uint64_t bar_seen(const struct pci_func *f, int i)
+{
+	const struct pci_bar *b = &f->bar[i];
+	return !b->mem64 || mem_decoding(f) ? b->addr : 0;
+}
+
+static void bar_place(struct pci_func *f, int i, uint64_t addr)
+{
+	uint64_t old = bar_seen(f, i);
+	f->bar[i].addr = addr;
+	uint64_t now = bar_seen(f, i);
+	if (now != old && f->bar_moved)
+		f->bar_moved(f, i, old, now);
+}
+
+/* All-ones is the sizing probe, not a placement: the register then reads
+ * back the size mask (and the type bits) until it is written again. */
 static void bar_write(struct pci_func *f, int i, uint32_t v)
 {
+	if (i > 0 && f->bar[i - 1].mem64) { /* the upper half of a 64-bit BAR */
+		struct pci_bar *b = &f->bar[i - 1];
+		uint32_t hi = v & (uint32_t)(~(b->size - 1) >> 32);
+		put32(f->cfg + 0x10 + 4 * i, hi);
+		if (v != 0xffffffff)
+			bar_place(f, i - 1, (uint64_t)hi << 32 | (uint32_t)b->addr);
+		return;
+	}
 	struct pci_bar *b = &f->bar[i];
 	if (!b->size)
 		return; /* unimplemented BAR reads as 0 */
-	uint64_t old = b->addr;
-	uint32_t nv = v & ~(uint32_t)(b->size - 1);
-	put32(f->cfg + 0x10 + 4 * i, nv);
-	/* all-ones is the sizing probe, not a placement */
-	if (v == 0xffffffff)
+	uint32_t lo = v & ~(uint32_t)(b->size - 1) & ~0xfu;
+	put32(f->cfg + 0x10 + 4 * i, lo | (b->mem64 ? 0xc : 0));
+	if (v != 0xffffffff)
+		bar_place(f, i, b->mem64 ? (b->addr & ~0xffffffffull) | lo : lo);
+}
+
+/* A 64-bit BAR appears and disappears with memory decoding. */
+static void decoding_changed(struct pci_func *f, bool was)
+{
+	if (was == mem_decoding(f) || !f->bar_moved)
 		return;
-	b->addr = nv;
-	if (b->addr != old && f->bar_moved)
-		f->bar_moved(f, i, old, b->addr);
+	for (int i = 0; i < 6; i++)
+		if (f->bar[i].mem64)
+			f->bar_moved(f, i, was ? f->bar[i].addr : 0, was ? 0 : f->bar[i].addr);
 }
 
 static void cfg_access(struct pci_func *f, unsigned reg, uint8_t *data, unsigned len, bool is_write)
@@ -162,10 +254,12 @@ static void cfg_access(struct pci_func *f, unsigned reg, uint8_t *data, unsigned
 			bar_write(f, (reg - 0x10) / 4, get32(data));
 		return;
 	}
+	bool was_decoding = mem_decoding(f);
 	for (unsigned i = 0; i < len; i++) {
 		uint8_t m = f->wmask[reg + i];
 		f->cfg[reg + i] = (f->cfg[reg + i] & ~m) | (data[i] & m);
 	}
+	decoding_changed(f, was_decoding);
 	if (f->cfg_written)
 		f->cfg_written(f, reg, len);
 }
@@ -262,6 +356,7 @@ int pci_init(struct vm *vm, bool i440fx)
 	else
 		pci_func_init(&pb.host, 0x8086, 0x0d57, 0x060000, 0, 0, 0);
 	pb.next_mmio = PCI_MMIO_START;
+	pb.mmio64_base = pb.mmio64_size = pb.next_mmio64 = 0;
 	int r = bus_register(&vm->pio, PORT_PCI_CONF_ADDR, 1, conf_addr_io, NULL);
 	if (!r)
 		r = bus_register(&vm->pio, PORT_PCI_CONF_DATA, 4, conf_data_io, NULL);

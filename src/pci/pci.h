@@ -1,5 +1,6 @@
 /* PCI bus 0: host bridge, config space through ports CF8/CFC and ECAM,
- * 32-bit memory BARs assigned by kvkit, MSI-X. */
+ * memory BARs assigned by kvkit (32-bit below 4 GiB, 64-bit prefetchable
+ * above RAM), MSI-X. */
 #ifndef KVKIT_PCI_H
 #define KVKIT_PCI_H
 #include <pthread.h>
@@ -12,6 +13,7 @@ struct pci_func;
 
 struct pci_bar {
 	uint64_t addr, size;
+	bool mem64; /* 64-bit prefetchable: this register and the next hold the address */
 	bus_handler fn;
 	void *opaque;
 };
@@ -23,7 +25,10 @@ struct pci_func {
 	uint8_t last_cap; /* offset of the last capability, 0 if none */
 	unsigned cap_end; /* first free config byte after the capabilities */
 	int slot;
-	/* called after the guest moved a BAR (old address, new address) */
+	/* called after the guest moved a BAR (old address, new address); a
+	 * 64-bit BAR's address is reported only while memory decoding is on
+	 * (0 otherwise), so the half-written address between the two register
+	 * writes of a move is never acted on */
 	void (*bar_moved)(struct pci_func *f, int bar, uint64_t old_addr, uint64_t new_addr);
 	/* called after any config write, e.g. for the MSI-X control word */
 	void (*cfg_written)(struct pci_func *f, unsigned off, unsigned len);
@@ -37,6 +42,14 @@ void pci_func_init(struct pci_func *f, uint16_t vendor, uint16_t device, uint32_
 /* Append a capability (data[0] = id; next pointer filled in); returns its offset. */
 int pci_add_cap(struct pci_func *f, const void *data, unsigned len);
 int pci_add_bar(struct pci_func *f, int idx, uint64_t size, bus_handler fn, void *opaque);
+/* A 64-bit prefetchable memory BAR in registers idx and idx + 1 (idx + 1
+ * must stay unused), placed in the 64-bit window. */
+int pci_add_bar64(struct pci_func *f, int idx, uint64_t size, bus_handler fn, void *opaque);
+/* The window above RAM for 64-bit BARs, [base, base + size); set after
+ * pci_init, before functions register. Without one (size 0) 64-bit BARs
+ * go below 4 GiB with the others. */
+void pci_set_mmio64(uint64_t base, uint64_t size);
+void pci_get_mmio64(uint64_t *base, uint64_t *size);
 /* Put the function on the next free slot of bus 0 and assign its BARs. */
 int pci_register(struct vm *vm, struct pci_func *f);
 /* Put a BAR-less function at a fixed device/function number of bus 0 (the

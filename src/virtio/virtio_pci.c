@@ -343,7 +343,7 @@ static int add_shm_cap(struct virtio_dev *d)
 	memcpy(raw, &c, 16);
 	memcpy(raw + 16, hi, sizeof(hi));
 	int r = pci_add_cap(&d->pci, raw, sizeof(raw));
-	return r < 0 ? r : pci_add_bar(&d->pci, SHM_BAR, d->shm_size, shm_io, d);
+	return r < 0 ? r : pci_add_bar64(&d->pci, SHM_BAR, d->shm_size, shm_io, d);
 }
 
 int virtio_dev_init(struct virtio_dev *d, struct vm *vm, const struct virtio_ops *ops, void *priv)
@@ -400,8 +400,8 @@ int virtio_dev_init(struct virtio_dev *d, struct vm *vm, const struct virtio_ops
 		return r;
 	d->notify_base = d->pci.bar[0].addr;
 	ioeventfds(d, d->notify_base, true);
-	if (d->shm_size && d->shm_placed)
-		d->shm_placed(d, d->pci.bar[SHM_BAR].addr);
+	/* the shared memory BAR (64-bit) is placed when the guest turns memory
+	 * decoding on: bar_moved() */
 	if (n_devs < sizeof(all_devs) / sizeof(all_devs[0]))
 		all_devs[n_devs++] = d;
 	vm_devices_resumed = resume_all;

@@ -79,9 +79,10 @@ struct virtio_dev {
 	struct virtio_queue *q;
 	unsigned num_queues;  /* ops->num_queues unless set before virtio_dev_init */
 	uint64_t notify_base; /* guest address of the notify area, 0 if none */
-	/* A shared memory region (virtio 1.2 4.1.4.7) as BAR 2, if shm_size is
-	 * set before virtio_dev_init: shm_placed is told where the guest sees
-	 * it (at registration and whenever the guest moves the BAR; 0: gone). */
+	/* A shared memory region (virtio 1.2 4.1.4.7) as BAR 2 (64-bit,
+	 * prefetchable), if shm_size is set before virtio_dev_init: shm_placed
+	 * is told where the guest sees it whenever that changes (the guest
+	 * turns memory decoding on or off, or moves the BAR; 0: gone). */
 	uint64_t shm_size;
 	uint8_t shm_id;
 	void (*shm_placed)(struct virtio_dev *d, uint64_t addr);

@@ -5,7 +5,8 @@ give ranges back: FUSE_REMOVEMAPPING); a file the guest has mapped shrinks
 on the host under it, and kvkit must keep running. A third share sits on a
 tmpfs with 2 MiB pages, mounted with dax=inode: kvkit must map its chunks
 with one huge entry each (the window aligned, MADV_HUGEPAGE), which is what
-makes DAX fast, and let only the big file use DAX."""
+makes DAX fast, and let only the big file use DAX. Its window is 1 GiB,
+beyond what fits below 4 GiB: every window is a 64-bit BAR above RAM."""
 import os
 import re
 import subprocess
@@ -21,9 +22,11 @@ from guest_tools import GUEST_RUN, tools_disk  # noqa: E402
 SAN = os.environ.get("KVKIT_E2E_SAN") == "1"
 BIG_MIB = 64 if SAN else 256
 WINDOW_MIB = int(os.environ.get("KVKIT_E2E_DAX_MIB", 32))
+HUGE_WINDOW_MIB = 1024
 FSPOSIX = os.path.join(GUEST, "kvkit-fsposix")
 
 GUEST_SCRIPT = r"""mkdir -p /mnt/d /mnt/p /mnt/h
+for p in /sys/bus/pci/devices/*; do [ "$(cat $p/device)" = 0x105a ] && echo "FS-BAR2 $(sed -n 3p $p/resource)"; done
 mount -t virtiofs plain /mnt/p -o dax 2>/dev/null && echo PLAIN-DAX-MOUNTED || echo PLAIN-DAX-REFUSED
 mount -t virtiofs plain /mnt/p && echo PLAIN-MOUNT-OK
 mount -t virtiofs daxshare /mnt/d -o dax && echo DAX-MOUNT-OK
@@ -76,7 +79,7 @@ def dax(tmp_path_factory):
                              # cache=always: the guest keeps the shrunk file's old size
                              "virtio-fs,sharedDir=%s,mountTag=daxshare,dax=%d,cache=always" % (d, WINDOW_MIB),
                              "virtio-fs,sharedDir=%s,mountTag=plain" % p,
-                             "virtio-fs,sharedDir=%s,mountTag=hugeshare,dax=16,cache=always" % h])
+                             "virtio-fs,sharedDir=%s,mountTag=hugeshare,dax=%d,cache=always" % (h, HUGE_WINDOW_MIB)])
     pmd = {}
 
     def on_line(text):
@@ -118,6 +121,20 @@ def test_dax_mount_needs_a_window(dax):
     assert "DAX-MOUNT-OK" in dax["out"] and "DAX-IN-MOUNTS" in dax["out"], dax["out"][-20:]
     assert "UMOUNT-OK" in dax["out"]
     assert dax["rc"] == 0, dax["err"][-3000:]
+
+
+@needs_kvm
+def test_windows_are_64bit_bars_above_ram(dax):
+    """What the guest's PCI layer found: BAR 2 of each share with a window
+    is a 64-bit prefetchable range above 4 GiB of the size asked (1 GiB
+    included); the share without a window has no BAR 2."""
+    bars = [[int(v, 16) for v in line.split()[1:]] for line in dax["out"] if line.startswith("FS-BAR2 ")]
+    assert len(bars) == 3, dax["out"][:10]
+    placed = sorted((end - start + 1, start, flags) for start, end, flags in bars if start)
+    assert [size for size, _, _ in placed] == sorted([WINDOW_MIB << 20, HUGE_WINDOW_MIB << 20]), bars
+    for size, start, flags in placed:
+        assert start >= 1 << 32 and start % size == 0, bars
+        assert flags & 0x2000 and flags & 0x100000, bars  # IORESOURCE_PREFETCH, IORESOURCE_MEM_64
 
 
 @needs_kvm

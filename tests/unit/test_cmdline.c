@@ -337,16 +337,18 @@ static void other_devices(void **s)
 	assert_int_equal(cfg.devices[0].u.fs.cache, KV_FS_CACHE_AUTO);
 	ERR("unexpected value for virtio-fs 'cache' option: x (expected auto, always or never)", BOOT, "--device",
 	    "virtio-fs,sharedDir=/h,cache=x");
+	OK(BOOT, "--device", "virtio-fs,sharedDir=/h,dax=16384");
+	assert_int_equal(cfg.devices[0].u.fs.dax_mib, 16384);
 	OK(BOOT, "--device", "virtio-fs,sharedDir=/h,dax=64");
 	assert_int_equal(cfg.devices[0].u.fs.dax_mib, 64);
 	OK(BOOT, "--device", "virtio-fs,sharedDir=/h,dax=0");
 	assert_int_equal(cfg.devices[0].u.fs.dax_mib, 0);
-	for (const char *const *v = (const char *const[]){ "1", "3", "512", "-2", "", "2M", "99999999999999999999", NULL };
+	for (const char *const *v = (const char *const[]){ "1", "3", "32768", "-2", "", "2M", "99999999999999999999", NULL };
 	     *v; v++) {
 		char opt[80], msg[160];
 		snprintf(opt, sizeof(opt), "virtio-fs,sharedDir=/h,dax=%s", *v);
 		snprintf(msg, sizeof(msg), "invalid virtio-fs 'dax' window: %s (expected its size in MiB, a power of two "
-			 "from 2 to 256)", *v);
+			 "from 2 to 16384)", *v);
 		ERR(msg, BOOT, "--device", opt);
 	}
 	ERR("invalid virtio-fs mount tag '0123456789abcdef0123456789abcdef01234': must be 1 to 36 bytes", BOOT, "--device",

@@ -218,7 +218,7 @@ static void json_errors(void **s)
 		{ "{} {}", "invalid JSON: unexpected data after the top-level value" },
 		{ "{\"devices\":[{\"kind\":\"virtiofs\",\"sharedDir\":\"/x\",\"mountTag\":\"0123456789012345678901234567890123456789\"}]}", NULL },
 		{ "{\"devices\":[{\"kind\":\"virtiofs\",\"sharedDir\":\"/x\",\"mountTag\":\"x\",\"dax\":3}]}",
-		  "devices[0]: invalid virtio-fs 'dax' window: 3 (expected its size in MiB, a power of two from 2 to 256)" },
+		  "devices[0]: invalid virtio-fs 'dax' window: 3 (expected its size in MiB, a power of two from 2 to 16384)" },
 		{ "{\"devices\":[{\"kind\":\"virtioblk\"}]}", "devices[0]: missing mandatory 'path' option for virtio-blk device" },
 		{ "{\"devices\":[{\"kind\":\"virtionet\",\"macAddress\":\"zz\"}]}", "address zz: invalid MAC address" },
 		{ "{\"timesync\":{}}", "missing 'vsockPort' option for timesync parameter" },

@@ -18,6 +18,7 @@
 #include "../../src/devices/pflash.h"
 #include "../../src/devices/piix4_pm.h"
 #include "../../src/devices/rtc.h"
+#include "../../src/pci/pci.h"
 
 static void wr8(struct pflash *f, uint64_t off, uint8_t v) { pflash_access(f, off, &v, 1, true); }
 static uint8_t rd8(struct pflash *f, uint64_t off)
@@ -327,6 +328,7 @@ static void acpi_loader_script_links_valid_tables(void **state)
 	(void)state;
 	struct fw_cfg c;
 	fw_cfg_init(&c);
+	pci_set_mmio64(0x140000000ULL, (1ULL << 40) - 0x140000000ULL);
 	assert_int_equal(acpi_fw_cfg(4, &c), 0);
 	const struct fw_cfg_item *rsdp_i = file_item(&c, "etc/acpi/rsdp"), *tab_i = file_item(&c, "etc/acpi/tables"),
 				 *ld = file_item(&c, "etc/table-loader");
@@ -394,6 +396,11 @@ static void acpi_loader_script_links_valid_tables(void **state)
 			uint32_t dl;
 			memcpy(&dl, mem + d + 4, 4);
 			assert_int_equal(sum8(mem + d, dl), 0);
+			/* the PCI host bridge's 64-bit window is the one kvkit set */
+			static const uint64_t window[] = { 0x140000000ULL, (1ULL << 40) - 1, 0,
+							   (1ULL << 40) - 0x140000000ULL };
+			assert_non_null(memmem(mem + d, dl, window, sizeof(window)));
+			assert_int_equal(*((uint8_t *)memmem(mem + d, dl, window, sizeof(window)) - 14), 0x8a);
 			seen_dsdt = 1;
 		}
 	}

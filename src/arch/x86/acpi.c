@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <string.h>
 #include "../../devices/fw_cfg.h"
+#include "../../pci/pci.h"
 #include "../../util/log.h"
 #include "../../vmm/vm.h"
 #include "dsdt_aml.h"
@@ -153,6 +154,31 @@ static void table_header(struct area *a, void *table, const char *sig, uint32_t 
 	note_sum(a, table, len);
 }
 
+/* dsdt.asl's QWordMemory placeholder: the window for 64-bit BARs. Its
+ * minimum sits 14 bytes into the descriptor (tag 0x8A, length, type,
+ * flags, granularity), then maximum, translation and length. */
+#define MMIO64_PLACEHOLDER 0x4B564B6400000000ULL
+
+static bool patch_mmio64(uint8_t *aml, size_t len)
+{
+	uint64_t base, size;
+	pci_get_mmio64(&base, &size);
+	for (size_t i = 14; i + 32 <= len; i++) {
+		uint64_t v;
+		memcpy(&v, aml + i, 8);
+		if (v != MMIO64_PLACEHOLDER || aml[i - 14] != 0x8a)
+			continue;
+		wr64(aml + i, size ? base : 0);
+		wr64(aml + i + 8, size ? base + size - 1 : 0);
+		wr64(aml + i + 24, size); /* 0: Linux ignores the descriptor */
+		struct acpi_header *h = (struct acpi_header *)aml;
+		h->checksum = 0;
+		h->checksum = checksum(aml, len);
+		return true;
+	}
+	return false;
+}
+
 /* DSDT, FADT, MADT, MCFG and the XSDT that lists them; returns the XSDT's
  * address (a->gpa based) or 0 if the area is too small. */
 static uint64_t build_tables(unsigned ncpus, struct area *a)
@@ -162,6 +188,8 @@ static uint64_t build_tables(unsigned ncpus, struct area *a)
 	if (!dsdt)
 		return 0;
 	memcpy(dsdt, dsdt_aml_code, sizeof(dsdt_aml_code));
+	if (!patch_mmio64(dsdt, sizeof(dsdt_aml_code)))
+		return 0; /* dsdt.asl lost its placeholder: a build error */
 	note_sum(a, dsdt, sizeof(dsdt_aml_code)); /* the AML comes with its checksum; the loader resets it */
 
 	struct fadt *f = alloc(a, sizeof(*f), &fadt_gpa);

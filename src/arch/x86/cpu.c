@@ -121,6 +121,21 @@ static int set_msrs(struct vcpu *c)
 	return r < 0 ? -errno : 0;
 }
 
+unsigned x86_phys_bits(struct vm *vm)
+{
+	unsigned bits = 36; /* what a CPU without leaf 0x80000008 has */
+	struct kvm_cpuid2 *cpuid = calloc(1, sizeof(*cpuid) + CPUID_MAX_ENTRIES * sizeof(struct kvm_cpuid_entry2));
+	if (!cpuid)
+		return bits;
+	cpuid->nent = CPUID_MAX_ENTRIES;
+	if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid) == 0)
+		for (unsigned i = 0; i < cpuid->nent; i++)
+			if (cpuid->entries[i].function == 0x80000008 && (cpuid->entries[i].eax & 0xff) >= 32)
+				bits = cpuid->entries[i].eax & 0xff;
+	free(cpuid);
+	return bits;
+}
+
 int x86_vcpu_init(struct vcpu *c, char *err, size_t errlen)
 {
 	struct vm *vm = c->vm;

@@ -9,6 +9,8 @@ struct vcpu;
 struct vm;
 
 int x86_vcpu_init(struct vcpu *c, char *err, size_t errlen);
+/* The guest's physical address width (CPUID 0x80000008, as KVM passes it). */
+unsigned x86_phys_bits(struct vm *vm);
 
 /* One debug line: where the vCPU is and what its LAPIC waits for. */
 void x86_vcpu_describe(struct vcpu *c, char *buf, size_t len);

@@ -26,6 +26,11 @@ DefinitionBlock ("dsdt.aml", "DSDT", 2, "KVKIT ", "KVKITDSD", 1)
                     0x0000, 0x0D00, 0xFFFF, 0x0000, 0xF300)
                 DWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable, ReadWrite,
                     0x00000000, 0xC0000000, 0xFBFFFFFF, 0x00000000, 0x3C000000)
+                /* 64-bit BARs above RAM: acpi.c writes the window kvkit
+                 * chose over these placeholder values ("KVK" + 64) */
+                QWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, Cacheable, ReadWrite,
+                    0x0000000000000000, 0x4B564B6400000000, 0x4B564B64FFFFFFFF, 0x0000000000000000,
+                    0x0000000100000000)
             })
         }
 

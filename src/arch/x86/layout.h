@@ -20,6 +20,7 @@
 #define MMIO_HOLE_START 0xc0000000ULL /* RAM stops here below 4 GiB */
 #define PCI_MMIO_START 0xc0000000ULL  /* 32-bit BAR window, up to where */
 #define PCI_MMIO_SIZE 0x3c000000ULL   /* OVMF's i440FX window ends (0xfc000000) */
+#define PCI_MMIO64_ALIGN (1ULL << 30) /* 64-bit BAR window: above RAM, from here */
 #define PCI_ECAM_START 0xfc000000ULL  /* above that window, for UEFI boot too */
 #define PCI_ECAM_SIZE 0x100000ULL     /* bus 0 only */
 #define IOAPIC_ADDR 0xfec00000ULL
