@@ -139,7 +139,10 @@ check-unit: $(UNIT_TESTS)
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -Iinclude -I$(BUILD) -pthread -fsanitize=fuzzer,address,undefined
 fuzz: $(BUILD)/fuzz/fuzz_virtq $(BUILD)/fuzz/fuzz_cmdline $(BUILD)/fuzz/fuzz_blk $(BUILD)/fuzz/fuzz_rest \
 	$(BUILD)/fuzz/fuzz_config_json $(BUILD)/fuzz/fuzz_net $(BUILD)/fuzz/fuzz_vsock $(BUILD)/fuzz/fuzz_fuse \
-	$(BUILD)/fuzz/fuzz_firmware $(BUILD)/fuzz/fuzz_kernel
+	$(BUILD)/fuzz/fuzz_firmware $(BUILD)/fuzz/fuzz_kernel $(BUILD)/fuzz/fuzz_pci
+$(BUILD)/fuzz/fuzz_pci: tests/fuzz/fuzz_pci.c src/pci/pci.c src/vmm/bus.c src/util/log.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) $^ -o $@
 $(BUILD)/fuzz/fuzz_kernel: tests/fuzz/fuzz_kernel.c src/boot/kernel_unpack.c src/util/log.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@ -ldl

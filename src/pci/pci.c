@@ -69,7 +69,7 @@ int pci_add_bar(struct pci_func *f, int idx, uint64_t size, bus_handler fn, void
 
 int pci_add_bar64(struct pci_func *f, int idx, uint64_t size, bus_handler fn, void *opaque)
 {
-	if (idx > 4 || f->bar[idx + 1].size)
+	if (idx < 0 || idx > 4 || f->bar[idx + 1].size)
 		return -EINVAL;
 	int r = pci_add_bar(f, idx, size, fn, opaque);
 	if (!r)
