@@ -2,7 +2,7 @@
 # bench/fs: kvkit virtio-fs vs QEMU virtio-9p vs the host on one folder.
 # BENCH_FILES small files (10000), BENCH_BIG_MIB sequential (1024),
 # BENCH_VMMS the guests to run (default: kvkit,kvkit-always,kvkit-dax,kvkit-daxi,9p;
-# also kvkit-dax256), BENCH_DAX_MIB the DAX window (default: the big file's size),
+# also kvkit-dax256), BENCH_DAX_MIB the DAX window (default: 1.25x the big file, rounded up to a power of two),
 # BENCH_SHARE_TMPFS=1 the folder on a tmpfs with 2 MiB pages,
 # BENCH_L1_CPUS the rig's L1 CPUs (2; the DAX runs of status.md used 1).
 HERE=$(cd "$(dirname "$0")" && pwd)
