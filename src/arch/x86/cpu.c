@@ -121,17 +121,29 @@ static int set_msrs(struct vcpu *c)
 	return r < 0 ? -errno : 0;
 }
 
+/* What KVM can give a guest (freed by the caller); NULL with errno set. */
+static struct kvm_cpuid2 *supported_cpuid(struct vm *vm)
+{
+	struct kvm_cpuid2 *cpuid = calloc(1, sizeof(*cpuid) + CPUID_MAX_ENTRIES * sizeof(struct kvm_cpuid_entry2));
+	if (!cpuid)
+		return NULL;
+	cpuid->nent = CPUID_MAX_ENTRIES;
+	if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid) < 0) {
+		int e = errno;
+		free(cpuid);
+		errno = e;
+		return NULL;
+	}
+	return cpuid;
+}
+
 unsigned x86_phys_bits(struct vm *vm)
 {
 	unsigned bits = 36; /* what a CPU without leaf 0x80000008 has */
-	struct kvm_cpuid2 *cpuid = calloc(1, sizeof(*cpuid) + CPUID_MAX_ENTRIES * sizeof(struct kvm_cpuid_entry2));
-	if (!cpuid)
-		return bits;
-	cpuid->nent = CPUID_MAX_ENTRIES;
-	if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid) == 0)
-		for (unsigned i = 0; i < cpuid->nent; i++)
-			if (cpuid->entries[i].function == 0x80000008 && (cpuid->entries[i].eax & 0xff) >= 32)
-				bits = cpuid->entries[i].eax & 0xff;
+	struct kvm_cpuid2 *cpuid = supported_cpuid(vm);
+	for (unsigned i = 0; cpuid && i < cpuid->nent; i++)
+		if (cpuid->entries[i].function == 0x80000008 && (cpuid->entries[i].eax & 0xff) >= 32)
+			bits = cpuid->entries[i].eax & 0xff;
 	free(cpuid);
 	return bits;
 }
@@ -139,16 +151,14 @@ unsigned x86_phys_bits(struct vm *vm)
 int x86_vcpu_init(struct vcpu *c, char *err, size_t errlen)
 {
 	struct vm *vm = c->vm;
-	struct kvm_cpuid2 *cpuid = calloc(1, sizeof(*cpuid) + CPUID_MAX_ENTRIES * sizeof(struct kvm_cpuid_entry2));
+	struct kvm_cpuid2 *cpuid = supported_cpuid(vm);
 	if (!cpuid) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	cpuid->nent = CPUID_MAX_ENTRIES;
-	if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid) < 0) {
-		snprintf(err, errlen, "KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
-		free(cpuid);
-		return -errno;
+		int e = errno;
+		if (e == ENOMEM)
+			snprintf(err, errlen, "out of memory");
+		else
+			snprintf(err, errlen, "KVM_GET_SUPPORTED_CPUID: %s", strerror(e));
+		return -e;
 	}
 	patch_cpuid(cpuid, c->id, vm->ncpus, vm->nested);
 	int r = ioctl(c->fd, KVM_SET_CPUID2, cpuid);
