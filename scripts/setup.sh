@@ -7,7 +7,7 @@ linux-image-amd64 linux-image-cloud-amd64 busybox-static cpio xz-utils zstd lz4 
 python3 python3-pytest libc6-dev
 liblz4-dev libzstd-dev liblzma-dev zlib1g-dev
 liburing-dev libnbd-dev libmicrohttpd-dev libjson-c-dev libisofs-dev libslirp-dev curl
-qemu-utils e2fsprogs util-linux iproute2 xorriso fio iperf3 socat qemu-guest-agent
+qemu-utils e2fsprogs util-linux iproute2 xorriso fio iperf3 socat qemu-guest-agent openssl
 ovmf mmdebstrap dosfstools mtools fdisk"
 # The nested-KVM rig runs on QEMU's TCG: bookworm's QEMU 7.2 wedges its L1
 # now and then (both L1 CPUs stuck), QEMU 10 from bookworm-backports does not.

@@ -237,6 +237,10 @@ static int start_connect(struct nbd_backend *nb)
 	if (!h)
 		return -1;
 	nbd_set_handle_name(h, "kvkit");
+	/* The URI is the user's own (command line or config file), so its
+	 * tls-certificates=DIR and tls-psk-file=FILE may name local files:
+	 * libnbd refuses them unless told, for URIs from untrusted sources. */
+	nbd_set_uri_allow_local_file(h, true);
 	if (nbd_aio_connect_uri(h, nb->uri) < 0) {
 		nbd_close(h);
 		return -1;

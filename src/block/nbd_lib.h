@@ -33,6 +33,7 @@
 	X(nbd_get_size) \
 	X(nbd_is_read_only) \
 	X(nbd_set_handle_name) \
+	X(nbd_set_uri_allow_local_file) \
 	X(nbd_shutdown)
 
 struct nbd_lib {
@@ -67,6 +68,7 @@ int nbd_lib_load(char *err, size_t errlen);
 #define nbd_get_size (*nbd_lib.nbd_get_size)
 #define nbd_is_read_only (*nbd_lib.nbd_is_read_only)
 #define nbd_set_handle_name (*nbd_lib.nbd_set_handle_name)
+#define nbd_set_uri_allow_local_file (*nbd_lib.nbd_set_uri_allow_local_file)
 #define nbd_shutdown (*nbd_lib.nbd_shutdown)
 #endif
 

@@ -3,6 +3,7 @@ reads kvkit disks; the host then checks what actually landed in the files."""
 import hashlib
 import os
 import signal
+import socket
 import subprocess
 import time
 
@@ -208,16 +209,61 @@ def test_bad_disks_refused_with_one_line(tmp_path):
         assert not pid.exists()
 
 
-def nbd_server(img, sock):
-    """qemu-nbd serving img on a unix socket, surviving client reconnects."""
-    p = subprocess.Popen(["qemu-nbd", "-t", "-f", "raw", "-x", "disk", "-k", str(sock), str(img)],
+def nbd_server(img, sock=None, port=None, tls=None):
+    """qemu-nbd serving img on a unix socket (or 127.0.0.1:port), surviving
+    client reconnects; tls: the --object that makes it require TLS."""
+    where = ["-k", str(sock)] if sock else ["-b", "127.0.0.1", "-p", str(port)]
+    creds = ["--object", tls + ",id=tls0,endpoint=server", "--tls-creds", "tls0"] if tls else []
+    p = subprocess.Popen(["qemu-nbd", "-t", "-f", "raw", "-x", "disk"] + where + creds + [str(img)],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    for _ in range(100):
-        if os.path.exists(sock):
+    deadline = time.monotonic() + 30  # qemu-nbd loads its certificates slowly in the rig
+    while time.monotonic() < deadline and p.poll() is None:
+        if sock and os.path.exists(sock):
             return p
+        if port:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return p
+            except OSError:
+                pass
         time.sleep(0.05)
     p.kill()
     raise AssertionError("qemu-nbd did not start: %s" % p.stderr.read())
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_x509(d):
+    """A CA, a server certificate for localhost and a client certificate, in
+    the file names qemu-nbd (d/srv) and libnbd (d/cli) look for."""
+    srv, cli = d / "srv", d / "cli"
+    srv.mkdir()
+    cli.mkdir()
+
+    def ssl(*args):
+        subprocess.run(["openssl"] + list(args), check=True, capture_output=True)
+    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=kvkit-test-ca",
+        "-keyout", str(d / "ca-key.pem"), "-out", str(srv / "ca-cert.pem"))
+    for name, where, usage in (("server", srv, "serverAuth"), ("client", cli, "clientAuth")):
+        ext = d / (name + ".ext")
+        ext.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=%s\n" % usage)
+        ssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=" + name, "-keyout", str(where / (name + "-key.pem")),
+            "-out", str(d / (name + ".csr")))
+        ssl("x509", "-req", "-in", str(d / (name + ".csr")), "-CA", str(srv / "ca-cert.pem"), "-CAkey",
+            str(d / "ca-key.pem"), "-CAcreateserial", "-days", "2", "-extfile", str(ext),
+            "-out", str(where / (name + "-cert.pem")))
+    (cli / "ca-cert.pem").write_bytes((srv / "ca-cert.pem").read_bytes())
+    return srv, cli
+
+
+def make_psk(d, user):
+    d.mkdir()
+    (d / "keys.psk").write_text("%s:%s\n" % (user, os.urandom(32).hex()))
+    return d / "keys.psk"
 
 
 @needs_kvm
@@ -293,3 +339,72 @@ def test_nbd_server_absent_fails_within_timeout(tmp_path):
     lines = p.stderr.strip().splitlines()
     assert "failed to connect to NBD server" in lines[-1], p.stderr
     assert time.monotonic() - t0 < 10
+
+
+@needs_kvm
+def test_nbd_over_tls_psk_and_x509(tmp_path):
+    """Two TLS-only servers: one authenticates kvkit by pre-shared key (unix
+    socket), the other by certificate both ways (TCP); the guest reads and
+    writes both disks."""
+    imgs = []
+    for name, marker in (("psk", b"NBD-TLS-PSK-0001"), ("x509", b"NBD-TLS-X509-002")):
+        img = tmp_path / (name + ".raw")
+        with open(img, "wb") as f:
+            f.write(marker)
+            f.truncate(16 << 20)
+        imgs.append(img)
+    psk = make_psk(tmp_path / "psk", "kvkit")
+    srv_dir, cli_dir = make_x509(tmp_path)
+    sock, port = tmp_path / "psk.sock", free_port()
+    servers = [nbd_server(imgs[0], sock=sock, tls="tls-creds-psk,dir=%s" % psk.parent),
+               nbd_server(imgs[1], port=port, tls="tls-creds-x509,dir=%s" % srv_dir)]
+    uris = ["nbds+unix://kvkit@/disk?socket=%s&tls-psk-file=%s" % (sock, psk),
+            "nbds://localhost:%d/disk?tls-certificates=%s" % (port, cli_dir)]
+    run = ("dd if=/dev/urandom of=/tmp/p bs=64k count=4 2>/dev/null; md5sum /tmp/p | sed s/^/PATTERN=/; "
+           "for d in vda vdb; do echo $d=$(dd if=/dev/$d bs=16 count=1 2>/dev/null); "
+           "dd if=/tmp/p of=/dev/$d bs=64k seek=16 conv=fsync 2>/dev/null && echo WRITTEN-$d; done")
+    try:
+        rc, out, err, _ = run_vm(run=run, devices=["virtio-serial,stdio"] + ["nbd,uri=%s" % u for u in uris])
+    finally:
+        for s in servers:
+            s.kill()
+            s.wait()
+    assert rc == 0, err
+    assert "vda=NBD-TLS-PSK-0001" in out and "vdb=NBD-TLS-X509-002" in out, out
+    assert "WRITTEN-vda" in out and "WRITTEN-vdb" in out, out
+    for u in uris:
+        assert "Successfully connected to NBD server %s." % u in err, err
+    pattern = [l for l in out.splitlines() if l.startswith("PATTERN=")][0].split("=")[1].split()[0]
+    for img in imgs:
+        with open(img, "rb") as f:
+            f.seek(1 << 20)
+            assert hashlib.md5(f.read(4 * 65536)).hexdigest() == pattern
+
+
+@needs_kvm
+def test_nbd_tls_refused_without_the_right_credentials(tmp_path):
+    """A wrong pre-shared key, or a server certificate kvkit has no CA for:
+    kvkit says so in one line and exits 1 before the guest starts."""
+    img = sparse(tmp_path / "d.raw", 16)
+    right = make_psk(tmp_path / "right", "kvkit")
+    wrong = make_psk(tmp_path / "wrong", "kvkit")
+    srv_dir, cli_dir = make_x509(tmp_path)
+    sock, port = tmp_path / "psk.sock", free_port()
+    servers = [nbd_server(img, sock=sock, tls="tls-creds-psk,dir=%s" % right.parent),
+               nbd_server(img, port=port, tls="tls-creds-x509,dir=%s" % srv_dir)]
+    pid = tmp_path / "pid"
+    try:
+        for uri in ("nbds+unix://kvkit@/disk?socket=%s&tls-psk-file=%s" % (sock, wrong),
+                    "nbd+unix:///disk?socket=%s" % sock,  # plain NBD to a TLS-only server
+                    "nbds://localhost:%d/disk" % port):  # the system's CAs do not know this server
+            p = subprocess.run(kvkit_cmd("--pidfile", str(pid), devices=["nbd,uri=%s,timeout=1000" % uri]),
+                               capture_output=True, text=True, timeout=60)
+            assert p.returncode == 1, (uri, p.stderr)
+            lines = p.stderr.strip().splitlines()
+            assert lines[-1].startswith("Error: failed to connect to NBD server %s: " % uri), (uri, p.stderr)
+            assert not pid.exists()
+    finally:
+        for s in servers:
+            s.kill()
+            s.wait()
+    assert md5_of(img) == md5_of(sparse(tmp_path / "zero.raw", 16))
