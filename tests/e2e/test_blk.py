@@ -137,6 +137,48 @@ def test_two_disks_in_order_with_serials(tmp_path):
 
 
 @needs_kvm
+def test_host_block_device_with_4k_sectors(tmp_path):
+    """type=dev on a real block device (a loop device with 4 KiB sectors over
+    a sparse file): the guest sees its size and sector size, what it writes
+    lands in the file, and what it discards is freed there."""
+    img = tmp_path / "backing.raw"
+    with open(img, "wb") as f:
+        f.write(b"LOOP-DEVICE-MARK")
+        f.truncate(64 << 20)
+    dev = subprocess.run(["losetup", "--sector-size", "4096", "--find", "--show", str(img)],
+                         capture_output=True, text=True)
+    assert dev.returncode == 0, "losetup failed: %s" % dev.stderr
+    dev = dev.stdout.strip()
+    run = ("echo SIZE=$(cat /sys/block/vda/size) LBS=$(cat /sys/block/vda/queue/logical_block_size) "
+           "DISCARD=$(cat /sys/block/vda/queue/discard_max_bytes); "
+           "echo HEAD=$(dd if=/dev/vda bs=4096 count=1 2>/dev/null | head -c 16); "
+           "dd if=/dev/urandom of=/tmp/p bs=64k count=4 2>/dev/null; md5sum /tmp/p | sed s/^/PATTERN=/; "
+           "dd if=/tmp/p of=/dev/vda bs=64k seek=16 conv=fsync 2>/dev/null && echo WRITTEN; "
+           "dd if=/dev/urandom of=/dev/vda bs=1M seek=32 count=16 conv=fsync 2>/dev/null && echo FILLED; "
+           "blkdiscard -o $((32 << 20)) -l $((16 << 20)) /dev/vda && echo DISCARDED")
+    try:
+        rc, out, err, _ = run_vm(run=run, devices=["virtio-serial,stdio",
+                                                   "virtio-blk,path=%s,type=dev,deviceId=loop" % dev])
+        with open(dev, "rb") as f:  # through the device: what a reader of it sees
+            f.seek(1 << 20)
+            through_dev = hashlib.md5(f.read(4 * 65536)).hexdigest()
+    finally:
+        subprocess.run(["losetup", "-d", dev], check=True)
+    assert rc == 0, err
+    assert "SIZE=131072 LBS=4096" in out, out
+    assert "HEAD=LOOP-DEVICE-MARK" in out, out
+    assert "WRITTEN" in out and "FILLED" in out and "DISCARDED" in out, out
+    assert "DISCARD=0" not in out, out
+    pattern = [l for l in out.splitlines() if l.startswith("PATTERN=")][0].split("=")[1].split()[0]
+    assert through_dev == pattern
+    with open(img, "rb") as f:
+        f.seek(1 << 20)
+        assert hashlib.md5(f.read(4 * 65536)).hexdigest() == pattern
+    # 16 MiB were written then discarded: the file holds little beyond the pattern
+    assert allocated_mib(img) < 8, allocated_mib(img)
+
+
+@needs_kvm
 def test_discard_frees_host_blocks_and_write_zeroes_zeroes(tmp_path):
     img = sparse(tmp_path / "thin.raw", 256)
     run = ("dd if=/dev/urandom of=/dev/vda bs=1M count=32 conv=fsync 2>/dev/null; echo WRITTEN; read x; "

@@ -45,7 +45,7 @@ mkdir -p "$WORK/root/bin" "$WORK/root/lib/modules" "$WORK/root/proc" "$WORK/root
 cp /bin/busybox "$WORK/root/bin/"
 # modules L1 needs, with their dependencies first (built-in ones are skipped)
 deps() { local d; for d in $(modinfo -k "$KVER" -F depends "$1" 2>/dev/null | tr ',' ' '); do deps "$d"; done; echo "$1"; }
-MODS=$(for m in kvm-amd virtio_pci 9pnet_virtio 9p virtio_blk crc32c_generic ext4 tun ${RIG_EXTRA_MODULES:-}; do deps "$m"; done | awk '!s[$0]++' | tr '\n' ' ')
+MODS=$(for m in kvm-amd virtio_pci 9pnet_virtio 9p virtio_blk crc32c_generic ext4 tun loop ${RIG_EXTRA_MODULES:-}; do deps "$m"; done | awk '!s[$0]++' | tr '\n' ' ')
 for m in $MODS; do
   f=$(modinfo -k "$KVER" -n "$m" 2>/dev/null) || continue; [ -f "$f" ] || continue   # built-in
   case "$f" in   # newer Debian kernels ship compressed modules; busybox insmod wants plain ELF
