@@ -31,7 +31,7 @@ LIB_SRCS := lib/config.c lib/options.c lib/cmdline.c lib/json.c lib/print.c
 CORE_SRCS := src/util/log.c src/vmm/guest_mem.c src/vmm/bus.c src/vmm/eventloop.c src/vmm/vm.c \
 	src/arch/x86/cpu.c src/arch/x86/acpi.c src/boot/linux.c src/devices/platform.c src/devices/uart.c \
 	src/pci/pci.c src/pci/msix.c src/virtio/virtq.c src/virtio/virtio_pci.c src/virtio/console.c \
-	src/virtio/rng.c src/virtio/blk.c src/virtio/blk_parse.c src/block/file.c src/block/nbd.c src/block/nbd_lib.c src/util/dynlib.c src/util/mhd_lib.c \
+	src/virtio/rng.c src/virtio/blk.c src/virtio/blk_parse.c src/nvme/nvme.c src/nvme/nvme_ctrl.c src/block/file.c src/block/nbd.c src/block/nbd_lib.c src/util/dynlib.c src/util/mhd_lib.c \
 	src/virtio/balloon.c src/api/handler.c src/api/server.c src/services/cloudinit.c src/util/unixsock.c src/util/file_replace.c \
 	src/virtio/net.c src/virtio/net_frames.c src/net/fdnet.c src/net/slirp.c \
 	src/virtio/vsock.c src/vsock/vsock.c src/services/ignition.c src/services/timesync.c \
@@ -76,7 +76,8 @@ $(BUILD)/vfkit: $(BUILD)/kvkit
 TEST_LIBS := -lcmocka
 UNIT_TESTS := $(BUILD)/tests/test_cmdline $(BUILD)/tests/test_virtq $(BUILD)/tests/test_kvm_api \
 	$(BUILD)/tests/test_blk_parse $(BUILD)/tests/test_config_lib $(BUILD)/tests/test_api $(BUILD)/tests/test_vsock \
-	$(BUILD)/tests/test_fuse $(BUILD)/tests/test_firmware $(BUILD)/tests/test_kernel_unpack $(BUILD)/tests/test_pci
+	$(BUILD)/tests/test_fuse $(BUILD)/tests/test_firmware $(BUILD)/tests/test_kernel_unpack $(BUILD)/tests/test_pci \
+	$(BUILD)/tests/test_nvme
 
 $(BUILD)/tests/test_cmdline: tests/unit/test_cmdline.c $(BUILD)/libkvkit.a
 	@mkdir -p $(dir $@)
@@ -116,6 +117,10 @@ $(BUILD)/tests/test_pci: tests/unit/test_pci.c $(call obj,src/pci/pci.c src/vmm/
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
 
+$(BUILD)/tests/test_nvme: tests/unit/test_nvme.c $(call obj,src/nvme/nvme_ctrl.c src/vmm/guest_mem.c src/util/log.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
+
 $(BUILD)/tests/test_firmware: tests/unit/test_firmware.c $(CORE_OBJS) $(BUILD)/libkvkit.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(LIBS) $(TEST_LIBS)
@@ -139,7 +144,10 @@ check-unit: $(UNIT_TESTS)
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -Iinclude -I$(BUILD) -pthread -fsanitize=fuzzer,address,undefined
 fuzz: $(BUILD)/fuzz/fuzz_virtq $(BUILD)/fuzz/fuzz_cmdline $(BUILD)/fuzz/fuzz_blk $(BUILD)/fuzz/fuzz_rest \
 	$(BUILD)/fuzz/fuzz_config_json $(BUILD)/fuzz/fuzz_net $(BUILD)/fuzz/fuzz_vsock $(BUILD)/fuzz/fuzz_fuse \
-	$(BUILD)/fuzz/fuzz_firmware $(BUILD)/fuzz/fuzz_kernel $(BUILD)/fuzz/fuzz_pci
+	$(BUILD)/fuzz/fuzz_firmware $(BUILD)/fuzz/fuzz_kernel $(BUILD)/fuzz/fuzz_pci $(BUILD)/fuzz/fuzz_nvme
+$(BUILD)/fuzz/fuzz_nvme: tests/fuzz/fuzz_nvme.c src/nvme/nvme_ctrl.c src/vmm/guest_mem.c src/util/log.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) $^ -o $@
 $(BUILD)/fuzz/fuzz_pci: tests/fuzz/fuzz_pci.c src/pci/pci.c src/vmm/bus.c src/util/log.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@

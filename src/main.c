@@ -25,6 +25,7 @@
 #include "devices/platform.h"
 #include "devices/uart.h"
 #include "net/net.h"
+#include "nvme/nvme.h"
 #include "pci/pci.h"
 #include "services/cloudinit.h"
 #include "services/ignition.h"
@@ -90,6 +91,7 @@ static int reject_unsupported(struct kv_config *c, char *err, size_t errlen)
 		case KV_DEV_VIRTIO_BALLOON:
 		case KV_DEV_VIRTIO_NET:
 		case KV_DEV_VIRTIO_BLK:
+		case KV_DEV_NVME:
 		case KV_DEV_NBD:
 		case KV_DEV_VIRTIO_VSOCK:
 		case KV_DEV_VIRTIO_FS:
@@ -196,7 +198,8 @@ static int check_devices(struct kv_config *c, char *err, size_t errlen)
 		return -1;
 	for (size_t i = 0; i < c->ndevices; i++) {
 		struct kv_device *d = &c->devices[i];
-		if (d->kind == KV_DEV_VIRTIO_BLK && blk_file_check(&d->u.disk, NULL, err, errlen) < 0)
+		if ((d->kind == KV_DEV_VIRTIO_BLK || d->kind == KV_DEV_NVME) &&
+		    blk_file_check(&d->u.disk, NULL, err, errlen) < 0)
 			return -1;
 		if (d->kind == KV_DEV_VIRTIO_NET && net_fd_check(&d->u.net, err, errlen) < 0)
 			return -1;
@@ -215,6 +218,15 @@ static int add_disk(struct kv_disk *k, char *err, size_t errlen)
 		return -1;
 	}
 	return 0;
+}
+
+static int add_nvme(struct kv_disk *k, char *err, size_t errlen)
+{
+	struct blk_backend *be;
+	log_info("Adding NVMe device (imagePath: %s, type: %s)", k->path, k->type == KV_DISK_DEV ? "dev" : "image");
+	if (blk_file_open(k, &g.vm.ev, &be, err, errlen) < 0)
+		return -1;
+	return nvme_create(&g.vm, be, k->path, err, errlen) < 0 ? -1 : 0;
 }
 
 static int add_nic(struct kv_net *k, char *err, size_t errlen)
@@ -306,6 +318,7 @@ static void cleanup(void)
 	cloudinit_remove();
 	virtio_net_close_all();
 	virtio_blk_close_all();
+	nvme_close_all();
 	virtio_fs_close_all();
 	efi_boot_finish();
 	uart_flush();
@@ -457,6 +470,9 @@ static int build_vm(char *err, size_t errlen)
 		case KV_DEV_VIRTIO_BLK:
 			r = add_disk(&d->u.disk, err, errlen);
 			break;
+		case KV_DEV_NVME:
+			r = add_nvme(&d->u.disk, err, errlen);
+			break;
 		case KV_DEV_NBD:
 			r = add_nbd(&d->u.nbd, err, errlen);
 			break;
@@ -570,6 +586,7 @@ int main(int argc, char **argv)
 	vm_stop_vcpus(&g.vm);
 	/* the guest is gone, but what it already asked of its disks completes */
 	virtio_blk_drain_all();
+	nvme_drain_all();
 	enum vm_stop_reason why = g.vm.stop_reason;
 	if (why == STOP_HARD || why == STOP_ERROR)
 		vm_log_vcpu_state(&g.vm);

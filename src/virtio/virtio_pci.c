@@ -24,8 +24,9 @@
 static struct virtio_dev *all_devs[32];
 static unsigned n_devs;
 
-static void resume_all(void)
+static void resume_all(void *opaque)
 {
+	(void)opaque;
 	uint64_t one = 1;
 	for (unsigned i = 0; i < n_devs; i++)
 		for (unsigned q = 0; q < all_devs[i]->num_queues; q++)
@@ -404,7 +405,9 @@ int virtio_dev_init(struct virtio_dev *d, struct vm *vm, const struct virtio_ops
 	 * decoding on: bar_moved() */
 	if (n_devs < sizeof(all_devs) / sizeof(all_devs[0]))
 		all_devs[n_devs++] = d;
-	vm_devices_resumed = resume_all;
+	static struct vm *hooked; /* one hook per VM looks at every device */
+	if (hooked != vm && vm_add_resume_hook(vm, resume_all, NULL) == 0)
+		hooked = vm;
 	log_debug("%s: PCI 00:%02x.0, BAR0 0x%llx", ops->name, r, (unsigned long long)d->notify_base);
 	return 0;
 }

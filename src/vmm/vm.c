@@ -496,7 +496,13 @@ bool vm_wait_stopped(struct vm *vm, int timeout_ms)
 	return ok;
 }
 
-void (*vm_devices_resumed)(void);
+int vm_add_resume_hook(struct vm *vm, void (*fn)(void *opaque), void *opaque)
+{
+	if (vm->nresume_hooks >= sizeof(vm->resume_hooks) / sizeof(vm->resume_hooks[0]))
+		return -ENOSPC;
+	vm->resume_hooks[vm->nresume_hooks++] = (struct vm_resume_hook){ fn, opaque };
+	return 0;
+}
 
 /* Move from one state to another only if the VM is in `from`. */
 static bool transition(struct vm *vm, enum vm_state from, enum vm_state to)
@@ -560,8 +566,8 @@ int vm_resume(struct vm *vm, char *err, size_t errlen)
 	if (vm->saved_clock.clock && ioctl(vm->vm_fd, KVM_SET_CLOCK, &vm->saved_clock) < 0)
 		log_warn("KVM_SET_CLOCK: %m");
 	vm->devices_paused = false;
-	if (vm_devices_resumed)
-		vm_devices_resumed();
+	for (unsigned i = 0; i < vm->nresume_hooks; i++)
+		vm->resume_hooks[i].fn(vm->resume_hooks[i].opaque);
 	pthread_mutex_lock(&vm->pause_lock);
 	vm->pause_req = false;
 	pthread_cond_broadcast(&vm->pause_cond);

@@ -78,6 +78,9 @@ struct vm {
 	 * files into the guest a chance to mend (see vm_add_fault_fixer) */
 	struct vm_fault_fixer { bool (*fn)(void *opaque); void *opaque; } fixers[4];
 	unsigned nfixers;
+	/* devices that look at their queues again when the VM resumes */
+	struct vm_resume_hook { void (*fn)(void *opaque); void *opaque; } resume_hooks[4];
+	unsigned nresume_hooks;
 };
 
 int vm_create(struct vm *vm, unsigned ncpus, uint64_t ram_bytes, bool nested, char *err, size_t errlen);
@@ -127,8 +130,8 @@ int vm_pause(struct vm *vm, char *err, size_t errlen);
 /* Paused -> Resuming -> Running: the guest clock continues from where it
  * stopped; devices look at their queues again. */
 int vm_resume(struct vm *vm, char *err, size_t errlen);
-/* Called by vm_resume so devices re-check their queues (set by virtio). */
-extern void (*vm_devices_resumed)(void);
+/* Have vm_resume call fn, so a device re-checks its queues; 0 or -ENOSPC. */
+int vm_add_resume_hook(struct vm *vm, void (*fn)(void *opaque), void *opaque);
 int kvm_check_nested(char *err, size_t errlen);
 
 #endif

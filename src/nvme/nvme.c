@@ -1,0 +1,178 @@
+/* NVMe disks on the PCI bus; see nvme.h. BAR 0 (16 KiB): registers at 0,
+ * doorbells at 0x1000, the MSI-X table at 0x2000 and its PBA at 0x3000.
+ * A doorbell is an MMIO exit (its value is the new queue index, which an
+ * ioeventfd would lose): the vCPU thread records it and wakes the I/O
+ * thread, which reads the queues and talks to the backend. */
+#include "nvme.h"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include "../block/backend.h"
+#include "../pci/pci.h"
+#include "../util/log.h"
+#include "../vmm/vm.h"
+#include "nvme_ctrl.h"
+
+#define BAR_SIZE 0x4000
+#define OFF_MSIX_TABLE 0x2000
+#define OFF_MSIX_PBA 0x3000
+#define PCI_CLASS_NVME 0x010802 /* mass storage, non-volatile memory, NVM Express */
+
+struct nvme_dev {
+	struct pci_func pci;
+	struct msix msix;
+	struct vm *vm;
+	struct blk_backend *be;
+	struct nvme_ctrl *ctrl;
+	int efd;
+	struct ev_watch watch;
+	struct nvme_dev *next;
+};
+
+static struct nvme_dev *all_nvme;
+static unsigned n_nvme;
+
+static void bar_io(void *opaque, uint64_t off, uint8_t *data, unsigned len, bool is_write)
+{
+	struct nvme_dev *d = opaque;
+	if (off >= OFF_MSIX_TABLE && off < OFF_MSIX_PBA)
+		msix_table_access(&d->msix, off - OFF_MSIX_TABLE, data, len, is_write);
+	else if (off >= OFF_MSIX_PBA)
+		msix_pba_access(&d->msix, off - OFF_MSIX_PBA, data, len, is_write);
+	else if (off < NVME_DB_END)
+		nvme_ctrl_mmio(d->ctrl, off, data, len, is_write);
+	else if (!is_write)
+		memset(data, 0, len);
+}
+
+static void cfg_written(struct pci_func *f, unsigned off, unsigned len)
+{
+	struct nvme_dev *d = f->opaque;
+	if (off <= d->msix.cap + 3 && off + len > d->msix.cap + 2)
+		msix_cfg_written(&d->msix);
+}
+
+static void raise_irq(void *opaque, unsigned vector)
+{
+	struct nvme_dev *d = opaque;
+	msix_notify(&d->msix, vector);
+}
+
+static void wake(void *opaque)
+{
+	struct nvme_dev *d = opaque;
+	uint64_t one = 1;
+	if (write(d->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_debug("nvme eventfd: %m");
+}
+
+static void on_wake(void *opaque, uint32_t events)
+{
+	struct nvme_dev *d = opaque;
+	uint64_t v;
+	(void)events;
+	if (read(d->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		return;
+	if (d->vm->devices_paused)
+		return; /* looked at again when the VM resumes */
+	nvme_ctrl_process(d->ctrl);
+}
+
+static void resume_all(void *opaque)
+{
+	(void)opaque;
+	for (struct nvme_dev *d = all_nvme; d; d = d->next)
+		wake(d);
+}
+
+/* A serial number per disk: its position and a hash of its path, so the
+ * same command line gives the guest the same names (/dev/disk/by-id). */
+static void make_ids(const char *label, unsigned index, struct nvme_ctrl_params *p, char *serial, size_t n)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	for (const char *s = label; *s; s++)
+		h = (h ^ (uint8_t)*s) * 1099511628211ull;
+	snprintf(serial, n, "KVKIT%02u%08llX", index % 100, (unsigned long long)(h & 0xffffffffu));
+	for (unsigned i = 0; i < 16; i++) {
+		h = (h ^ index ^ i) * 1099511628211ull;
+		p->uuid[i] = (uint8_t)(h >> 56);
+	}
+	p->uuid[6] = (p->uuid[6] & 0x0f) | 0x80; /* RFC 4122 version 8 (custom), variant 1 */
+	p->uuid[8] = (p->uuid[8] & 0x3f) | 0x80;
+}
+
+int nvme_create(struct vm *vm, struct blk_backend *be, const char *label, char *err, size_t errlen)
+{
+	struct nvme_dev *d = calloc(1, sizeof(*d));
+	if (!d) {
+		be->ops->close(be);
+		snprintf(err, errlen, "nvme: out of memory");
+		return -ENOMEM;
+	}
+	static char serials[32][24];
+	struct nvme_ctrl_params p = { .max_ioq = vm->ncpus < NVME_MAX_IOQ ? vm->ncpus : NVME_MAX_IOQ };
+	if (!p.max_ioq)
+		p.max_ioq = 1;
+	p.nvec = p.max_ioq + 1; /* the admin queue's, then one per I/O queue */
+	char *serial = serials[n_nvme % 32];
+	make_ids(label, n_nvme, &p, serial, sizeof(serials[0]));
+	p.serial = serial;
+	static const struct nvme_ctrl_ops ops = { .irq = raise_irq, .wake = wake };
+	d->vm = vm;
+	d->be = be;
+	d->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	d->ctrl = d->efd >= 0 ? nvme_ctrl_new(&vm->mem, be, &p, &ops, d) : NULL;
+	int r = d->ctrl ? 0 : -ENOMEM;
+	if (!r) {
+		pci_func_init(&d->pci, 0x1af4, 0x10f0, PCI_CLASS_NVME, 0x1af4, 0x1100, 1);
+		d->pci.opaque = d;
+		d->pci.cfg_written = cfg_written;
+		d->pci.cfg[0x3d] = 0; /* no INTx pin: MSI-X only */
+		r = msix_init(&d->msix, vm, &d->pci, p.nvec, 0, OFF_MSIX_TABLE, OFF_MSIX_PBA);
+	}
+	if (!r)
+		r = pci_add_bar(&d->pci, 0, BAR_SIZE, bar_io, d);
+	if (!r) {
+		d->watch = (struct ev_watch){ .fd = d->efd, .events = EPOLLIN, .fn = on_wake, .opaque = d };
+		r = ev_add(&vm->ev, &d->watch);
+	}
+	if (!r && !all_nvme)
+		r = vm_add_resume_hook(vm, resume_all, NULL);
+	if (!r)
+		r = pci_register(vm, &d->pci);
+	if (r < 0) {
+		snprintf(err, errlen, "nvme: cannot create the controller for %s: %s", label, strerror(-r));
+		be->ops->close(be);
+		return r; /* d stays allocated: it may be half on the bus */
+	}
+	log_debug("nvme %s: PCI 00:%02x.0, BAR0 0x%llx, %u I/O queues", serial, r,
+		  (unsigned long long)d->pci.bar[0].addr, p.max_ioq);
+	d->next = all_nvme;
+	all_nvme = d;
+	n_nvme++;
+	return 0;
+}
+
+void nvme_drain_all(void)
+{
+	for (struct nvme_dev *d = all_nvme; d; d = d->next)
+		while (nvme_ctrl_inflight(d->ctrl))
+			d->be->ops->drain(d->be); /* a write's flush may follow its completion */
+}
+
+void nvme_close_all(void)
+{
+	while (all_nvme) {
+		struct nvme_dev *d = all_nvme;
+		all_nvme = d->next;
+		d->be->ops->close(d->be);
+		nvme_ctrl_free(d->ctrl);
+		ev_del(&d->vm->ev, &d->watch);
+		close(d->efd);
+		free(d);
+	}
+}
