@@ -7,6 +7,8 @@ Jobs: sequential 1 MiB direct read/write (MB/s), 4 KiB random read/write IOPS
 at queue depth 1 and 32, and the VMM's host CPU seconds per GB moved.
 fio runs in the guest from a read-only tools disk (/dev/vdb) built here.
 BENCH_JOBS picks jobs by name (comma list; default all).
+BENCH_DISK=nvme puts the image on an NVMe controller instead, in both VMMs
+(kvkit's nvme device, QEMU's -device nvme).
 BENCH_ROUNDS (default 3) rounds of host, kvkit, qemu, one after the other;
 each job's median round is the figure: in the nested rig one run of a job
 can differ from the next by 2x, and interleaving keeps a slow spell of the
@@ -29,6 +31,10 @@ RUNTIME = int(os.environ.get("BENCH_RUNTIME", "5"))
 SIZE_MIB = int(os.environ.get("BENCH_SIZE_MIB", "512"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 WORK = os.environ.get("BENCH_DIR", "/var/tmp")
+DISK = os.environ.get("BENCH_DISK", "virtio-blk")
+if DISK not in ("virtio-blk", "nvme"):
+    sys.exit("bench/blk: BENCH_DISK is virtio-blk or nvme, not %s" % DISK)
+TARGET, TOOLS_DEV = ("/dev/vda", "vdb") if DISK == "virtio-blk" else ("/dev/nvme0n1", "vda")
 CPUS, MEM = 1, 1024  # one vCPU: two-vCPU guests in the nested rig now and then lose their timer (docs/testing.md)
 
 JOBS = [  # name, rw, bs, iodepth
@@ -66,7 +72,7 @@ def result(j):
 
 def guest_jobs():
     return "".join("echo JOB-START %s; chroot /t %s | tr -d '\\n'; echo; echo JOB-END %s\n" %
-                   (n, " ".join(fio_args("/dev/vda", n, rw, bs, qd)), n) for n, rw, bs, qd in JOBS)
+                   (n, " ".join(fio_args(TARGET, n, rw, bs, qd)), n) for n, rw, bs, qd in JOBS)
 
 
 def run_vmm(name, cmd):
@@ -124,12 +130,12 @@ def median_round(rounds):
 def main():
     img = os.path.join(WORK, "kvkit-bench-blk.raw")
     tools = os.path.join(WORK, "kvkit-bench-tools.img")
-    print("bench/blk: %d MiB raw image in %s, %d s per job, guest %d vCPU %d MiB, %d rounds (medians)" %
-          (SIZE_MIB, WORK, RUNTIME, CPUS, MEM, ROUNDS))
+    print("bench/blk: %d MiB raw image in %s on %s, %d s per job, guest %d vCPU %d MiB, %d rounds (medians)" %
+          (SIZE_MIB, WORK, DISK, RUNTIME, CPUS, MEM, ROUNDS))
     subprocess.run(["dd", "if=/dev/urandom", "of=" + img, "bs=1M", "count=%d" % SIZE_MIB, "conv=fsync"],
                    check=True, capture_output=True)
     tools_disk(tools, ["fio"], guest_jobs(), WORK)
-    cmdline = 'console=ttyS0 quiet hvcwait=0 run="%s"' % (GUEST_RUN % "vdb")
+    cmdline = 'console=ttyS0 quiet hvcwait=0 run="%s"' % (GUEST_RUN % TOOLS_DEV)
     rounds = {"host": [], "kvkit": [], "qemu": []}
     for _ in range(ROUNDS):
         host = {}
@@ -144,7 +150,7 @@ def main():
             KVKIT, "--cpus", str(CPUS), "--memory", str(MEM), "--bootloader",
             "linux,kernel=%s,initrd=%s,cmdline=%s" % (KERNEL, INITRD, cmdline),
             "--device", "virtio-serial,stdio",
-            "--device", "virtio-blk,path=%s,cache=uncached" % img,
+            "--device", "%s,path=%s,cache=uncached" % (DISK, img),
             "--device", "virtio-blk,path=%s,readonly" % tools]))
         show("kvkit", rounds["kvkit"][-1])
         rounds["qemu"].append(run_vmm("qemu", [
@@ -152,7 +158,7 @@ def main():
             "-smp", str(CPUS), "-m", str(MEM), "-nographic", "-nodefaults", "-no-reboot",
             "-serial", "stdio", "-kernel", KERNEL, "-initrd", INITRD, "-append", cmdline,
             "-drive", "file=%s,if=none,id=d0,format=raw,aio=io_uring,cache=none" % img,
-            "-device", "virtio-blk-pci,drive=d0",
+            "-device", "virtio-blk-pci,drive=d0" if DISK == "virtio-blk" else "nvme,drive=d0,serial=bench0",
             "-drive", "file=%s,if=none,id=d1,format=raw,readonly=on" % tools,
             "-device", "virtio-blk-pci,drive=d1"]))
         show("qemu", rounds["qemu"][-1])

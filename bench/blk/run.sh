@@ -2,7 +2,8 @@
 # bench/blk: the host itself vs kvkit vs QEMU on one raw image file, in one
 # run (see blk_bench.py), with an ext4 scratch disk for the image in the rig.
 # BENCH_RUNTIME=S seconds per fio job (default 5), BENCH_SIZE_MIB (512),
-# BENCH_ROUNDS (3), BENCH_JOBS (a comma list of job names; default all).
+# BENCH_ROUNDS (3), BENCH_JOBS (a comma list of job names; default all),
+# BENCH_DISK (virtio-blk, or nvme for both VMMs' NVMe controllers).
 exec bash "$(dirname "$0")/../lib/run_bench.sh" bench/blk/blk_bench.py "--mem 6144 --scratch 4096" \
 	BENCH_RUNTIME="${BENCH_RUNTIME:-5}" BENCH_SIZE_MIB="${BENCH_SIZE_MIB:-512}" \
-	BENCH_ROUNDS="${BENCH_ROUNDS:-3}" BENCH_JOBS="${BENCH_JOBS:-}"
+	BENCH_ROUNDS="${BENCH_ROUNDS:-3}" BENCH_JOBS="${BENCH_JOBS:-}" BENCH_DISK="${BENCH_DISK:-virtio-blk}"

@@ -2,9 +2,13 @@
  * doorbells at 0x1000, the MSI-X table at 0x2000 and its PBA at 0x3000.
  * A doorbell is an MMIO exit (its value is the new queue index, which an
  * ioeventfd would lose): the vCPU thread records it and wakes the I/O
- * thread, which reads the queues and talks to the backend. */
+ * thread, which reads the queues and talks to the backend. Once the driver
+ * gives shadow doorbells (Linux does, as the controller offers them) the
+ * I/O queues' indexes are in guest memory: their doorbells become
+ * ioeventfds, and the driver rings them only when kvkit asks. */
 #include "nvme.h"
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +34,10 @@ struct nvme_dev {
 	struct nvme_ctrl *ctrl;
 	int efd;
 	struct ev_watch watch;
+	pthread_mutex_t db_lock; /* the ioeventfds: set by the I/O thread, moved by a vCPU */
+	bool db_events;          /* the I/O queues' doorbells are ioeventfds */
+	uint64_t db_base;        /* where they are registered (BAR 0) */
+	unsigned max_ioq;
 	struct nvme_dev *next;
 };
 
@@ -54,6 +62,43 @@ static void cfg_written(struct pci_func *f, unsigned off, unsigned len)
 	struct nvme_dev *d = f->opaque;
 	if (off <= d->msix.cap + 3 && off + len > d->msix.cap + 2)
 		msix_cfg_written(&d->msix);
+}
+
+/* Lock held. */
+static void doorbell_events(struct nvme_dev *d, uint64_t base, bool assign)
+{
+	for (unsigned q = 1; q <= d->max_ioq; q++)
+		for (unsigned k = 0; k < 2; k++) {
+			int r = vm_ioeventfd(d->vm, d->efd, base + NVME_REG_SIZE + q * 8 + k * 4, 4, false, assign);
+			if (r < 0)
+				log_debug("nvme: ioeventfd for doorbell %u: %s", 2 * q + k, strerror(-r));
+		}
+}
+
+static void shadow_doorbells(void *opaque, bool on)
+{
+	struct nvme_dev *d = opaque;
+	pthread_mutex_lock(&d->db_lock);
+	if (on != d->db_events && d->db_base)
+		doorbell_events(d, d->db_base, on);
+	if (on != d->db_events)
+		log_debug("nvme 00:%02x.0: shadow doorbells %s", d->pci.slot, on ? "on" : "off");
+	d->db_events = on;
+	pthread_mutex_unlock(&d->db_lock);
+}
+
+static void bar_moved(struct pci_func *f, int bar, uint64_t old_addr, uint64_t new_addr)
+{
+	struct nvme_dev *d = f->opaque;
+	if (bar != 0)
+		return;
+	pthread_mutex_lock(&d->db_lock);
+	if (d->db_events && old_addr)
+		doorbell_events(d, old_addr, false);
+	if (d->db_events && new_addr)
+		doorbell_events(d, new_addr, true);
+	d->db_base = new_addr;
+	pthread_mutex_unlock(&d->db_lock);
 }
 
 static void raise_irq(void *opaque, unsigned vector)
@@ -121,8 +166,10 @@ int nvme_create(struct vm *vm, struct blk_backend *be, const char *label, char *
 	char *serial = serials[n_nvme % 32];
 	make_ids(label, n_nvme, &p, serial, sizeof(serials[0]));
 	p.serial = serial;
-	static const struct nvme_ctrl_ops ops = { .irq = raise_irq, .wake = wake };
+	static const struct nvme_ctrl_ops ops = { .irq = raise_irq, .wake = wake, .shadow_doorbells = shadow_doorbells };
 	d->vm = vm;
+	d->max_ioq = p.max_ioq;
+	pthread_mutex_init(&d->db_lock, NULL);
 	d->be = be;
 	d->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	d->ctrl = d->efd >= 0 ? nvme_ctrl_new(&vm->mem, be, &p, &ops, d) : NULL;
@@ -131,6 +178,7 @@ int nvme_create(struct vm *vm, struct blk_backend *be, const char *label, char *
 		pci_func_init(&d->pci, 0x1af4, 0x10f0, PCI_CLASS_NVME, 0x1af4, 0x1100, 1);
 		d->pci.opaque = d;
 		d->pci.cfg_written = cfg_written;
+		d->pci.bar_moved = bar_moved;
 		d->pci.cfg[0x3d] = 0; /* no INTx pin: MSI-X only */
 		r = msix_init(&d->msix, vm, &d->pci, p.nvec, 0, OFF_MSIX_TABLE, OFF_MSIX_PBA);
 	}
@@ -149,6 +197,7 @@ int nvme_create(struct vm *vm, struct blk_backend *be, const char *label, char *
 		be->ops->close(be);
 		return r; /* d stays allocated: it may be half on the bus */
 	}
+	d->db_base = d->pci.bar[0].addr;
 	log_debug("nvme %s: PCI 00:%02x.0, BAR0 0x%llx, %u I/O queues", serial, r,
 		  (unsigned long long)d->pci.bar[0].addr, p.max_ioq);
 	d->next = all_nvme;

@@ -68,7 +68,7 @@
 /* admin opcodes (5) */
 enum { ADM_DELETE_SQ = 0x00, ADM_CREATE_SQ = 0x01, ADM_GET_LOG = 0x02, ADM_DELETE_CQ = 0x04,
        ADM_CREATE_CQ = 0x05, ADM_IDENTIFY = 0x06, ADM_ABORT = 0x08, ADM_SET_FEATURES = 0x09,
-       ADM_GET_FEATURES = 0x0a, ADM_AER = 0x0c, ADM_KEEP_ALIVE = 0x18 };
+       ADM_GET_FEATURES = 0x0a, ADM_AER = 0x0c, ADM_KEEP_ALIVE = 0x18, ADM_DBBUF = 0x7c };
 /* NVM opcodes (6) */
 enum { IO_FLUSH = 0x00, IO_WRITE = 0x01, IO_READ = 0x02, IO_WRITE_ZEROES = 0x08, IO_DSM = 0x09 };
 /* features (5.21.1) */
@@ -133,6 +133,10 @@ struct nvme_ctrl {
 	/* features */
 	uint32_t arbitration, power, temp_threshold, error_recovery, irq_coalesce, async_event, nq_granted;
 	bool vwc, queues_set;
+	/* shadow doorbells (Doorbell Buffer Config, 5.8): the driver writes
+	 * each I/O queue's tail and head here and rings the real doorbell only
+	 * when it passes the index the controller left in eis */
+	uint32_t *dbs, *eis;
 	/* backend state */
 	unsigned inflight;         /* requests with the backend, any generation */
 	bool submitted;            /* a kick is due */
@@ -295,6 +299,9 @@ static void drop_queues(struct nvme_ctrl *c)
 
 static void reset(struct nvme_ctrl *c)
 {
+	if (c->dbs && c->ops.shadow_doorbells)
+		c->ops.shadow_doorbells(c->opaque, false);
+	c->dbs = c->eis = NULL;
 	c->gen++;
 	drop_queues(c);
 	c->csts = 0;
@@ -463,6 +470,7 @@ static void identify_ctrl(struct nvme_ctrl *c, uint8_t *d)
 	d[77] = MDTS;
 	put32(d, 80, NVME_VERSION);
 	d[111] = 1;                        /* CNTRLTYPE: I/O controller */
+	put16(d, 256, 1u << 8);            /* OACS: Doorbell Buffer Config */
 	d[258] = 3;                        /* ACL */
 	d[259] = AERL;
 	d[260] = 0x03;                     /* FRMW: one slot, read-only */
@@ -610,11 +618,11 @@ static void sq_delete(struct nvme_ctrl *c, unsigned qid)
 static bool delete_sq(struct nvme_ctrl *c, const struct nvme_sqe *e, uint16_t *status)
 {
 	unsigned qid = e->cdw10 & 0xffff;
-	struct sq *s = &c->sq[qid];
-	if (!qid || qid > c->p.max_ioq || !s->valid || s->deleting) {
+	if (!qid || qid > c->p.max_ioq || !c->sq[qid].valid || c->sq[qid].deleting) {
 		*status = SC_INVALID_QID | SC_DNR;
 		return false;
 	}
+	struct sq *s = &c->sq[qid];
 	if (s->inflight) {
 		s->deleting = true;
 		s->delete_cid = e->cid;
@@ -687,6 +695,28 @@ static uint16_t features(struct nvme_ctrl *c, const struct nvme_sqe *e, bool set
 	return SC_OK;
 }
 
+static uint16_t dbbuf_config(struct nvme_ctrl *c, const struct nvme_sqe *e)
+{
+	if ((e->prp1 | e->prp2) & (PAGE - 1))
+		return SC_INVALID_FIELD | SC_DNR;
+	uint32_t *dbs = gmem_ptr(c->mem, e->prp1, PAGE), *eis = gmem_ptr(c->mem, e->prp2, PAGE);
+	if (!dbs || !eis)
+		return SC_INVALID_FIELD | SC_DNR;
+	bool was = c->dbs;
+	c->dbs = dbs;
+	c->eis = eis;
+	/* queues made before: ask for a doorbell at their next move */
+	for (unsigned q = 1; q <= c->p.max_ioq; q++) {
+		if (c->sq[q].valid)
+			__atomic_store_n(&eis[2 * q], c->sq[q].tail, __ATOMIC_RELAXED);
+		if (c->cq[q].valid)
+			__atomic_store_n(&eis[2 * q + 1], c->cq[q].head, __ATOMIC_RELAXED);
+	}
+	if (!was && c->ops.shadow_doorbells)
+		c->ops.shadow_doorbells(c->opaque, true);
+	return SC_OK;
+}
+
 /* Run one admin command; returns false when its answer comes later. */
 static bool admin(struct nvme_ctrl *c, const struct nvme_sqe *e, uint16_t *status, uint32_t *dw0)
 {
@@ -705,6 +735,7 @@ static bool admin(struct nvme_ctrl *c, const struct nvme_sqe *e, uint16_t *statu
 	case ADM_SET_FEATURES: *status = features(c, e, true, dw0); return true;
 	case ADM_GET_FEATURES: *status = features(c, e, false, dw0); return true;
 	case ADM_ABORT: *dw0 = 1; *status = SC_OK; return true; /* nothing is aborted */
+	case ADM_DBBUF: *status = dbbuf_config(c, e); return true;
 	case ADM_AER:
 		if (c->naer > AERL) {
 			*status = SC_AER_LIMIT | SC_DNR;
@@ -937,10 +968,47 @@ static void shutdown_step(struct nvme_ctrl *c)
 	c->submitted = true;
 }
 
-static void fetch(struct nvme_ctrl *c, unsigned qid)
+/* A shadow doorbell's value (I/O queues, once configured), if it is one
+ * the queue can take. */
+static bool shadow(struct nvme_ctrl *c, unsigned idx, uint16_t size, uint16_t *v)
+{
+	uint32_t x = __atomic_load_n(&c->dbs[idx], __ATOMIC_ACQUIRE);
+	if (x >= size) {
+		if (!c->warned_doorbell)
+			log_warn("nvme %s: the guest wrote an invalid shadow doorbell (queue %u, value %u); ignored",
+				 c->p.serial, idx / 2, x);
+		c->warned_doorbell = true;
+		return false;
+	}
+	*v = (uint16_t)x;
+	return true;
+}
+
+/* With shadow doorbells, the newest tail and head before fetching; then
+ * after it, tell the driver where we stopped and look once more (the same
+ * dance as a virtqueue's avail_event: without the full fence the driver
+ * could miss our index and skip the doorbell we wait for). Returns true if
+ * there is more to fetch. */
+static bool shadow_sync(struct nvme_ctrl *c, unsigned qid, bool after)
 {
 	struct sq *s = &c->sq[qid];
 	struct cq *q = &c->cq[s->cqid];
+	if (!c->dbs || !qid || !s->valid || !q->valid)
+		return false;
+	if (after) {
+		__atomic_store_n(&c->eis[2 * qid], s->tail, __ATOMIC_RELAXED);
+		if (!cq_room(q)) /* waiting for the driver to take answers */
+			__atomic_store_n(&c->eis[2 * s->cqid + 1], q->head, __ATOMIC_RELAXED);
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	}
+	uint16_t old_tail = s->tail, old_head = q->head;
+	shadow(c, 2 * qid, s->size, &s->tail);
+	shadow(c, 2 * s->cqid + 1, q->size, &q->head);
+	return after && (s->tail != old_tail || q->head != old_head);
+}
+
+static void fetch_some(struct nvme_ctrl *c, unsigned qid, struct sq *s, struct cq *q)
+{
 	while (s->valid && !s->deleting && s->head != s->tail && q->valid && cq_room(q)) {
 		struct nvme_sqe e;
 		memcpy(&e, s->ring + (size_t)s->head * SQE_SIZE, sizeof(e)); /* read once */
@@ -961,6 +1029,16 @@ static void fetch(struct nvme_ctrl *c, unsigned qid)
 		else
 			post(c, s, e.cid, status, 0);
 	}
+}
+
+static void fetch(struct nvme_ctrl *c, unsigned qid)
+{
+	struct sq *s = &c->sq[qid];
+	struct cq *q = &c->cq[s->cqid];
+	shadow_sync(c, qid, false);
+	do
+		fetch_some(c, qid, s, q);
+	while (shadow_sync(c, qid, true));
 }
 
 void nvme_ctrl_process(struct nvme_ctrl *c)

@@ -37,6 +37,10 @@ _Static_assert(sizeof(struct nvme_sqe) == 64, "submission queue entry");
 struct nvme_ctrl_ops {
 	void (*irq)(void *opaque, unsigned vector); /* raise an MSI-X vector */
 	void (*wake)(void *opaque);                 /* have nvme_ctrl_process run on the I/O thread */
+	/* The guest gave shadow doorbells (on) or reset the controller (off):
+	 * the I/O queues' doorbell writes may now go to an eventfd that calls
+	 * wake, as their values are read from guest memory. May be NULL. */
+	void (*shadow_doorbells)(void *opaque, bool on);
 };
 
 struct nvme_ctrl_params {

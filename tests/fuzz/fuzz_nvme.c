@@ -86,7 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				   .readonly = (size & 6) == 6, .logical_block = size & 8 ? 4096 : 512,
 				   .physical_block = 4096 };
 	struct nvme_ctrl_params p = { .serial = "FUZZ", .max_ioq = 2, .nvec = 3 };
-	static const struct nvme_ctrl_ops ops = { on_irq, on_wake };
+	static const struct nvme_ctrl_ops ops = { .irq = on_irq, .wake = on_wake };
 	struct nvme_ctrl *c = nvme_ctrl_new(&mem, &be, &p, &ops, NULL);
 	if (!c)
 		abort();

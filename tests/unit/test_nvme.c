@@ -20,6 +20,8 @@
 #define IOSQ 0x10000
 #define IOCQ 0x20000
 #define LIST 0x30000
+#define DBS 0x40000
+#define EIS 0x41000
 #define DATA 0x100000
 
 
@@ -95,17 +97,18 @@ static void make(bool readonly, bool discard)
 				   .logical_block = 512, .physical_block = 4096 };
 	struct nvme_ctrl_params p = { .serial = "TESTSERIAL", .max_ioq = 2, .nvec = 3 };
 	memset(p.uuid, 0xab, 16);
-	static const struct nvme_ctrl_ops ops = { on_irq, on_wake };
+	static const struct nvme_ctrl_ops ops = { .irq = on_irq, .wake = on_wake };
 	nvme_ctrl_free(c);
 	c = nvme_ctrl_new(&mem, &be, &p, &ops, NULL);
 	assert_non_null(c);
 	npending = nops = irqs = wakes = 0;
-	asq = (struct queue){ ASQ, 32, 0, true };
-	acq = (struct queue){ ACQ, 32, 0, true };
 }
 
 static void enable(void)
 {
+	asq = (struct queue){ ASQ, 32, 0, true };
+	acq = (struct queue){ ACQ, 32, 0, true };
+	memset(ram + ACQ, 0, 32 * 16);
 	w32(0x24, 31u << 16 | 31); /* AQA */
 	w32(0x28, ASQ);
 	w32(0x2c, 0);
@@ -141,7 +144,8 @@ static int reap(struct queue *cq, unsigned db, uint32_t *dw0, uint16_t *cid)
 		cq->idx = 0;
 		cq->phase = !cq->phase;
 	}
-	w32(db, cq->idx);
+	if (db) /* 0: the driver uses a shadow doorbell */
+		w32(db, cq->idx);
 	return (int)(dw3 >> 17);
 }
 
@@ -462,6 +466,49 @@ static void deleting_a_busy_queue_answers_its_commands_first(void **state)
 	assert_int_equal(nvme_ctrl_inflight(c), 0);
 }
 
+static void shadow_doorbells_replace_mmio_ones(void **state)
+{
+	(void)state;
+	make(false, true);
+	enable();
+	assert_int_equal(admin((struct nvme_sqe){ .opc = 0x06, .prp1 = DATA, .cdw10 = 1 }, NULL), 0);
+	assert_true(ram[DATA + 256] == 0 && ram[DATA + 257] == 1); /* OACS: doorbell buffer config */
+	io_queues(2, 8);
+	assert_int_equal(admin((struct nvme_sqe){ .opc = 0x7c, .prp1 = DBS + 8, .prp2 = EIS }, NULL), 0x002 | DNR);
+	assert_int_equal(admin((struct nvme_sqe){ .opc = 0x7c, .prp1 = DBS, .prp2 = RAM }, NULL), 0x002 | DNR);
+	assert_int_equal(admin((struct nvme_sqe){ .opc = 0x7c, .prp1 = DBS, .prp2 = EIS }, NULL), 0);
+	uint32_t *dbs = (uint32_t *)(ram + DBS), *eis = (uint32_t *)(ram + EIS);
+	/* three reads queued through the shadow tail alone, no MMIO doorbell */
+	for (unsigned i = 0; i < 3; i++)
+		memcpy(ram + IOSQ + i * 64, &(struct nvme_sqe){ .opc = 0x02, .nsid = 1, .cid = (uint16_t)(100 + i),
+								  .prp1 = DATA, .cdw12 = 7 }, 64);
+	dbs[2] = 3;
+	nvme_ctrl_process(c);
+	assert_int_equal(npending, 1); /* the two-entry completion queue has room for one */
+	complete_all();
+	assert_int_equal(eis[2], 3);  /* the tail it saw */
+	assert_int_equal(eis[3], 0);  /* blocked: wants to hear when the head moves */
+	uint16_t cid;
+	assert_int_equal(reap(&iocq, 0, NULL, &cid), 0);
+	assert_int_equal(cid, 100);
+	dbs[3] = 1; /* the head moves in the shadow only */
+	nvme_ctrl_process(c);
+	assert_int_equal(npending, 1);
+	complete_all();
+	assert_int_equal(eis[3], 1);
+	/* an impossible shadow value is ignored */
+	dbs[2] = 99;
+	nvme_ctrl_process(c);
+	assert_int_equal(npending, 0);
+	/* a controller reset forgets the shadow doorbells */
+	w32(0x14, 0);
+	memset(ram + IOCQ, 0, 16 * 16);
+	enable();
+	io_queues(16, 16);
+	dbs[2] = 7; /* stale: the MMIO doorbell counts again */
+	assert_int_equal(io(rw(0x02, 0, 8, DATA, 0)), 0);
+}
+
 int main(void)
 {
 	ram = aligned_alloc(4096, RAM);
@@ -478,6 +525,7 @@ int main(void)
 		cmocka_unit_test(readonly_namespace),
 		cmocka_unit_test(shutdown_flushes_first),
 		cmocka_unit_test(deleting_a_busy_queue_answers_its_commands_first),
+		cmocka_unit_test(shadow_doorbells_replace_mmio_ones),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	nvme_ctrl_free(c);
