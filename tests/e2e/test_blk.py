@@ -314,8 +314,8 @@ def nbd_server(img, sock=None, port=None, tls=None):
     creds = ["--object", tls + ",id=tls0,endpoint=server", "--tls-creds", "tls0"] if tls else []
     p = subprocess.Popen(["qemu-nbd", "-t", "-f", "raw", "-x", "disk"] + where + creds + [str(img)],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30  # qemu-nbd loads its certificates slowly in the rig
-    while time.monotonic() < deadline and p.poll() is None:
+    t0 = time.monotonic()
+    while time.monotonic() < t0 + 60 and p.poll() is None:
         if sock and os.path.exists(sock):
             return p
         if port:
@@ -326,7 +326,16 @@ def nbd_server(img, sock=None, port=None, tls=None):
                 pass
         time.sleep(0.05)
     p.kill()
-    raise AssertionError("qemu-nbd did not start: %s" % p.stderr.read())
+    raise AssertionError("qemu-nbd did not start in %.0f s (exit status %s): %s" %
+                         (time.monotonic() - t0, p.wait(), p.stderr.read()))
+
+
+def dh_params(d):
+    """qemu-nbd's TLS server generates Diffie-Hellman parameters at start
+    unless its directory has some, which takes minutes in the nested rig:
+    the RFC 7919 group, which OpenSSL writes at once."""
+    subprocess.run(["openssl", "genpkey", "-genparam", "-algorithm", "DH", "-pkeyopt", "group:ffdhe2048",
+                    "-out", str(d / "dh-params.pem")], check=True, capture_output=True)
 
 
 def free_port():
@@ -344,23 +353,26 @@ def make_x509(d):
 
     def ssl(*args):
         subprocess.run(["openssl"] + list(args), check=True, capture_output=True)
-    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=kvkit-test-ca",
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]  # quick to make and use under TCG
+    ssl("req", "-x509", *ec, "-nodes", "-days", "2", "-subj", "/CN=kvkit-test-ca",
         "-keyout", str(d / "ca-key.pem"), "-out", str(srv / "ca-cert.pem"))
     for name, where, usage in (("server", srv, "serverAuth"), ("client", cli, "clientAuth")):
         ext = d / (name + ".ext")
         ext.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=%s\n" % usage)
-        ssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=" + name, "-keyout", str(where / (name + "-key.pem")),
+        ssl("req", *ec, "-nodes", "-subj", "/CN=" + name, "-keyout", str(where / (name + "-key.pem")),
             "-out", str(d / (name + ".csr")))
         ssl("x509", "-req", "-in", str(d / (name + ".csr")), "-CA", str(srv / "ca-cert.pem"), "-CAkey",
             str(d / "ca-key.pem"), "-CAcreateserial", "-days", "2", "-extfile", str(ext),
             "-out", str(where / (name + "-cert.pem")))
     (cli / "ca-cert.pem").write_bytes((srv / "ca-cert.pem").read_bytes())
+    dh_params(srv)
     return srv, cli
 
 
 def make_psk(d, user):
     d.mkdir()
     (d / "keys.psk").write_text("%s:%s\n" % (user, os.urandom(32).hex()))
+    dh_params(d)
     return d / "keys.psk"
 
 
