@@ -117,7 +117,8 @@ $(BUILD)/tests/test_pci: tests/unit/test_pci.c $(call obj,src/pci/pci.c src/vmm/
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
 
-$(BUILD)/tests/test_nvme: tests/unit/test_nvme.c $(call obj,src/nvme/nvme_ctrl.c src/vmm/guest_mem.c src/util/log.c)
+$(BUILD)/tests/test_nvme: tests/unit/test_nvme.c $(call obj,src/nvme/nvme_ctrl.c src/virtio/virtq.c src/vmm/guest_mem.c \
+		src/util/log.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
 
@@ -147,7 +148,7 @@ FUZZ_CFLAGS := -std=gnu11 -g -O1 -Iinclude -I$(BUILD) -pthread -fsanitize=fuzzer
 fuzz: $(BUILD)/fuzz/fuzz_virtq $(BUILD)/fuzz/fuzz_cmdline $(BUILD)/fuzz/fuzz_blk $(BUILD)/fuzz/fuzz_rest \
 	$(BUILD)/fuzz/fuzz_config_json $(BUILD)/fuzz/fuzz_net $(BUILD)/fuzz/fuzz_vsock $(BUILD)/fuzz/fuzz_fuse \
 	$(BUILD)/fuzz/fuzz_firmware $(BUILD)/fuzz/fuzz_kernel $(BUILD)/fuzz/fuzz_pci $(BUILD)/fuzz/fuzz_nvme
-$(BUILD)/fuzz/fuzz_nvme: tests/fuzz/fuzz_nvme.c src/nvme/nvme_ctrl.c src/vmm/guest_mem.c src/util/log.c
+$(BUILD)/fuzz/fuzz_nvme: tests/fuzz/fuzz_nvme.c src/nvme/nvme_ctrl.c src/virtio/virtq.c src/vmm/guest_mem.c src/util/log.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@
 $(BUILD)/fuzz/fuzz_pci: tests/fuzz/fuzz_pci.c src/pci/pci.c src/vmm/bus.c src/util/log.c

@@ -38,6 +38,7 @@ struct nvme_dev {
 	bool db_events;          /* the I/O queues' doorbells are ioeventfds */
 	uint64_t db_base;        /* where they are registered (BAR 0) */
 	unsigned max_ioq;
+	char serial[24]; /* the controller's identify data points here */
 	struct nvme_dev *next;
 };
 
@@ -158,14 +159,12 @@ int nvme_create(struct vm *vm, struct blk_backend *be, const char *label, char *
 		snprintf(err, errlen, "nvme: out of memory");
 		return -ENOMEM;
 	}
-	static char serials[32][24];
 	struct nvme_ctrl_params p = { .max_ioq = vm->ncpus < NVME_MAX_IOQ ? vm->ncpus : NVME_MAX_IOQ };
 	if (!p.max_ioq)
 		p.max_ioq = 1;
 	p.nvec = p.max_ioq + 1; /* the admin queue's, then one per I/O queue */
-	char *serial = serials[n_nvme % 32];
-	make_ids(label, n_nvme, &p, serial, sizeof(serials[0]));
-	p.serial = serial;
+	make_ids(label, n_nvme, &p, d->serial, sizeof(d->serial));
+	p.serial = d->serial;
 	static const struct nvme_ctrl_ops ops = { .irq = raise_irq, .wake = wake, .shadow_doorbells = shadow_doorbells };
 	d->vm = vm;
 	d->max_ioq = p.max_ioq;
@@ -198,7 +197,7 @@ int nvme_create(struct vm *vm, struct blk_backend *be, const char *label, char *
 		return r; /* d stays allocated: it may be half on the bus */
 	}
 	d->db_base = d->pci.bar[0].addr;
-	log_debug("nvme %s: PCI 00:%02x.0, BAR0 0x%llx, %u I/O queues", serial, r,
+	log_debug("nvme %s: PCI 00:%02x.0, BAR0 0x%llx, %u I/O queues", d->serial, r,
 		  (unsigned long long)d->pci.bar[0].addr, p.max_ioq);
 	d->next = all_nvme;
 	all_nvme = d;

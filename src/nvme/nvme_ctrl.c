@@ -11,6 +11,7 @@
 #include <sys/uio.h>
 #include "../block/backend.h"
 #include "../util/log.h"
+#include "../virtio/virtq.h" /* iov_from_buf, iov_to_buf */
 #include "../vmm/guest_mem.h"
 
 #define PAGE 4096u
@@ -101,7 +102,6 @@ struct sub {
 };
 
 struct req {
-	struct nvme_ctrl *c;
 	uint16_t sqid, cid, status;
 	uint32_t gen, sq_gen;
 	bool flush_after;  /* FUA, or a write with the write cache off */
@@ -128,8 +128,7 @@ struct nvme_ctrl {
 	uint32_t gen; /* bumped at each controller reset */
 	struct sq sq[NVME_MAX_IOQ + 1];
 	struct cq cq[NVME_MAX_IOQ + 1];
-	uint16_t aer_cid[AERL + 1];
-	unsigned naer;
+	unsigned naer; /* asynchronous event requests held (never answered) */
 	/* features */
 	uint32_t arbitration, power, temp_threshold, error_recovery, irq_coalesce, async_event, nq_granted;
 	bool vwc, queues_set;
@@ -237,11 +236,7 @@ static uint16_t copy_out(struct nvme_ctrl *c, const struct nvme_sqe *e, const vo
 	int n = prp_map(c->mem, e->prp1, e->prp2, len, iov, 3);
 	if (n < 0)
 		return (uint16_t)-n;
-	const uint8_t *src = buf;
-	for (int i = 0; i < n; i++) {
-		memcpy(iov[i].iov_base, src, iov[i].iov_len);
-		src += iov[i].iov_len;
-	}
+	iov_from_buf(iov, (unsigned)n, 0, buf, len);
 	return SC_OK;
 }
 
@@ -741,7 +736,7 @@ static bool admin(struct nvme_ctrl *c, const struct nvme_sqe *e, uint16_t *statu
 			*status = SC_AER_LIMIT | SC_DNR;
 			return true;
 		}
-		c->aer_cid[c->naer++] = e->cid; /* held: kvkit raises no events */
+		c->naer++; /* held: kvkit raises no events */
 		return false;
 	}
 	*status = SC_INVALID_OPCODE | SC_DNR;
@@ -755,7 +750,6 @@ static struct req *req_new(struct nvme_ctrl *c, unsigned sqid, const struct nvme
 	struct req *r = calloc(1, sizeof(*r) + nsub * sizeof(struct sub) + niov * sizeof(struct iovec));
 	if (!r)
 		return NULL;
-	r->c = c;
 	r->sqid = (uint16_t)sqid;
 	r->cid = e->cid;
 	r->gen = c->gen;
@@ -800,11 +794,8 @@ static uint16_t dsm(struct nvme_ctrl *c, unsigned sqid, const struct nvme_sqe *e
 	int n = prp_map(c->mem, e->prp1, e->prp2, nr * (uint32_t)sizeof(struct range), iov, 3);
 	if (n < 0)
 		return (uint16_t)-n;
-	uint8_t *dst = (uint8_t *)ranges;
-	for (int i = 0; i < n; i++) { /* copied once: the guest may change it meanwhile */
-		memcpy(dst, iov[i].iov_base, iov[i].iov_len);
-		dst += iov[i].iov_len;
-	}
+	/* copied once: the guest may change it meanwhile */
+	iov_to_buf(iov, (unsigned)n, 0, ranges, nr * sizeof(struct range));
 	unsigned used = 0;
 	for (unsigned i = 0; i < nr; i++) {
 		if (!ranges[i].nlb)
