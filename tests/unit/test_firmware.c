@@ -322,7 +322,8 @@ static uint8_t sum8(const uint8_t *p, size_t n)
 }
 
 /* Run the table loader the way OVMF does (blobs at made-up addresses,
- * pointers relocated, checksums set), then walk RSDP -> XSDT -> tables. */
+ * pointers relocated, checksums set), then walk RSDP -> XSDT -> tables,
+ * each of which must pass OVMF's checksum test to be installed. */
 static void acpi_loader_script_links_valid_tables(void **state)
 {
 	(void)state;
@@ -360,7 +361,8 @@ static void acpi_loader_script_links_valid_tables(void **state)
 			memcpy(&at, cmd + 4 + 56, 4);
 			memcpy(&start, cmd + 4 + 60, 4);
 			memcpy(&len, cmd + 4 + 64, 4);
-			mem[base1 + at] = 0;
+			/* OVMF's ProcessCmdAddChecksum: the byte is assigned
+			 * 0 - sum(range), its own old value included */
 			mem[base1 + at] = (uint8_t)-sum8(mem + base1 + start, len);
 		} else {
 			assert_int_equal(kind, 1);

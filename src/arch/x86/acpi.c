@@ -319,6 +319,14 @@ int acpi_fw_cfg(unsigned ncpus, struct fw_cfg *fc)
 		return -1;
 	struct rsdp rsdp = { 0 };
 	fill_rsdp(&rsdp, xsdt);
+	/* OVMF sets a checksum as 0 - sum(range), the checksum byte included
+	 * (SeaBIOS subtracts the sum from the byte instead): it comes out right
+	 * only if the byte starts at 0, as in QEMU's blobs. With the checksums
+	 * of the direct-boot layout left in, every table failed OVMF's check,
+	 * none was installed, and the guest booted without ACPI. */
+	for (unsigned i = 0; i < a.nsum; i++)
+		buf[a.sum[i].at] = 0;
+	rsdp.checksum = rsdp.ext_checksum = 0;
 
 	struct loader_cmd cmds[2 + 1 + 2 + 2 * MAX_FIXUPS];
 	unsigned n = 0;
