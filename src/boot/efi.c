@@ -15,6 +15,7 @@
 #include "kvkit/config.h"
 #include "../arch/x86/acpi.h"
 #include "../arch/x86/layout.h"
+#include "../arch/x86/smbios.h"
 #include "../devices/fw_cfg.h"
 #include "../devices/pflash.h"
 #include "../devices/piix4_pm.h"
@@ -295,6 +296,7 @@ static int fw_cfg_setup(struct vm *vm)
 	fw_cfg_init(c);
 	uint32_t id = 1; /* the traditional interface, no DMA */
 	uint16_t ncpus = (uint16_t)vm->ncpus;
+	struct smbios_machine machine = { .ncpus = vm->ncpus, .low_ram = vm->low_ram, .high_ram = vm->high_ram };
 	struct __attribute__((packed)) { uint64_t addr, len; uint32_t type; } e820[3] = {
 		{ 0, vm->low_ram, 1 },
 		{ KVM_IDENTITY_MAP_ADDR, 0x4000, 2 }, /* the KVM identity map and TSS pages */
@@ -303,7 +305,7 @@ static int fw_cfg_setup(struct vm *vm)
 	if (fw_cfg_add(c, FW_CFG_SIGNATURE, "QEMU", 4) < 0 || fw_cfg_add(c, FW_CFG_ID, &id, 4) < 0 ||
 	    fw_cfg_add(c, FW_CFG_NB_CPUS, &ncpus, 2) < 0 || fw_cfg_add(c, FW_CFG_MAX_CPUS, &ncpus, 2) < 0 ||
 	    fw_cfg_add_file(c, "etc/e820", e820, (uint32_t)sizeof(e820[0]) * (vm->high_ram ? 3 : 2)) < 0 ||
-	    acpi_fw_cfg(vm->ncpus, c) < 0 || fw_cfg_finish(c) < 0)
+	    acpi_fw_cfg(vm->ncpus, c) < 0 || smbios_fw_cfg(&machine, c) < 0 || fw_cfg_finish(c) < 0)
 		return -1;
 	return bus_register(&vm->pio, FW_CFG_PORT_SEL, 2, fw_cfg_io, c);
 }

@@ -15,6 +15,7 @@
 #include "../arch/x86/acpi.h"
 #include "../arch/x86/cpu.h"
 #include "../arch/x86/layout.h"
+#include "../arch/x86/smbios.h"
 #include "kernel_unpack.h"
 #include "../util/log.h"
 #include "../vmm/vm.h"
@@ -430,6 +431,10 @@ static int load_bzimage(struct vm *vm, const struct kv_bootloader *b, struct fil
 	zp[BP_E820_ENTRIES] = build_e820(vm, zp + BP_E820_TABLE);
 	uint64_t rsdp = acpi_build_tables(vm);
 	memcpy(zp + BP_ACPI_RSDP, &rsdp, 8);
+	if (smbios_write_legacy(vm) < 0) {
+		snprintf(err, errlen, "the SMBIOS tables do not fit below 1 MiB");
+		return -ENOSPC;
+	}
 	x86_write_boot_tables(vm);
 	log_debug("bzImage: protocol %x, entry 0x%llx, initrd %llu bytes at 0x%llx", rd16(k->data + HDR_VERSION),
 		  (unsigned long long)entry, (unsigned long long)isize, (unsigned long long)iaddr);
@@ -537,6 +542,10 @@ static int load_elf(struct vm *vm, const struct kv_bootloader *b, struct file_bu
 	si->version = 1;
 	si->cmdline_paddr = CMDLINE_ADDR;
 	si->rsdp_paddr = acpi_build_tables(vm);
+	if (smbios_write_legacy(vm) < 0) {
+		snprintf(err, errlen, "the SMBIOS tables do not fit below 1 MiB");
+		return -ENOSPC;
+	}
 	if (isize) {
 		si->nr_modules = 1;
 		si->modlist_paddr = PVH_START_INFO + 64;

@@ -57,7 +57,8 @@ def test_two_cpus_6g_above_4g_logfile():
         log = os.path.join(d, "console.log")
         with open(log, "w") as f:
             f.write("stale content that must be truncated\n" * 100)
-        script = "grep -c ^processor /proc/cpuinfo | sed s/^/CPUS=/; grep MemTotal /proc/meminfo"
+        script = ("grep -c ^processor /proc/cpuinfo | sed s/^/CPUS=/; grep MemTotal /proc/meminfo; "
+                  "for f in sys_vendor product_name chassis_vendor; do echo DMI-$f=$(cat /sys/class/dmi/id/$f); done")
         rc, out, err, _ = run_vm(cpus=2, memory=6144, run=script, devices=["virtio-serial,logFilePath=" + log])
         assert rc == 0, err
         text = open(log).read()
@@ -65,6 +66,9 @@ def test_two_cpus_6g_above_4g_logfile():
         assert "CPUS=2" in text
         kib = meminfo_kib(text)
         assert 5800 * 1024 < kib <= 6144 * 1024, kib
+        # SMBIOS in the F segment, found by the kernel's DMI scan
+        for line in ("DMI-sys_vendor=kvkit", "DMI-product_name=kvkit virtual machine", "DMI-chassis_vendor=kvkit"):
+            assert line in text, text[-2000:]
         assert (os.stat(log).st_mode & 0o777) == 0o600 or True  # truncated files keep their mode
         assert out == ""
 

@@ -13,6 +13,8 @@
 #include <cmocka.h>
 #include "kvkit/config.h"
 #include "../../src/arch/x86/acpi.h"
+#include "../../src/arch/x86/layout.h"
+#include "../../src/arch/x86/smbios.h"
 #include "../../src/boot/efi.h"
 #include "../../src/devices/fw_cfg.h"
 #include "../../src/devices/pflash.h"
@@ -410,6 +412,122 @@ static void acpi_loader_script_links_valid_tables(void **state)
 	fw_cfg_free(&c);
 }
 
+/* Walk an SMBIOS structure table the way dmidecode and OVMF do: each
+ * structure's formatted part, then strings up to a double NUL. Returns
+ * the types in order; checks handles are unique and string numbers exist. */
+static unsigned smbios_walk(const uint8_t *t, size_t len, uint8_t *types, unsigned max)
+{
+	unsigned n = 0;
+	uint16_t handles[64];
+	size_t at = 0;
+	while (at < len) {
+		assert_true(len - at >= 4);
+		uint8_t type = t[at], flen = t[at + 1];
+		uint16_t h;
+		memcpy(&h, t + at + 2, 2);
+		assert_true(flen >= 4 && at + flen + 2 <= len);
+		for (unsigned i = 0; i < n; i++)
+			assert_int_not_equal(handles[i], h);
+		/* the strings: count them, find the double NUL */
+		size_t p = at + flen;
+		unsigned nstr = 0;
+		if (t[p] == 0) {
+			assert_int_equal(t[p + 1], 0);
+			p += 2;
+		} else {
+			while (t[p]) {
+				nstr++;
+				p += strlen((const char *)t + p) + 1;
+				assert_true(p < len);
+			}
+			p++;
+		}
+		/* every string reference in the formatted part of the types
+		 * built here points at a string that exists */
+		static const struct { uint8_t type, off; } refs[] = {
+			{ 1, 4 }, { 1, 5 }, { 1, 6 }, { 1, 0x1a }, { 3, 4 }, { 3, 6 }, { 4, 4 }, { 4, 7 }, { 4, 0x10 },
+			{ 17, 0x10 }, { 17, 0x17 },
+		};
+		for (unsigned i = 0; i < sizeof(refs) / sizeof(refs[0]); i++)
+			if (refs[i].type == type) {
+				assert_true(t[at + refs[i].off] >= 1);
+				assert_true(t[at + refs[i].off] <= nstr);
+			}
+		assert_true(n < max && n < 64);
+		handles[n] = h;
+		types[n++] = type;
+		at = p;
+		if (type == 127)
+			break;
+	}
+	assert_int_equal(at, len); /* nothing after the end structure */
+	return n;
+}
+
+static void smbios_tables_walk_and_anchor_matches(void **state)
+{
+	(void)state;
+	/* 2 vCPUs, 3 GiB below 4 GiB and 61 GiB above: extended sizes */
+	struct smbios_machine m = { .ncpus = 2, .low_ram = 3ULL << 30, .high_ram = 61ULL << 30 };
+	struct fw_cfg c;
+	fw_cfg_init(&c);
+	assert_int_equal(smbios_fw_cfg(&m, &c), 0);
+	const struct fw_cfg_item *anchor = file_item(&c, "etc/smbios/smbios-anchor"),
+				 *tables = file_item(&c, "etc/smbios/smbios-tables");
+	assert_non_null(anchor);
+	assert_non_null(tables);
+	/* what OVMF's DetectSmbiosVersion checks before it uses the tables */
+	assert_int_equal(anchor->len, 24);
+	assert_memory_equal(anchor->data, "_SM3_", 5);
+	assert_int_equal(anchor->data[7], 3);
+	uint32_t max;
+	memcpy(&max, anchor->data + 12, 4);
+	assert_int_equal(max, tables->len);
+	uint8_t sum = 0;
+	for (unsigned i = 0; i < 24; i++)
+		sum += anchor->data[i];
+	assert_int_equal(sum, 0);
+
+	uint8_t types[32];
+	unsigned n = smbios_walk(tables->data, tables->len, types, 32);
+	static const uint8_t want[] = { 1, 3, 4, 4, 16, 17, 19, 19, 32, 127 };
+	assert_int_equal(n, sizeof(want));
+	assert_memory_equal(types, want, sizeof(want));
+	/* the memory device holds all 64 GiB (extended size, in MiB) and the
+	 * high mapping ends at 4 GiB + 61 GiB - 1 KiB (in KiB) */
+	const uint8_t *t = tables->data;
+	size_t at = 0;
+	unsigned seen19 = 0;
+	while (t[at] != 127) {
+		if (t[at] == 17) {
+			uint16_t sz;
+			uint32_t ext;
+			memcpy(&sz, t + at + 0xc, 2);
+			memcpy(&ext, t + at + 0x1c, 4);
+			assert_int_equal(sz, 0x7fff);
+			assert_int_equal(ext, 64 * 1024);
+		}
+		if (t[at] == 19 && seen19++ == 1) {
+			uint32_t start, end;
+			memcpy(&start, t + at + 4, 4);
+			memcpy(&end, t + at + 8, 4);
+			assert_int_equal(start, 4u << 20);
+			assert_int_equal(end, (65u << 20) - 1);
+		}
+		size_t p = at + t[at + 1];
+		while (t[p] || t[p + 1])
+			p++;
+		at = p + 2;
+	}
+	fw_cfg_free(&c);
+
+	/* 255 vCPUs still fit the legacy area; a too-small buffer is refused */
+	static uint8_t buf[SMBIOS_SIZE];
+	m.ncpus = 255;
+	assert_true(smbios_build(&m, buf, SMBIOS_SIZE - 32) > 0);
+	assert_int_equal(smbios_build(&m, buf, 100), 0);
+}
+
 /* Debian's own template passes the store check (when ovmf is installed) */
 static void ovmf_template_is_a_store(void **state)
 {
@@ -524,6 +642,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(flash_detected_like_ovmf),
+		cmocka_unit_test(smbios_tables_walk_and_anchor_matches),
 		cmocka_unit_test(flash_program_erase_reach_the_file),
 		cmocka_unit_test(flash_readonly_and_bounds),
 		cmocka_unit_test(fw_cfg_items_and_directory),

@@ -14,7 +14,9 @@
 #define CMDLINE_MAX 0x10000ULL
 #define EBDA_START 0x9fc00ULL
 #define ACPI_TABLES_ADDR 0xe0000ULL /* RSDP found here by the legacy scan too */
-#define ACPI_TABLES_SIZE 0x20000ULL
+#define ACPI_TABLES_SIZE 0x10000ULL
+#define SMBIOS_ADDR 0xf0000ULL /* the F segment, where Linux's DMI scan looks */
+#define SMBIOS_SIZE 0xf000ULL  /* up to the reset vector's page */
 #define HIGH_RAM_START 0x100000ULL   /* kernel loaded here */
 
 #define MMIO_HOLE_START 0xc0000000ULL /* RAM stops here below 4 GiB */
