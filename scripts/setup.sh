@@ -11,6 +11,7 @@ qemu-utils e2fsprogs util-linux iproute2 xorriso fio iperf3 socat qemu-guest-age
 ovmf mmdebstrap dosfstools mtools fdisk"
 # The nested-KVM rig runs on QEMU's TCG: bookworm's QEMU 7.2 wedges its L1
 # now and then (both L1 CPUs stuck), QEMU 10 from bookworm-backports does not.
+# (deb-src too: tests/rig/build-qemu.sh builds the rig's patched QEMU from it.)
 QEMU_MIN=10
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
@@ -25,7 +26,7 @@ need_qemu=$([ "${qv:-0}" -ge "$QEMU_MIN" ] 2>/dev/null && echo no || echo yes)
 [ -z "$missing" ] && [ "$need_qemu" = no ] && exit 0
 echo "setup: installing$missing$([ "$need_qemu" = yes ] && echo " qemu-system-x86 (bookworm-backports)")" >&2
 if [ "$need_qemu" = yes ] && ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
-	printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' |
+	printf 'Types: deb deb-src\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' |
 		$SUDO tee /etc/apt/sources.list.d/bookworm-backports.sources >/dev/null
 fi
 $SUDO apt-get update -q >/dev/null || { echo "setup: apt-get update failed" >&2; exit 1; }

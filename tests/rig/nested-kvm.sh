@@ -19,7 +19,8 @@
 # timer interrupt under TCG's nested SVM); a periodic tick comes back.
 # Knobs: RIG_L1_APPEND (L1 kernel arguments instead of those), RIG_CPU,
 # RIG_TCG_THREAD, RIG_KVM_AMD_ARGS, RIG_EXTRA_MODULES, and RIG_QEMU /
-# RIG_QEMU_DATA for another QEMU build (binary, and its data directory).
+# RIG_QEMU_DATA for another QEMU build (binary, and its data directory);
+# by default the patched build from build-qemu.sh when it is there.
 # Needs (Debian): qemu-system-x86 linux-image-amd64 busybox-static cpio
 set -euo pipefail
 KVM_AMD_ARGS=${RIG_KVM_AMD_ARGS:-}
@@ -38,7 +39,16 @@ done
 [ $# -gt 0 ] || { echo "nested-kvm: no command given" >&2; exit 2; }
 KVER=$(ls -1 /lib/modules | grep -v cloud | sort -V | tail -1 || true)
 [ -n "$KVER" ] && [ -f "/boot/vmlinuz-$KVER" ] || { echo "nested-kvm: needs linux-image-amd64 (non-cloud: it has 9p and kvm_amd)" >&2; exit 2; }
-command -v qemu-system-x86_64 >/dev/null || { echo "nested-kvm: needs qemu-system-x86" >&2; exit 2; }
+# The outer QEMU: RIG_QEMU, else the patched build of tests/rig/build-qemu.sh
+# (stock QEMU's TCG aborts on UEFI guests in L2), else the system's, which
+# boots direct-kernel guests only.
+if [ -z "${RIG_QEMU:-}" ]; then
+  # the build's data files (SeaBIOS, option ROMs) are Debian's
+  if RIG_QEMU=$(bash "$(dirname "$0")/build-qemu.sh" --path); then RIG_QEMU_DATA=${RIG_QEMU_DATA:-/usr/share/qemu}; else
+    RIG_QEMU=qemu-system-x86_64; echo "nested-kvm: using the system's QEMU: UEFI guests will abort it (tests/rig/build-qemu.sh builds the fixed one)" >&2
+  fi
+fi
+command -v "$RIG_QEMU" >/dev/null || { echo "nested-kvm: needs qemu-system-x86 ($RIG_QEMU)" >&2; exit 2; }
 
 WORK=$(mktemp -d); trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$WORK/root/bin" "$WORK/root/lib/modules" "$WORK/root/proc" "$WORK/root/sys" "$WORK/root/dev" "$WORK/root/host"
@@ -85,7 +95,7 @@ if [ "$SCRATCH" -gt 0 ]; then
   DISK=(-drive "file=$WORK/scratch.raw,if=none,id=scratch,format=raw,cache=unsafe" -device virtio-blk-pci,drive=scratch)
 fi
 set +e
-timeout "$TIMEOUT" ${RIG_QEMU:-qemu-system-x86_64} ${RIG_QEMU_DATA:+-L "$RIG_QEMU_DATA" -L /usr/share/seabios} -accel tcg,thread=${RIG_TCG_THREAD:-multi} -M q35 -cpu ${RIG_CPU:-EPYC,+svm,+npt} \
+timeout "$TIMEOUT" "$RIG_QEMU" ${RIG_QEMU_DATA:+-L "$RIG_QEMU_DATA" -L /usr/share/seabios} -accel tcg,thread=${RIG_TCG_THREAD:-multi} -M q35 -cpu ${RIG_CPU:-EPYC,+svm,+npt} \
   -smp "$CPUS" -m "$MEM" -nographic -no-reboot -nodefaults -serial stdio \
   -kernel "/boot/vmlinuz-$KVER" -initrd "$WORK/l1.cpio.gz" \
   -append "console=ttyS0 quiet panic=-1 ${RIG_L1_APPEND-nohz=off highres=off}" \
