@@ -177,11 +177,23 @@ int virtq_pop(struct virtq *vq, struct virtq_elem *e)
 	return 1;
 }
 
-void virtq_unpop(struct virtq *vq)
+int virtq_unpop(struct virtq *vq)
 {
+	if (vq->ready && !vq->broken) {
+		/* Only the chain popped last can go back, and only while it is
+		 * still in flight: winding back over a completed chain would
+		 * have the device take it again (completed twice) and lose one. */
+		uint16_t head = load16(&vq->avail->ring[(uint16_t)(vq->last_avail - 1) % vq->size]) % vq->size;
+		if (!test_inflight(vq, head)) {
+			if (!vq->warned_double_push)
+				log_warn("virtqueue: chain %u given back after it was completed; kept", head);
+			vq->warned_double_push = true;
+			return -1;
+		}
+		set_inflight(vq, head, false);
+	}
 	vq->last_avail--;
-	if (vq->ready && !vq->broken)
-		set_inflight(vq, load16(&vq->avail->ring[vq->last_avail % vq->size]) % vq->size, false);
+	return 0;
 }
 
 /* Heads are tracked from pop to push; a mismatch is logged once per queue

@@ -86,8 +86,11 @@ bool virtq_should_notify(struct virtq *vq);
 
 /* One line of ring state for debug logs: where driver and device stand. */
 void virtq_describe(const struct virtq *vq, char *buf, size_t len);
-/* Give a popped-but-unused chain back (e.g. no data to fill it with). */
-void virtq_unpop(struct virtq *vq);
+/* Give the chain popped last back (e.g. no data to fill it with); chains
+ * go back in the reverse order of popping. -1, and nothing changes, if
+ * that chain was completed meanwhile (a caller bug: it would be taken
+ * twice and another one lost). */
+int virtq_unpop(struct virtq *vq);
 bool virtq_has_avail(struct virtq *vq);
 
 /* Copy helpers over an iovec array (bounded by the array). */

@@ -396,15 +396,23 @@ static void pump_to_guest(struct conn *c)
 		size_t cap[RX_BATCH], total = 0;
 		while (nchains < RX_BATCH && total < credit && niov < RX_BATCH * 8 - 8) {
 			struct virtq_elem *e = &v->rx_elem[nchains];
-			if (!pop_rx(v, e))
+			if (virtq_pop(v->q.rx, e) <= 0)
 				break;
-			size_t room = e->in_len - HDR_LEN;
+			size_t room = e->in_len > HDR_LEN ? e->in_len - HDR_LEN : 0;
 			if (room > MAX_PKT)
 				room = MAX_PKT;
 			if (room > credit - total)
 				room = credit - total;
 			int k = room ? iov_slice(e->iov + e->n_out, e->n_in, HDR_LEN, room, v->rd_iov + niov, 8) : -1;
 			if (k < 0) { /* no room past the header, or in more than 8 pieces: not from Linux */
+				if (nchains) {
+					/* The chains before it may be given back below, and
+					 * giving back winds the ring back in order: completing
+					 * this one now would have it completed twice and one
+					 * before it never. It goes back too, first in line. */
+					virtq_unpop(v->q.rx);
+					break;
+				}
 				v->bad_packets++;
 				virtq_push(v->q.rx, e->head, 0);
 				v->pushed_rx = true;

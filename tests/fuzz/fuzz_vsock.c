@@ -5,7 +5,8 @@
  * packets reach real connections: a host unix listener (listen entry), the
  * in-process service (Ignition's port), the mux fallback, and a connection
  * kvkit opened towards the guest. Every reply the engine writes must stay
- * inside the guest's buffers (ASan), and nothing may crash or loop. */
+ * inside the guest's buffers (ASan), each receive chain is completed at
+ * most once per offer, and nothing may crash or loop. */
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -73,6 +74,34 @@ static void ring_offer(struct ring *r, uint64_t gpa, uint32_t len, bool writable
 	__atomic_store_n(&avail[1], r->avail, __ATOMIC_RELEASE);
 }
 
+/* The invariant the receive path once broke (a too-small buffer among good
+ * ones was completed twice, another never): each offer of a receive chain
+ * is completed at most once, and none is lost. */
+static uint8_t rx_out[QSIZE];
+static uint16_t rx_seen;
+
+static void rx_offer(struct ring *r, uint64_t gpa, uint32_t len, uint32_t split)
+{
+	rx_out[(r->avail * 2) % QSIZE]++;
+	ring_offer(r, gpa, len, true, split);
+}
+
+static void rx_check(struct ring *r)
+{
+	uint16_t used = *(uint16_t *)(ram + r->vq.used_gpa + 2);
+	const struct vring_used_elem *u = (const struct vring_used_elem *)(ram + r->vq.used_gpa + 4);
+	for (; rx_seen != used; rx_seen++) {
+		uint32_t id = u[rx_seen % QSIZE].id;
+		if (id >= QSIZE || !rx_out[id])
+			abort(); /* completed twice, or never offered */
+		rx_out[id]--;
+	}
+	/* the engine holds no receive chain between calls: one it popped and
+	 * neither completed nor gave back is lost to the guest */
+	if (r->vq.last_avail != used)
+		abort();
+}
+
 static void setup_once(void)
 {
 	ram = calloc(1, MEM);
@@ -112,8 +141,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ring_start(&tx, TXQ_DESC);
 	ring_start(&evq, EVQ_DESC);
 	uint8_t rxsplit = data[0];
-	for (unsigned i = 0; i < QSIZE / 2; i++)
-		ring_offer(&rx, RX_BUFS + i * RX_BUF, RX_BUF - (rxsplit & 3) * 1100, true, rxsplit & 4 ? HDR : 0);
+	memset(rx_out, 0, sizeof(rx_out));
+	rx_seen = 0;
+	for (unsigned i = 0; i < QSIZE / 2; i++) /* with bit 3, every fifth buffer is too small for a packet */
+		rx_offer(&rx, RX_BUFS + i * RX_BUF, rxsplit & 8 && i % 5 == 2 ? 16 : RX_BUF - (rxsplit & 3) * 1100,
+			 rxsplit & 4 ? HDR : 0);
 	ring_offer(&evq, RX_BUFS + (QSIZE - 1) * RX_BUF, data[1] & 7, true, 0);
 
 	struct vsock_hooks hooks = { can_run, notify, NULL };
@@ -167,17 +199,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		n++;
 		if (n % 8 == 0 || off + 1 + HDR > size) {
 			vsock_tx_kick(v);
+			rx_check(&rx);
 			/* the guest hands its receive buffers back */
 			uint16_t used = *(uint16_t *)(ram + rx.vq.used_gpa + 2);
 			while ((uint16_t)(rx.avail - used) < QSIZE / 2)
-				ring_offer(&rx, RX_BUFS + (rx.avail % (QSIZE / 2)) * RX_BUF, RX_BUF, true, 0);
+				rx_offer(&rx, RX_BUFS + (rx.avail % (QSIZE / 2)) * RX_BUF,
+					 rxsplit & 8 && rx.avail % 5 == 2 ? 16 : RX_BUF, 0);
 			vsock_rx_kick(v);
 			vsock_event_kick(v);
+			rx_check(&rx);
 		}
 	}
 	if (data[1] & 16)
 		vsock_transport_reset(v);
 	vsock_event_kick(v);
+	rx_check(&rx);
 	vsock_reset(v);
 	pthread_mutex_unlock(&lock);
 	if (dialed >= 0)
