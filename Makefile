@@ -32,7 +32,7 @@ CORE_SRCS := src/util/log.c src/vmm/guest_mem.c src/vmm/bus.c src/vmm/eventloop.
 	src/arch/x86/cpu.c src/arch/x86/acpi.c src/arch/x86/smbios.c src/boot/linux.c src/devices/platform.c src/devices/uart.c \
 	src/pci/pci.c src/pci/msix.c src/virtio/virtq.c src/virtio/virtio_pci.c src/virtio/console.c \
 	src/virtio/rng.c src/virtio/blk.c src/virtio/blk_parse.c src/nvme/nvme.c src/nvme/nvme_ctrl.c src/block/file.c src/block/nbd.c src/block/nbd_lib.c src/util/dynlib.c src/util/mhd_lib.c \
-	src/virtio/balloon.c src/api/handler.c src/api/server.c src/services/cloudinit.c src/util/unixsock.c src/util/file_replace.c \
+	src/virtio/balloon.c src/virtio/balloon_pfns.c src/api/handler.c src/api/server.c src/services/cloudinit.c src/util/unixsock.c src/util/file_replace.c \
 	src/virtio/net.c src/virtio/net_frames.c src/net/fdnet.c src/net/slirp.c \
 	src/virtio/vsock.c src/vsock/vsock.c src/services/ignition.c src/services/timesync.c \
 	src/virtio/fs.c src/fs/fuse_server.c src/fs/dax_window.c \
@@ -75,7 +75,7 @@ $(BUILD)/vfkit: $(BUILD)/kvkit
 # ---- tests ----
 TEST_LIBS := -lcmocka
 UNIT_TESTS := $(BUILD)/tests/test_cmdline $(BUILD)/tests/test_virtq $(BUILD)/tests/test_kvm_api \
-	$(BUILD)/tests/test_blk_parse $(BUILD)/tests/test_config_lib $(BUILD)/tests/test_api $(BUILD)/tests/test_vsock \
+	$(BUILD)/tests/test_blk_parse $(BUILD)/tests/test_balloon $(BUILD)/tests/test_config_lib $(BUILD)/tests/test_api $(BUILD)/tests/test_vsock \
 	$(BUILD)/tests/test_fuse $(BUILD)/tests/test_firmware $(BUILD)/tests/test_kernel_unpack $(BUILD)/tests/test_pci \
 	$(BUILD)/tests/test_nvme
 
@@ -102,6 +102,10 @@ $(BUILD)/tests/test_vsock: tests/unit/test_vsock.c $(call obj,src/vsock/vsock.c 
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
 
 $(BUILD)/tests/test_virtq: tests/unit/test_virtq.c $(call obj,src/virtio/virtq.c src/vmm/guest_mem.c src/util/log.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
+
+$(BUILD)/tests/test_balloon: tests/unit/test_balloon.c $(call obj,src/virtio/balloon_pfns.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
 
@@ -145,7 +149,7 @@ check-unit: $(UNIT_TESTS)
 # UBSan findings abort, so the fuzz smoke in tests/run.sh counts them
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -Iinclude -I$(BUILD) -pthread -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=undefined
-fuzz: $(BUILD)/fuzz/fuzz_virtq $(BUILD)/fuzz/fuzz_cmdline $(BUILD)/fuzz/fuzz_blk $(BUILD)/fuzz/fuzz_rest \
+fuzz: $(BUILD)/fuzz/fuzz_virtq $(BUILD)/fuzz/fuzz_balloon $(BUILD)/fuzz/fuzz_cmdline $(BUILD)/fuzz/fuzz_blk $(BUILD)/fuzz/fuzz_rest \
 	$(BUILD)/fuzz/fuzz_config_json $(BUILD)/fuzz/fuzz_net $(BUILD)/fuzz/fuzz_vsock $(BUILD)/fuzz/fuzz_fuse \
 	$(BUILD)/fuzz/fuzz_firmware $(BUILD)/fuzz/fuzz_kernel $(BUILD)/fuzz/fuzz_pci $(BUILD)/fuzz/fuzz_nvme
 $(BUILD)/fuzz/fuzz_nvme: tests/fuzz/fuzz_nvme.c src/nvme/nvme_ctrl.c src/virtio/virtq.c src/vmm/guest_mem.c src/util/log.c
@@ -178,6 +182,9 @@ $(BUILD)/fuzz/fuzz_config_json: tests/fuzz/fuzz_config_json.c $(LIB_SRCS)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@ -ljson-c
 $(BUILD)/fuzz/fuzz_blk: tests/fuzz/fuzz_blk.c src/virtio/blk_parse.c src/virtio/virtq.c src/vmm/guest_mem.c src/util/log.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) $^ -o $@
+$(BUILD)/fuzz/fuzz_balloon: tests/fuzz/fuzz_balloon.c src/virtio/balloon_pfns.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@
 $(BUILD)/fuzz/fuzz_virtq: tests/fuzz/fuzz_virtq.c src/virtio/virtq.c src/vmm/guest_mem.c src/util/log.c

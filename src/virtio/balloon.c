@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include "../util/log.h"
 #include "../vmm/vm.h"
+#include "balloon_pfns.h"
 #include "devices.h"
 #include "virtio_pci.h"
 
@@ -55,23 +56,14 @@ static void release_run(struct balloon *b, uint64_t first_pfn, uint64_t npages)
 		log_warn("virtio-balloon: MADV_REMOVE: %m");
 }
 
+static void release_cb(void *opaque, uint64_t first, uint64_t count) { release_run(opaque, first, count); }
+
 static void inflate(struct balloon *b, struct virtq_elem *e)
 {
-	uint64_t run_start = 0, run_len = 0;
-	uint32_t pfn;
-	for (size_t off = 0; off + 4 <= e->out_len; off += 4) {
-		iov_to_buf(e->iov, e->n_out, off, &pfn, 4);
-		if (run_len && pfn == run_start + run_len) {
-			run_len++;
-			continue;
-		}
-		if (run_len)
-			release_run(b, run_start, run_len);
-		run_start = pfn;
-		run_len = 1;
-	}
-	if (run_len)
-		release_run(b, run_start, run_len);
+	size_t n = balloon_pfn_runs(e->iov, e->n_out, BALLOON_MAX_PFNS_PER_CHAIN, release_cb, b);
+	if (n > BALLOON_MAX_PFNS_PER_CHAIN && b->bad_pfns_logged++ < 3)
+		log_warn("virtio-balloon: an inflate buffer of %zu page numbers; only the first %u taken", n,
+			 BALLOON_MAX_PFNS_PER_CHAIN);
 }
 
 /* Read the tag/value pairs the guest wrote (device-readable part). */
