@@ -639,7 +639,7 @@ static size_t do_setattr(struct req *r, struct node *n)
  * it), no creation here, never a controlling terminal. */
 static int open_flags(uint32_t f)
 {
-	return (int)(f & ~(O_DIRECT | O_CREAT | O_EXCL | O_NOCTTY | O_PATH | O_TMPFILE)) | O_CLOEXEC;
+	return (int)(f & ~(O_DIRECT | O_CREAT | O_EXCL | O_PATH | O_TMPFILE)) | O_NOCTTY | O_CLOEXEC;
 }
 
 static uint32_t fopen_flags(const struct fuse_server *s)
@@ -680,11 +680,24 @@ static size_t do_create(struct req *r, struct node *n)
 		return reply_err(r, err);
 	if (n->type != S_IFDIR)
 		return reply_err(r, ENOTDIR);
-	/* O_NOFOLLOW: a symlink planted under that name is never followed */
-	int fd = openat(n->fd, name, open_flags(in->flags) | O_CREAT | O_NOFOLLOW | (in->flags & O_EXCL),
+	/* Only a regular file is ever opened. A name that exists as anything
+	 * else (a FIFO the guest made, a device node on the host) is refused
+	 * before any open: opening a FIFO blocks the worker for good, opening a
+	 * device runs its driver. O_NONBLOCK and the check after the open
+	 * cover a swap in between; O_NOFOLLOW: a planted symlink is not
+	 * followed. */
+	struct stat st;
+	if (!(in->flags & O_EXCL) && fstatat(n->fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode))
+		return reply_err(r, S_ISDIR(st.st_mode) ? EISDIR : EACCES);
+	int fd = openat(n->fd, name, open_flags(in->flags) | O_CREAT | O_NOFOLLOW | O_NONBLOCK | (in->flags & O_EXCL),
 			in->mode & 07777);
 	if (fd < 0)
 		return reply_err(r, -errno);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (!(in->flags & O_NONBLOCK) && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)) {
+		close(fd);
+		return reply_err(r, EACCES);
+	}
 	if ((in->open_flags & FUSE_OPEN_KILL_SUIDGID) && (in->flags & O_TRUNC))
 		kill_suidgid(fd, NULL);
 	struct {

@@ -214,6 +214,35 @@ static void device_nodes_never_open(void **st)
 	assert_int_equal(call(FUSE_RENAME2, FUSE_ROOT_ID, NULL, 3, &rn, sizeof(rn), S("fifo"), S("fifo2")), -EINVAL);
 }
 
+/* Issue 23 defect 2: CREATE without O_EXCL on an existing FIFO opened it
+ * (the worker blocked for good: here the test would hang, and SIGALRM ends
+ * it), and on a host device node opened the device. */
+static void create_never_opens_fifo_or_device(void **st)
+{
+	struct fuse_mknod_in mk = { .mode = S_IFIFO | 0644 };
+	assert_int_equal(call(FUSE_MKNOD, FUSE_ROOT_ID, NULL, 2, &mk, sizeof(mk), S("fifo")), 0);
+	alarm(10);
+	struct fuse_create_in ci = { .flags = O_WRONLY, .mode = S_IFREG | 0644 };
+	assert_int_equal(call(FUSE_CREATE, FUSE_ROOT_ID, NULL, 2, &ci, sizeof(ci), S("fifo")), -EACCES);
+	ci.flags = O_RDONLY;
+	assert_int_equal(call(FUSE_CREATE, FUSE_ROOT_ID, NULL, 2, &ci, sizeof(ci), S("fifo")), -EACCES);
+	alarm(0);
+	char path[400];
+	snprintf(path, sizeof(path), "%s/null", share);
+	if (mknod(path, S_IFCHR | 0666, makedev(1, 3)) == 0) { /* needs root */
+		ci.flags = O_WRONLY | O_TRUNC;
+		assert_int_equal(call(FUSE_CREATE, FUSE_ROOT_ID, NULL, 2, &ci, sizeof(ci), S("null")), -EACCES);
+	}
+	/* a folder by that name */
+	snprintf(path, sizeof(path), "%s/dir", share);
+	assert_int_equal(mkdir(path, 0755), 0);
+	assert_int_equal(call(FUSE_CREATE, FUSE_ROOT_ID, NULL, 2, &ci, sizeof(ci), S("dir")), -EISDIR);
+	/* a regular file is still opened, O_NONBLOCK only if the guest asked */
+	ci.flags = O_WRONLY;
+	assert_int_equal(call(FUSE_CREATE, FUSE_ROOT_ID, NULL, 2, &ci, sizeof(ci), S("plain")), 0);
+	assert_int_equal(call(FUSE_CREATE, FUSE_ROOT_ID, NULL, 2, &ci, sizeof(ci), S("plain")), 0);
+}
+
 static void links_renames_and_dirs(void **st)
 {
 	char path[400];
@@ -586,7 +615,7 @@ int main(void)
 {
 #define T(x) cmocka_unit_test_setup_teardown(x, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		T(create_write_read), T(names_that_escape), T(symlinks_stay_in_the_guest), T(device_nodes_never_open),
+		T(create_write_read), T(create_never_opens_fifo_or_device), T(names_that_escape), T(symlinks_stay_in_the_guest), T(device_nodes_never_open),
 		T(links_renames_and_dirs), T(readdirplus_and_forget), T(bad_requests), T(setattr_xattr_statfs),
 		T(kill_suidgid_on_write_and_truncate), T(negative_lookups), T(dax_mappings), T(dax_per_inode),
 	};
