@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -175,6 +176,41 @@ static struct node *key_find(struct fuse_server *s, dev_t dev, ino_t ino)
 	return NULL;
 }
 
+/* Descriptors all shares together may hold (an O_PATH one per file the
+ * guest knows, one per open file): past it the guest gets ENFILE, and the
+ * descriptors the rest of kvkit needs (disks, sockets, the API) stay free.
+ * Without it a guest looking up files without end took every descriptor. */
+#define FD_RESERVE 4096
+static long fd_budget_set, fds_held;
+
+void fuse_server_set_fd_budget(long n) { __atomic_store_n(&fd_budget_set, n, __ATOMIC_RELAXED); }
+
+static long fd_budget(void)
+{
+	long b = __atomic_load_n(&fd_budget_set, __ATOMIC_RELAXED);
+	if (b)
+		return b;
+	struct rlimit rl;
+	long cur = getrlimit(RLIMIT_NOFILE, &rl) < 0 ? 1024 : rl.rlim_cur == RLIM_INFINITY ? (1L << 20) : (long)rl.rlim_cur;
+	b = cur > 2 * FD_RESERVE ? cur - FD_RESERVE : cur / 2;
+	__atomic_store_n(&fd_budget_set, b, __ATOMIC_RELAXED); /* set once the limit was raised (fs.c) */
+	return b;
+}
+
+static bool fd_take(void)
+{
+	if (__atomic_add_fetch(&fds_held, 1, __ATOMIC_RELAXED) <= fd_budget())
+		return true;
+	__atomic_sub_fetch(&fds_held, 1, __ATOMIC_RELAXED);
+	return false;
+}
+
+static void fd_give(int fd)
+{
+	close(fd);
+	__atomic_sub_fetch(&fds_held, 1, __ATOMIC_RELAXED);
+}
+
 /* lock held */
 static void node_maybe_free(struct fuse_server *s, struct node *n)
 {
@@ -182,7 +218,7 @@ static void node_maybe_free(struct fuse_server *s, struct node *n)
 		return;
 	key_remove(s, n);
 	slot_del(&s->nodes, n->id);
-	close(n->fd);
+	fd_give(n->fd);
 	free(n);
 	s->nnodes--;
 }
@@ -236,17 +272,26 @@ static void handle_put(struct fuse_server *s, struct handle *h)
 	bool last = --h->refs == 0 && h->released;
 	pthread_mutex_unlock(&s->lock);
 	if (last) {
-		close(h->fd);
+		fd_give(h->fd);
 		pthread_mutex_destroy(&h->lock);
 		free(h);
 	}
 }
 
+/* 0 with errno ENFILE (the descriptor budget) or ENOMEM on failure; the
+ * caller still owns fd then. */
 static uint64_t handle_new(struct fuse_server *s, int fd, bool dir)
 {
-	struct handle *h = calloc(1, sizeof(*h));
-	if (!h)
+	if (!fd_take()) {
+		errno = ENFILE;
 		return 0;
+	}
+	struct handle *h = calloc(1, sizeof(*h));
+	if (!h) {
+		__atomic_sub_fetch(&fds_held, 1, __ATOMIC_RELAXED);
+		errno = ENOMEM;
+		return 0;
+	}
 	h->fd = fd;
 	h->dir = dir;
 	pthread_mutex_init(&h->lock, NULL);
@@ -258,6 +303,8 @@ static uint64_t handle_new(struct fuse_server *s, int fd, bool dir)
 	if (!id) {
 		pthread_mutex_destroy(&h->lock);
 		free(h);
+		__atomic_sub_fetch(&fds_held, 1, __ATOMIC_RELAXED);
+		errno = ENOMEM;
 	}
 	return id;
 }
@@ -410,15 +457,20 @@ static int stat_fd(int fd, struct stat *st)
  * node and fill e. */
 static int lookup(struct fuse_server *s, int parent_fd, const char *name, struct fuse_entry_out *e)
 {
+	if (!fd_take())
+		return -ENFILE;
 	int fd = openat(parent_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
+	if (fd < 0) {
+		int rc = -errno;
+		__atomic_sub_fetch(&fds_held, 1, __ATOMIC_RELAXED);
+		return rc;
+	}
 	struct stat st;
 	int rc = stat_fd(fd, &st);
 	if (rc == 0 && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)))
 		rc = -EACCES; /* host device nodes stay invisible: the guest would open its own device */
 	if (rc < 0) {
-		close(fd);
+		fd_give(fd);
 		return rc;
 	}
 	struct node *fresh = calloc(1, sizeof(*fresh));
@@ -437,11 +489,11 @@ static int lookup(struct fuse_server *s, int parent_fd, const char *name, struct
 		n->nlookup++;
 		pthread_mutex_unlock(&s->lock);
 		free(fresh);
-		close(fd);
+		fd_give(fd);
 	} else if (!fresh || !(fresh->id = slot_add(&s->nodes, fresh))) {
 		pthread_mutex_unlock(&s->lock);
 		free(fresh);
-		close(fd);
+		fd_give(fd);
 		return -ENOMEM;
 	} else {
 		n = fresh;
@@ -663,8 +715,9 @@ static size_t do_open(struct req *r, struct node *n, bool dir)
 		kill_suidgid(fd, NULL);
 	struct fuse_open_out o = { .fh = handle_new(r->s, fd, dir), .open_flags = dir ? 0 : fopen_flags(r->s) };
 	if (!o.fh) {
+		int e = errno;
 		close(fd);
-		return reply_err(r, ENOMEM);
+		return reply_err(r, e);
 	}
 	return reply(r, 0, &o, sizeof(o));
 }
@@ -712,9 +765,10 @@ static size_t do_create(struct req *r, struct node *n)
 	out.o.fh = handle_new(r->s, fd, false);
 	out.o.open_flags = fopen_flags(r->s);
 	if (!out.o.fh) {
+		int e = errno;
 		close(fd);
 		forget(r->s, out.e.nodeid, 1);
-		return reply_err(r, ENOMEM);
+		return reply_err(r, e);
 	}
 	return reply(r, 0, &out, sizeof(out));
 }
@@ -1363,8 +1417,10 @@ void fuse_server_free(struct fuse_server *s)
 	for (uint32_t i = 0; i < s->nodes.n; i++) {
 		struct node *n = s->nodes.v[i];
 		if (n) {
-			if (n->fd >= 0)
-				close(n->fd);
+			if (n == s->root)
+				close(n->fd); /* the root is not counted */
+			else if (n->fd >= 0)
+				fd_give(n->fd);
 			free(n);
 		}
 	}
@@ -1376,7 +1432,7 @@ void fuse_server_free(struct fuse_server *s)
 	for (uint32_t i = 0; i < s->handles.n; i++) {
 		struct handle *h = s->handles.v[i];
 		if (h) {
-			close(h->fd);
+			fd_give(h->fd);
 			pthread_mutex_destroy(&h->lock);
 			free(h);
 		}

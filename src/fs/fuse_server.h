@@ -48,4 +48,8 @@ void fuse_server_set_dax(struct fuse_server *s, struct dax_window *w);
 /* Inodes the guest holds (for tests and debug logs). */
 unsigned fuse_server_inodes(struct fuse_server *s);
 
+/* How many descriptors all shares may hold together (file handles the
+ * guest keeps, open files); 0: the open-file limit less 4096 kept for the
+ * rest of kvkit (half the limit when it is small). For tests. */
+void fuse_server_set_fd_budget(long n);
 #endif

@@ -243,6 +243,47 @@ static void create_never_opens_fifo_or_device(void **st)
 	assert_int_equal(call(FUSE_CREATE, FUSE_ROOT_ID, NULL, 2, &ci, sizeof(ci), S("plain")), 0);
 }
 
+/* Issue 23 defect 3: every file the guest looked up kept a host
+ * descriptor, without a cap, until kvkit's opens failed with EMFILE. Past
+ * the budget the guest gets ENFILE; forgetting gives descriptors back. */
+static void descriptor_budget(void **st)
+{
+	char path[400];
+	for (int i = 0; i < 40; i++) {
+		snprintf(path, sizeof(path), "%s/f%d", share, i);
+		int fd = open(path, O_CREAT | O_WRONLY, 0644);
+		assert_true(fd >= 0);
+		close(fd);
+	}
+	fuse_server_set_fd_budget(16);
+	uint64_t ids[40];
+	int got = 0, err = 0;
+	for (int i = 0; i < 40; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "f%d", i);
+		ids[got] = lookup(FUSE_ROOT_ID, name, &err);
+		if (err) {
+			assert_int_equal(err, -ENFILE);
+			break;
+		}
+		got++;
+	}
+	assert_int_equal(got, 16);
+	/* an open needs one more: refused the same way */
+	struct fuse_create_in ci = { .flags = O_WRONLY, .mode = S_IFREG | 0644 };
+	assert_int_equal(call(FUSE_CREATE, FUSE_ROOT_ID, NULL, 2, &ci, sizeof(ci), S("new")), -ENFILE);
+	/* kvkit itself still opens files */
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	close(fd);
+	/* the guest forgets one: the next lookup works */
+	struct fuse_forget_in fg = { .nlookup = 1 };
+	call(FUSE_FORGET, ids[0], NULL, 1, &fg, sizeof(fg));
+	lookup(FUSE_ROOT_ID, "f39", &err);
+	assert_int_equal(err, 0);
+	fuse_server_set_fd_budget(0);
+}
+
 static void links_renames_and_dirs(void **st)
 {
 	char path[400];
@@ -615,7 +656,7 @@ int main(void)
 {
 #define T(x) cmocka_unit_test_setup_teardown(x, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		T(create_write_read), T(create_never_opens_fifo_or_device), T(names_that_escape), T(symlinks_stay_in_the_guest), T(device_nodes_never_open),
+		T(create_write_read), T(create_never_opens_fifo_or_device), T(descriptor_budget), T(names_that_escape), T(symlinks_stay_in_the_guest), T(device_nodes_never_open),
 		T(links_renames_and_dirs), T(readdirplus_and_forget), T(bad_requests), T(setattr_xattr_statfs),
 		T(kill_suidgid_on_write_and_truncate), T(negative_lookups), T(dax_mappings), T(dax_per_inode),
 	};
