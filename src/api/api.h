@@ -38,6 +38,15 @@ struct api_response {
 void api_handle(const struct api_vm_ops *ops, const char *method, const char *url, const char *body, size_t len,
 		struct api_response *out);
 
+/* Before api_handle: refuse what a web browser sends, so a page the user
+ * visits (or one that rebinds its DNS name to 127.0.0.1) cannot drive the
+ * VM: an Origin header, a body that is not application/json (the types a
+ * page may send cross-site without asking are form and text types), and
+ * on TCP a Host that is not an address literal, localhost or the bound
+ * name. podman, minikube and curl send none of these. Fills out when false. */
+bool api_request_allowed(const char *host, const char *origin, const char *content_type, bool tcp,
+			 const char *bound_host, struct api_response *out);
+
 struct api_caps {
 	bool can_start, can_pause, can_resume, can_stop, can_hard_stop;
 };

@@ -1,4 +1,6 @@
 /* REST request semantics (spec 4.2-4.4), independent of the HTTP server. */
+#include <arpa/inet.h>
+#include <strings.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,3 +214,50 @@ void api_handle(const struct api_vm_ops *ops, const char *method, const char *ur
 		set_body(out, 404, "text/plain; charset=utf-8", "404 page not found\n");
 	}
 }
+
+/* A name a DNS-rebinding page cannot take over: an address literal (a
+ * page can only point its own name at 127.0.0.1), localhost, or the name
+ * the user bound. host may carry a port and IPv6 brackets. */
+static bool host_allowed(const char *host, const char *bound)
+{
+	char name[256];
+	size_t n;
+	if (host[0] == '[') {
+		n = strcspn(host + 1, "]");
+		if (host[1 + n] != ']' || n >= sizeof(name))
+			return false;
+		memcpy(name, host + 1, n);
+	} else {
+		n = strcspn(host, ":");
+		if (n >= sizeof(name))
+			return false;
+		memcpy(name, host, n);
+	}
+	name[n] = 0;
+	unsigned char addr[16];
+	return !strcasecmp(name, "localhost") || (bound && *bound && !strcasecmp(name, bound)) ||
+	       inet_pton(AF_INET, name, addr) == 1 || inet_pton(AF_INET6, name, addr) == 1;
+}
+
+bool api_request_allowed(const char *host, const char *origin, const char *content_type, bool tcp,
+			 const char *bound_host, struct api_response *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (origin) {
+		error_json(out, 403, "requests from web pages (with an Origin header) are refused");
+		return false;
+	}
+	if (content_type) {
+		size_t n = strcspn(content_type, "; \t");
+		if (n != 16 || strncasecmp(content_type, "application/json", 16)) {
+			error_json(out, 415, "the request body must be application/json");
+			return false;
+		}
+	}
+	if (tcp && (!host || !host_allowed(host, bound_host))) {
+		error_json(out, 403, "unexpected Host header (the API answers only its own name or address)");
+		return false;
+	}
+	return true;
+}
+

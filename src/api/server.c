@@ -25,7 +25,9 @@
 
 static struct {
 	int fds[MAX_LISTENERS];
+	bool tcp[MAX_LISTENERS]; /* the listener is TCP: the Host header is checked */
 	unsigned nfds;
+	char bound_host[256];    /* the host of tcp://HOST:PORT */
 	struct MHD_Daemon *d[MAX_LISTENERS];
 	char unix_path[108]; /* removed at shutdown */
 	const struct api_vm_ops *ops;
@@ -118,6 +120,7 @@ static int listen_fd(int fd, const struct sockaddr *sa, socklen_t len, const cha
 		close(fd);
 		return errorf(err, errlen, "cannot listen on %s: %s", what, strerror(e));
 	}
+	srv.tcp[srv.nfds] = sa->sa_family != AF_UNIX;
 	srv.fds[srv.nfds++] = fd;
 	return 0;
 }
@@ -192,8 +195,10 @@ int api_listen(const struct api_uri *u, char *err, size_t errlen)
 {
 	if (u->kind == API_URI_UNIX)
 		return listen_unix(u->path, err, errlen);
-	if (u->kind == API_URI_TCP)
+	if (u->kind == API_URI_TCP) {
+		snprintf(srv.bound_host, sizeof(srv.bound_host), "%s", u->host);
 		return listen_tcp(u, err, errlen);
+	}
 	return 0;
 }
 
@@ -224,7 +229,8 @@ static enum MHD_Result reply(struct MHD_Connection *conn, struct api_response *r
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
 				  const char *version, const char *upload, size_t *upload_size, void **con_cls)
 {
-	(void)cls; (void)version;
+	(void)version;
+	const bool *tcp = cls;
 	struct req *rq = *con_cls;
 	if (!rq) {
 		rq = calloc(1, sizeof(*rq));
@@ -255,7 +261,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r.content_type = API_JSON_TYPE;
 		r.body = strdup("{\"error\":\"request body too large\"}");
 		r.len = r.body ? strlen(r.body) : 0;
-	} else {
+	} else if (api_request_allowed(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host"),
+				       MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"),
+				       MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type"), *tcp,
+				       srv.bound_host, &r)) {
 		api_handle(srv.ops, method, url, rq->body, rq->len, &r);
 	}
 	log_debug("REST %s %s -> %u", method, url, r.status);
@@ -289,7 +298,7 @@ int api_start(const struct api_vm_ops *ops, char *err, size_t errlen)
 		return -1;
 	for (unsigned i = 0; i < srv.nfds; i++) {
 		srv.d[i] = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC, 0, NULL, NULL,
-					    on_request, NULL, MHD_OPTION_LISTEN_SOCKET, srv.fds[i],
+					    on_request, &srv.tcp[i], MHD_OPTION_LISTEN_SOCKET, srv.fds[i],
 					    MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_CONNECTION_LIMIT, 64u,
 					    MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
 					    MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_END);

@@ -35,10 +35,10 @@ class Api:
             return UnixHTTPConnection(self.unix)
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
 
-    def request(self, method, path, body=None):
+    def request(self, method, path, body=None, headers=None):
         c = self.conn()
         try:
-            c.request(method, path, body=body)
+            c.request(method, path, body=body, headers=headers or {})
             r = c.getresponse()
             return r.status, r.read().decode(), r.getheader("Content-Type")
         finally:
@@ -213,6 +213,16 @@ def test_bad_requests_slow_client_then_hard_stop(tmp_path):
                 assert "error" in json.loads(text)
         st, text, _ = api.request("GET", "/nope")
         assert (st, text) == (404, "404 page not found\n")
+        # what a web page can send: a cross-site text POST, a form POST, a
+        # request under its own (rebound) name; each refused, the VM runs on
+        for hdrs, path, status in [({"Origin": "http://evil.example", "Content-Type": "text/plain"}, "/vm/state", 403),
+                                   ({"Content-Type": "application/x-www-form-urlencoded"}, "/vm/state", 415),
+                                   ({"Host": "evil.example:%d" % port}, "/vm/inspect", 403)]:
+            method, body = ("GET", None) if path == "/vm/inspect" else ("POST", '{"state":"HardStop"}')
+            st, text, _ = api.request(method, path, body, hdrs)
+            assert st == status and "error" in json.loads(text), (hdrs, st, text)
+        st, text, _ = api.request("GET", "/vm/inspect", headers={"Host": "127.0.0.1:%d" % port})
+        assert st == 200, text
         # a slow client holding a half-sent request does not block others
         slow = socket.create_connection(("127.0.0.1", port))
         slow.sendall(b"POST /vm/state HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"st")

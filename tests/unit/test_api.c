@@ -150,6 +150,41 @@ static void balloon(void **s)
 	assert_int_equal(balloon_target, 536870912);
 }
 
+/* Issue 23 defect 7: a web page's cross-site POST (text/plain, with an
+ * Origin) stopped the VM, and a rebound DNS name read /vm/inspect. */
+static void browser_requests_refused(void **s)
+{
+	(void)s;
+	struct api_response r;
+	/* what podman (tcp://localhost), minikube (unix, Host "_") and curl send */
+	assert_true(api_request_allowed("localhost:7777", NULL, "application/json", true, "localhost", &r));
+	assert_true(api_request_allowed("_", NULL, "application/json", false, "", &r));
+	assert_true(api_request_allowed("127.0.0.1:7777", NULL, NULL, true, "localhost", &r));
+	assert_true(api_request_allowed("[::1]:7777", NULL, "application/json; charset=utf-8", true, "", &r));
+	assert_true(api_request_allowed("vmhost.lan:80", NULL, NULL, true, "vmhost.lan", &r));
+	/* a page's form or text POST, with or without an Origin */
+	assert_false(api_request_allowed("localhost:7777", "http://evil.example", "text/plain", true, "localhost", &r));
+	assert_int_equal(r.status, 403);
+	free(r.body);
+	assert_false(api_request_allowed("localhost:7777", NULL, "text/plain;charset=UTF-8", true, "localhost", &r));
+	assert_int_equal(r.status, 415);
+	free(r.body);
+	assert_false(api_request_allowed("localhost:7777", NULL, "application/x-www-form-urlencoded", true, "", &r));
+	assert_int_equal(r.status, 415);
+	free(r.body);
+	assert_false(api_request_allowed("localhost", NULL, "application/jsonp", true, "", &r));
+	free(r.body);
+	/* DNS rebinding: the page's own name, aimed at 127.0.0.1 */
+	assert_false(api_request_allowed("evil.example:7777", NULL, NULL, true, "localhost", &r));
+	assert_int_equal(r.status, 403);
+	assert_non_null(strstr(r.body, "Host"));
+	free(r.body);
+	assert_false(api_request_allowed(NULL, NULL, NULL, true, "", &r)); /* HTTP/1.0 without Host */
+	free(r.body);
+	assert_false(api_request_allowed("[::1:80", NULL, NULL, true, "", &r));
+	free(r.body);
+}
+
 static void uris(void **s)
 {
 	(void)s;
@@ -202,6 +237,7 @@ int main(void)
 		cmocka_unit_test(post_state),
 		cmocka_unit_test(routes),
 		cmocka_unit_test(balloon),
+		cmocka_unit_test(browser_requests_refused),
 		cmocka_unit_test(uris),
 	};
 	return cmocka_run_group_tests_name("rest api", tests, NULL, NULL);
