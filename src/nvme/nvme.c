@@ -159,9 +159,12 @@ int nvme_create(struct vm *vm, struct blk_backend *be, const char *label, char *
 		snprintf(err, errlen, "nvme: out of memory");
 		return -ENOMEM;
 	}
+	/* One I/O queue pair per vCPU, and two at least: UEFI's NVMe driver
+	 * (EDK2's NvmExpressDxe) creates a synchronous and an asynchronous
+	 * pair, and with only one on offer OVMF found no disk to boot from. */
 	struct nvme_ctrl_params p = { .max_ioq = vm->ncpus < NVME_MAX_IOQ ? vm->ncpus : NVME_MAX_IOQ };
-	if (!p.max_ioq)
-		p.max_ioq = 1;
+	if (p.max_ioq < 2)
+		p.max_ioq = 2;
 	p.nvec = p.max_ioq + 1; /* the admin queue's, then one per I/O queue */
 	make_ids(label, n_nvme, &p, d->serial, sizeof(d->serial));
 	p.serial = d->serial;
