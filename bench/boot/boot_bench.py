@@ -47,9 +47,10 @@ def overhead_kib(pid):
         return None
 
 
-def one(cmd, mark=MARK):
-    """Run one VM to its end: (ok, seconds to mark on stdout, seconds to exit,
-    peak VMM memory beyond guest RAM in MiB)."""
+def one(cmd, marks=(MARK,)):
+    """Run one VM to its end: (ok, [seconds to each mark on stdout], seconds
+    to exit, peak VMM memory beyond guest RAM in MiB); ok needs exit status 0
+    and every mark seen."""
     t0 = time.monotonic()
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     peak = [0]
@@ -64,21 +65,22 @@ def one(cmd, mark=MARK):
 
     th = threading.Thread(target=sample)
     th.start()
-    t_init = None
+    seen = [None] * len(marks)
     buf = b""
     while True:
         chunk = os.read(p.stdout.fileno(), 4096)
         if not chunk:
             break
         buf += chunk
-        if t_init is None and mark in buf:
-            t_init = time.monotonic() - t0
+        for i, mark in enumerate(marks):
+            if seen[i] is None and mark in buf:
+                seen[i] = time.monotonic() - t0
     p.wait()
     t_exit = time.monotonic() - t0
     done.set()
     th.join()
-    ok = p.returncode == 0 and t_init is not None
-    return ok, t_init, t_exit, peak[0] / 1024.0
+    ok = p.returncode == 0 and None not in seen
+    return ok, seen, t_exit, peak[0] / 1024.0
 
 
 def main():
@@ -86,9 +88,9 @@ def main():
     res = {k: [] for k in v}
     for i in range(RUNS):
         for name, cmd in v.items():
-            ok, ti, te, mib = one(cmd)
+            ok, (ti,), te, mib = one(cmd)
             if not ok:
-                print("run %d %s failed (status %s)" % (i, name, ti if ti is None else "ok"), file=sys.stderr)
+                print("run %d %s failed" % (i, name), file=sys.stderr)
                 continue
             res[name].append((ti, te, mib))
             print("run %2d %-13s init %.3f s  exit %.3f s  overhead %.1f MiB" % (i, name, ti, te, mib), flush=True)

@@ -5,8 +5,11 @@
 #   partition 2: ext4 root, a Debian bookworm made by mmdebstrap: systemd,
 #                dbus (systemd-logind, which turns the power button into a
 #                shutdown, does not start without it), the cloud kernel,
-#                efibootmgr, socat, qemu-guest-agent
-# The guest, once systemd has finished booting, prints KVKIT-MULTI-USER on
+#                efibootmgr, socat, qemu-guest-agent, dmidecode
+# The root is found by its partition label, so the same image boots from
+# virtio-blk (vda) and NVMe (nvme0n1).
+# The guest prints KVKIT-INIT on hvc0 when systemd starts its first unit;
+# once systemd has finished booting, it prints KVKIT-MULTI-USER on
 # hvc0, connects to the host on vsock port 1025, sends "Ready" the way
 # podman's ready service does, then keeps the connection open as a shell
 # (the tests' command channel). With nobody there (no vsock device, no
@@ -29,7 +32,9 @@ if [ -f "$OUT/disk.raw" ] && [ "$(cat "$OUT/stamp" 2>/dev/null)" = "$STAMP" ]; t
 fi
 rm -f "$OUT/disk.raw" "$OUT/stamp" "$OUT/vmlinuz" "$OUT/initrd.img"
 WORK=$(mktemp -d /var/tmp/kvkit-efi.XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
+# mmdebstrap mounts /proc and /sys in the tree: a run cut short can leave
+# them, and a recursive delete must not walk into the host's
+trap 'umount -R "$WORK/root/proc" "$WORK/root/sys" "$WORK/root/dev" 2>/dev/null; rm -rf --one-file-system "$WORK"' EXIT
 R=$WORK/root
 
 # the guest's own units, written into the tree by a customize hook
@@ -42,6 +47,29 @@ Restart=no
 [Install]
 WantedBy=multi-user.target
 UNIT
+# CoreOS Ignition's applehv platform: one HTTP GET to the host on vsock
+# port 1024 (podman relays it to its own server on first boot)
+cat > "$WORK/ignition.service" <<'UNIT'
+[Unit]
+Description=Fetch the Ignition config over vsock port 1024, as Ignition's applehv platform does
+Before=kvkit-ready.service
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'modprobe vmw_vsock_virtio_transport; printf "GET / HTTP/1.1\\r\\nHost: d\\r\\nAccept: application/json\\r\\nConnection: close\\r\\n\\r\\n" | socat -t 30 - VSOCK-CONNECT:2:1024 > /run/kvkit-ignition.http || true'
+[Install]
+WantedBy=multi-user.target
+UNIT
+# bench/boot's "init" mark: the first unit systemd runs, before sysinit
+cat > "$WORK/init-mark.service" <<'UNIT'
+[Unit]
+Description=Print KVKIT-INIT on hvc0 as soon as systemd runs (bench/boot/efi.sh)
+DefaultDependencies=no
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'modprobe virtio_console; echo KVKIT-INIT > /dev/hvc0 || true'
+[Install]
+WantedBy=sysinit.target
+UNIT
 cat > "$WORK/qga.service" <<'UNIT'
 [Unit]
 Description=QEMU guest agent on vsock port 1234 (kvkit --timesync)
@@ -52,14 +80,16 @@ WantedBy=multi-user.target
 UNIT
 
 mmdebstrap --mode=root --variant=minbase \
-	--include=systemd,systemd-sysv,udev,dbus,linux-image-cloud-amd64,systemd-boot-efi,efibootmgr,socat,qemu-guest-agent,kmod,iproute2,procps \
+	--include=systemd,systemd-sysv,udev,dbus,linux-image-cloud-amd64,systemd-boot-efi,efibootmgr,socat,qemu-guest-agent,kmod,iproute2,procps,dmidecode \
 	--dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
 	--dpkgopt='path-exclude=/usr/share/locale/*' \
 	--customize-hook='echo kvkit-efi > "$1/etc/hostname"' \
-	--customize-hook='printf "/dev/vda2 / ext4 rw,errors=remount-ro 0 1\n" > "$1/etc/fstab"' \
+	--customize-hook='printf "PARTLABEL=root / ext4 rw,errors=remount-ro 0 1\n" > "$1/etc/fstab"' \
 	--customize-hook="cp $WORK/ready.service \"\$1/etc/systemd/system/kvkit-ready.service\"" \
 	--customize-hook="cp $WORK/qga.service \"\$1/etc/systemd/system/kvkit-qga.service\"" \
-	--customize-hook='chroot "$1" systemctl enable kvkit-ready.service kvkit-qga.service' \
+	--customize-hook="cp $WORK/ignition.service \"\$1/etc/systemd/system/kvkit-ignition.service\"" \
+	--customize-hook="cp $WORK/init-mark.service \"\$1/etc/systemd/system/kvkit-init-mark.service\"" \
+	--customize-hook='chroot "$1" systemctl enable kvkit-ready.service kvkit-qga.service kvkit-ignition.service kvkit-init-mark.service' \
 	--customize-hook='chroot "$1" passwd -d root' \
 	bookworm "$R" "$MIRROR" >"$WORK/mmdebstrap.log" 2>&1 || { tail -30 "$WORK/mmdebstrap.log"; exit 1; }
 
@@ -72,7 +102,7 @@ mcopy -i "$ESP" "$R/usr/lib/systemd/boot/efi/systemd-bootx64.efi" ::/EFI/BOOT/BO
 mcopy -i "$ESP" "$R/boot/vmlinuz-$KVER" ::/vmlinuz
 mcopy -i "$ESP" "$R/boot/initrd.img-$KVER" ::/initrd.img
 printf 'timeout 0\ndefault debian.conf\n' > "$WORK/loader.conf"
-printf 'title Debian (kvkit UEFI test image)\nlinux /vmlinuz\ninitrd /initrd.img\noptions root=/dev/vda2 rw console=ttyS0 console=hvc0 quiet\n' > "$WORK/debian.conf"
+printf 'title Debian (kvkit UEFI test image)\nlinux /vmlinuz\ninitrd /initrd.img\noptions root=PARTLABEL=root rw console=ttyS0 console=hvc0 quiet\n' > "$WORK/debian.conf"
 mcopy -i "$ESP" "$WORK/loader.conf" ::/loader/loader.conf
 mcopy -i "$ESP" "$WORK/debian.conf" ::/loader/entries/debian.conf
 
