@@ -532,6 +532,24 @@ static void proc_name(const struct node *n, char *buf, size_t len)
 
 /* ---------------- operations ---------------- */
 
+/* Modes the guest may give host files: never set-user-ID, and
+ * set-group-ID on folders only (new files inherit their group). kvkit
+ * runs as root: a set-user-ID root binary the guest planted in the share
+ * would be a root shell for any host user who can reach it. */
+static mode_t host_mode(mode_t mode, bool dir)
+{
+	return mode & 07777 & ~(mode_t)(S_ISUID | (dir ? 0 : S_ISGID));
+}
+
+/* Extended attributes that give privileges on the host: file capabilities
+ * (security.capability) and the trusted namespace. The guest may not set
+ * them; user.*, security labels and ACLs pass. */
+static bool xattr_privileged(const char *name)
+{
+	return !strcmp(name, "security.capability") || !strncmp(name, "trusted.", 8);
+}
+
+
 /* FUSE_HANDLE_KILLPRIV_V2: the guest leaves clearing the set-user-ID and
  * set-group-ID bits on a write, truncate or chown by an unprivileged guest
  * user to us (kvkit holds CAP_FSETID, so the host kernel keeps them; it does
@@ -640,7 +658,8 @@ static size_t do_setattr(struct req *r, struct node *n)
 	if (in->valid & FATTR_MODE) {
 		if (link)
 			rc = -EOPNOTSUPP;
-		else if ((h ? fchmod(h->fd, in->mode & 07777) : chmod(path, in->mode & 07777)) < 0)
+		else if ((h ? fchmod(h->fd, host_mode(in->mode, n->type == S_IFDIR))
+			    : chmod(path, host_mode(in->mode, n->type == S_IFDIR))) < 0)
 			rc = -errno;
 	}
 	if (!rc && (in->valid & (FATTR_UID | FATTR_GID))) {
@@ -743,7 +762,7 @@ static size_t do_create(struct req *r, struct node *n)
 	if (!(in->flags & O_EXCL) && fstatat(n->fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode))
 		return reply_err(r, S_ISDIR(st.st_mode) ? EISDIR : EACCES);
 	int fd = openat(n->fd, name, open_flags(in->flags) | O_CREAT | O_NOFOLLOW | O_NONBLOCK | (in->flags & O_EXCL),
-			in->mode & 07777);
+			host_mode(in->mode, false));
 	if (fd < 0)
 		return reply_err(r, -errno);
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
@@ -794,7 +813,7 @@ static size_t do_mknod(struct req *r, struct node *n)
 		return reply_err(r, err);
 	if (!S_ISREG(in->mode) && !S_ISFIFO(in->mode))
 		return reply_err(r, EPERM); /* no device nodes or sockets in the share */
-	return made(r, n, name, mknodat(n->fd, name, in->mode & (S_IFMT | 07777), 0));
+	return made(r, n, name, mknodat(n->fd, name, (in->mode & S_IFMT) | host_mode(in->mode, false), 0));
 }
 
 static size_t do_mkdir(struct req *r, struct node *n)
@@ -806,7 +825,7 @@ static size_t do_mkdir(struct req *r, struct node *n)
 		return reply_err(r, EINVAL);
 	if (!name)
 		return reply_err(r, err);
-	return made(r, n, name, mkdirat(n->fd, name, in->mode & 07777));
+	return made(r, n, name, mkdirat(n->fd, name, host_mode(in->mode, true)));
 }
 
 static size_t do_symlink(struct req *r, struct node *n)
@@ -1000,6 +1019,8 @@ static size_t do_xattr(struct req *r, struct node *n, uint32_t op)
 			return reply_err(r, EINVAL);
 		if (!ok_type)
 			return reply_err(r, EOPNOTSUPP);
+		if (xattr_privileged(name))
+			return reply_err(r, EPERM);
 		return reply_err(r, setxattr(path, name, val, in->size, in->flags) < 0 ? -errno : 0);
 	}
 	if (op == FUSE_REMOVEXATTR) {

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include "../../src/fs/dax_window.h"
@@ -488,6 +489,43 @@ static void kill_suidgid_on_write_and_truncate(void **st)
 	assert_int_equal(host_mode("suid"), 0755);
 }
 
+/* Issue 23 defect 1: the guest planted set-user-ID files and file
+ * capabilities on the host (kvkit runs as root). */
+static void no_setuid_or_capabilities_from_the_guest(void **st)
+{
+	struct fuse_create_in ci = { .flags = O_RDWR | O_CREAT | O_EXCL, .mode = S_IFREG | 06755 };
+	assert_int_equal(call(FUSE_CREATE, FUSE_ROOT_ID, NULL, 2, &ci, sizeof(ci), S("sh")), 0);
+	uint64_t node = ((struct fuse_entry_out *)(repbuf + 16))->nodeid;
+	assert_int_equal(host_mode("sh"), 0755);
+	struct fuse_setattr_in sa = { .valid = FATTR_MODE, .mode = S_IFREG | 06755 };
+	assert_int_equal(call(FUSE_SETATTR, node, NULL, 1, &sa, sizeof(sa)), 0);
+	assert_int_equal(host_mode("sh"), 0755);
+	struct fuse_mknod_in mk = { .mode = S_IFREG | 04711 };
+	assert_int_equal(call(FUSE_MKNOD, FUSE_ROOT_ID, NULL, 2, &mk, sizeof(mk), S("mk")), 0);
+	assert_int_equal(host_mode("mk"), 0711);
+	/* set-group-ID on a folder is group inheritance: it stays */
+	struct fuse_mkdir_in md = { .mode = 0775 };
+	assert_int_equal(call(FUSE_MKDIR, FUSE_ROOT_ID, NULL, 2, &md, sizeof(md), S("team")), 0);
+	uint64_t team = ((struct fuse_entry_out *)(repbuf + 16))->nodeid;
+	sa.mode = S_IFDIR | 06775;
+	assert_int_equal(call(FUSE_SETATTR, team, NULL, 1, &sa, sizeof(sa)), 0);
+	assert_int_equal(host_mode("team"), 02775);
+	/* file capabilities and trusted.* are refused; user.* passes */
+	static const uint8_t cap[20] = { 0x00, 0x00, 0x00, 0x02, 0xff, 0xff, 0xff, 0xff };
+	const char *names[] = { "security.capability", "trusted.overlay.opaque" };
+	for (unsigned i = 0; i < 2; i++) {
+		struct fuse_setxattr_in sx = { .size = sizeof(cap) };
+		assert_int_equal(call(FUSE_SETXATTR, node, NULL, 3, &sx, (size_t)FUSE_COMPAT_SETXATTR_IN_SIZE, S(names[i]),
+				      cap, sizeof(cap)), -EPERM);
+	}
+	char path[400];
+	snprintf(path, sizeof(path), "%s/sh", share);
+	assert_int_equal(getxattr(path, "security.capability", NULL, 0), -1);
+	struct fuse_setxattr_in sx = { .size = 2 };
+	assert_int_equal(call(FUSE_SETXATTR, node, NULL, 3, &sx, (size_t)FUSE_COMPAT_SETXATTR_IN_SIZE, S("user.ok"), "hi",
+			      (size_t)2), 0);
+}
+
 /* a missing name is a negative entry the guest may cache (node 0), except
  * with cache=never, where it is a plain ENOENT */
 static void negative_lookups(void **st)
@@ -658,7 +696,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(create_write_read), T(create_never_opens_fifo_or_device), T(descriptor_budget), T(names_that_escape), T(symlinks_stay_in_the_guest), T(device_nodes_never_open),
 		T(links_renames_and_dirs), T(readdirplus_and_forget), T(bad_requests), T(setattr_xattr_statfs),
-		T(kill_suidgid_on_write_and_truncate), T(negative_lookups), T(dax_mappings), T(dax_per_inode),
+		T(kill_suidgid_on_write_and_truncate), T(no_setuid_or_capabilities_from_the_guest), T(negative_lookups), T(dax_mappings), T(dax_per_inode),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
