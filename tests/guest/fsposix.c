@@ -237,7 +237,7 @@ static void permissions(void)
  * the FUSE server's unit test (the host sets them there). */
 static void no_setuid_from_guest(void)
 {
-	struct stat st;
+	struct stat st = { 0 };
 	check(write_file(p("suid"), "x", 0777) == 0 && chmod(p("suid"), 06777) == 0 && stat(p("suid"), &st) == 0 &&
 	      (st.st_mode & 07777) == 0777, "chmod u+s,g+s is stripped", "mode %o", st.st_mode & 07777);
 	static const unsigned char cap[20] = { 0, 0, 0, 2, 0xff, 0xff, 0xff, 0xff };
