@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 #include "../../src/vsock/vsock.h"
 
@@ -228,6 +230,47 @@ static void test_small_rx_buffer_mid_batch_completed_once(void **state)
 	}
 }
 
+/* Issue 23 defect 5: each guest REQUEST to a host listener whose backlog
+ * was full blocked the I/O thread 50 ms in connect(); a stream of them
+ * held it for seconds. Now each is refused at once. */
+static void test_dial_never_waits_on_a_full_backlog(void **state)
+{
+	(void)state;
+	char path[108];
+	snprintf(path, sizeof(path), "/tmp/kvkit-test-vsock-%d.sock", getpid());
+	unlink(path);
+	int l = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	assert_int_equal(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(l, 0), 0);
+	int filler[2] = { socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0), socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0) };
+	connect(filler[0], (struct sockaddr *)&sa, sizeof(sa)); /* backlog 0 holds one */
+	connect(filler[1], (struct sockaddr *)&sa, sizeof(sa));
+	char err[128];
+	assert_int_equal(vsock_add_listen(v, 6, path, err, sizeof(err)), 0);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	struct hdr h;
+	for (uint32_t i = 0; i < 20; i++) {
+		send_pkt(REQUEST, 41000 + i, 6, NULL, 0, 0);
+		assert_true(reply(&h, NULL));
+		assert_int_equal(h.op, RST);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double secs = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+	assert_true(secs < 0.25); /* was 20 x 50 ms */
+	/* once the listener takes its queue, guests connect again */
+	close(accept(l, NULL, NULL));
+	send_pkt(REQUEST, 42000, 6, NULL, 0, 0);
+	assert_true(reply(&h, NULL));
+	assert_int_equal(h.op, RESPONSE);
+	close(filler[0]);
+	close(filler[1]);
+	close(l);
+	unlink(path);
+}
+
 static void test_credit_violation_resets(void **state)
 {
 	(void)state;
@@ -298,6 +341,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unknown_port_and_missing_socket_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_service_connection_data_credit_shutdown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_small_rx_buffer_mid_batch_completed_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dial_never_waits_on_a_full_backlog, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_credit_violation_resets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transport_reset_event, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_packets_are_dropped, setup, teardown),
