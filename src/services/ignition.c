@@ -152,7 +152,7 @@ int ignition_start(char *err, size_t errlen)
 {
 	if (mhd_lib_load(err, errlen) < 0)
 		return -1;
-	ign.d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC |
+	ign.d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC |
 					 MHD_USE_ERROR_LOG,
 				 0, NULL, NULL, on_request, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HEADER_TIMEOUT_S,
 				 MHD_OPTION_EXTERNAL_LOGGER, on_log, NULL, MHD_OPTION_END);

@@ -51,10 +51,18 @@ static const char *level_name(enum log_level l)
 	}
 }
 
+/* logfmt quoting; other control bytes become \xNN, so text from the
+ * guest (firmware lines, agent answers, file names) cannot send escape
+ * sequences to the user's terminal. */
 static size_t escape(char *dst, size_t cap, const char *src)
 {
 	size_t n = 0;
-	for (; *src && n + 3 < cap; src++) {
+	for (; *src && n + 5 < cap; src++) {
+		unsigned char ch = (unsigned char)*src;
+		if ((ch < 0x20 && ch != '\n' && ch != '\t') || ch == 0x7f) {
+			n += (size_t)snprintf(dst + n, cap - n, "\\x%02x", ch);
+			continue;
+		}
 		if (*src == '"' || *src == '\\') {
 			dst[n++] = '\\';
 			dst[n++] = *src;
@@ -80,7 +88,7 @@ static bool write_line(const char *buf, size_t len)
 
 void log_msg(enum log_level level, const char *fmt, ...)
 {
-	char text[1024], esc[2100], line[2300], ts[40];
+	char text[1024], esc[4200], line[4400], ts[40];
 	struct timespec now;
 	struct tm tm;
 	va_list ap;
