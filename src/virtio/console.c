@@ -35,7 +35,43 @@ struct console {
 	bool tx_pending;
 	size_t tx_off;
 	struct virtq_elem rx_elem, tx_elem;
+	/* logFilePath: its name, and bytes written to it since it was opened */
+	char *log_path;
+	uint64_t log_bytes, log_max;
 };
+
+/* A guest writing without end must not fill the host's disk: past this
+ * size the log file is renamed PATH.1 (one older generation kept) and a
+ * fresh one begun. KVKIT_CONSOLE_LOG_MAX_MIB changes it. */
+#define LOG_MAX_DEFAULT (64ULL << 20)
+
+static void log_rotate_if_full(struct console *c)
+{
+	if (!c->log_path || __atomic_load_n(&c->log_bytes, __ATOMIC_RELAXED) < c->log_max)
+		return;
+	size_t n = strlen(c->log_path) + 3;
+	char *old = malloc(n);
+	if (!old)
+		return;
+	snprintf(old, n, "%s.1", c->log_path);
+	int fd = -1;
+	if (rename(c->log_path, old) == 0)
+		fd = open(c->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* dup2 keeps the descriptor number the vCPUs' early output uses */
+	if (fd < 0 || dup2(fd, c->out_fd) < 0)
+		log_warn("virtio-serial: cannot start a new log file %s: %m; writing on", c->log_path);
+	else
+		__atomic_store_n(&c->log_bytes, 0, __ATOMIC_RELAXED);
+	if (fd >= 0)
+		close(fd);
+	free(old);
+}
+
+static void log_count(struct console *c, ssize_t w)
+{
+	if (c->log_path && w > 0)
+		__atomic_add_fetch(&c->log_bytes, (uint64_t)w, __ATOMIC_RELAXED);
+}
 
 static struct console *first_console;
 static struct termios saved_tio;
@@ -113,6 +149,7 @@ static void in_ready(void *opaque, uint32_t events)
 static bool tx_write(struct console *c, struct virtq_elem *e)
 {
 	size_t off = c->tx_off;
+	log_rotate_if_full(c);
 	for (unsigned i = 0; i < e->n_out; i++) {
 		if (off >= e->iov[i].iov_len) {
 			off -= e->iov[i].iov_len;
@@ -128,6 +165,7 @@ static bool tx_write(struct console *c, struct virtq_elem *e)
 				return false;
 			if (w <= 0)
 				return true; /* dropped: EAGAIN on a pty, EPIPE, ... */
+			log_count(c, w);
 			p += w;
 			left -= w;
 			c->tx_off += w;
@@ -197,8 +235,10 @@ static void console_config_written(struct virtio_dev *d, unsigned off, unsigned 
 	struct console *c = d->priv;
 	/* emerg_wr at offset 8: one character, written at once */
 	if (off <= 8 && off + len > 8 && c->out_fd >= 0) {
-		if (write(c->out_fd, &d->config[8], 1) < 0)
+		ssize_t w = write(c->out_fd, &d->config[8], 1);
+		if (w < 0)
 			log_debug("virtio-console emergency write: %m");
+		log_count(c, w);
 	}
 }
 
@@ -224,6 +264,7 @@ void virtio_console_early_output(const uint8_t *buf, size_t len)
 		ssize_t w = write(c->out_fd, buf, len);
 		if (w <= 0)
 			return; /* never wait here: this runs on a vCPU */
+		log_count(c, w);
 		buf += w;
 		len -= w;
 	}
@@ -279,6 +320,11 @@ int virtio_console_create(struct vm *vm, struct kv_serial *s, char *err, size_t 
 			return -errno;
 		}
 		c->policy = OUT_FILE;
+		c->log_path = strdup(s->log_path);
+		c->log_max = LOG_MAX_DEFAULT;
+		const char *mib = getenv("KVKIT_CONSOLE_LOG_MAX_MIB");
+		if (mib && strtoull(mib, NULL, 10))
+			c->log_max = strtoull(mib, NULL, 10) << 20;
 		break;
 	case KV_SERIAL_STDIO:
 		c->in_fd = STDIN_FILENO;

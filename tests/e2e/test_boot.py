@@ -237,3 +237,20 @@ def test_bzimage_nokaslr_and_small_memory_fallback():
     assert status == 0, err
     assert "the kernel unpacks itself in the guest (" in err and "no room to unpack it" in err, err
     assert "Hello from the kvkit demo guest" in out
+
+
+@needs_kvm
+def test_console_log_file_rotates_at_its_cap(monkeypatch):
+    # a guest writing without end fills one file up to the cap, then PATH.1
+    monkeypatch.setenv("KVKIT_CONSOLE_LOG_MAX_MIB", "1")
+    with tempfile.TemporaryDirectory() as d:
+        log = os.path.join(d, "console.log")
+        script = "yes xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx | head -c 3000000; echo; echo LOG-END"
+        rc, out, err, _ = run_vm(run=script, devices=["virtio-serial,logFilePath=" + log])
+        assert rc == 0, err
+        cap = 1 << 20
+        size, old = os.path.getsize(log), os.path.getsize(log + ".1")
+        assert size <= cap + (64 << 10) and cap <= old <= cap + (64 << 10), (size, old)
+        with open(log, errors="replace") as f:
+            assert "LOG-END" in f.read()
+        assert sorted(os.listdir(d)) == ["console.log", "console.log.1"]
