@@ -2,6 +2,7 @@
 guest built by tests/guest/build.sh under a real KVM (directly, or inside
 the nested rig: tests/run.sh decides) and assert on what a user sees."""
 import os
+import socket
 import select
 import subprocess
 import time
@@ -135,3 +136,10 @@ def said(res, prefix):
     got = [l[len(prefix):].strip() for l in res["out"] if l.startswith(prefix)]
     assert got, "the guest never printed %r:\n%s\n%s" % (prefix, "\n".join(res["out"][-40:]), res["err"][-3000:])
     return got[0]
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import KERNEL, INITRD, KVKIT, kvkit_cmd, needs_kvm, run_to_end, wait_for_line
+from conftest import KERNEL, INITRD, KVKIT, free_port, kvkit_cmd, needs_kvm, run_to_end, wait_for_line
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -92,14 +92,6 @@ class Lines:
 
 
 TICKER = "acpid -d & i=0; while true; do echo TICK-$i-$(cut -d' ' -f1 /proc/uptime); i=$((i+1)); sleep 0.2; done"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def start(args, run):

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import needs_kvm, run_vm, start_vm, wait_for_line, kvkit_cmd
+from conftest import free_port, needs_kvm, run_vm, start_vm, wait_for_line, kvkit_cmd
 
 
 def sparse(path, size_mib):
@@ -336,12 +336,6 @@ def dh_params(d):
     the RFC 7919 group, which OpenSSL writes at once."""
     subprocess.run(["openssl", "genpkey", "-genparam", "-algorithm", "DH", "-pkeyopt", "group:ffdhe2048",
                     "-out", str(d / "dh-params.pem")], check=True, capture_output=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_x509(d):

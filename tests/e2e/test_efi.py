@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from conftest import KVKIT, ROOT, have_kvm
+from conftest import KVKIT, ROOT, free_port, have_kvm
 from test_net import GvproxyPeer
 
 IMAGE = os.path.join(ROOT, "build", "efi", "disk.raw")
@@ -216,14 +216,6 @@ def test_corrupt_store_with_create_is_replaced_and_boots(d):
     assert "was not usable" in err and os.path.exists(store + ".invalid")
     with open(store + ".invalid", "rb") as f:
         assert f.read()[0x28:0x2c] == b"JUNK"  # the old store is kept, not lost
-
-
-def free_port():
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    port = srv.getsockname()[1]
-    srv.close()
-    return port
 
 
 @needs_uefi
