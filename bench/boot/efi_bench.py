@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """bench/boot, UEFI case: Debian's OVMF booting the Debian disk image from
 tests/guest/efi-image.sh to systemd's multi-user state, under kvkit
-(--bootloader efi) and QEMU -M q35 (the same OVMF code, the same variable
-store file, the same disk image), alternating, N runs each. Times exec ->
+(--bootloader efi) and QEMU -M q35 (the same OVMF code, a variable store
+from the same template each, the same disk image), alternating, N runs each. Times exec ->
 KVKIT-INIT on hvc0 (printed by the first unit systemd starts: firmware,
 boot loader, kernel and initramfs are behind), exec -> KVKIT-MULTI-USER
 (printed once `systemctl is-system-running --wait` returns) and exec ->
@@ -28,9 +28,13 @@ MARKS = (b"KVKIT-INIT", b"KVKIT-MULTI-USER")
 def main():
     work = os.environ.get("BENCH_DIR", "/var/tmp/kvkit-efi-bench")
     os.makedirs(work, exist_ok=True)
-    disk, store = os.path.join(work, "disk.raw"), os.path.join(work, "vars.fd")
+    disk = os.path.join(work, "disk.raw")
     subprocess.run(["cp", "--sparse=always", IMAGE, disk], check=True)
+    # a store each: OVMF records the platform's boot options in it, and one
+    # written under kvkit left QEMU's OVMF waiting in its boot menu
+    store, qstore = os.path.join(work, "vars.fd"), os.path.join(work, "vars-qemu.fd")
     shutil.copyfile(TEMPLATE, store)
+    shutil.copyfile(TEMPLATE, qstore)
     vmms = {
         "kvkit": [KVKIT, "--cpus", str(CPUS), "--memory", str(MEM),
                   "--bootloader", "efi,variable-store=%s,create" % store,
@@ -40,7 +44,7 @@ def main():
                      "-smp", str(CPUS), "-m", str(MEM), "-object", "memory-backend-memfd,id=ram,size=%dM" % MEM,
                      "-nodefaults", "-nographic", "-no-user-config",
                      "-drive", "if=pflash,format=raw,readonly=on,file=%s" % CODE,
-                     "-drive", "if=pflash,format=raw,file=%s" % store,
+                     "-drive", "if=pflash,format=raw,file=%s" % qstore,
                      "-drive", "file=%s,if=virtio,format=raw,cache=none" % disk,
                      "-device", "virtio-serial-pci", "-chardev", "stdio,id=c0", "-device", "virtconsole,chardev=c0"],
     }
