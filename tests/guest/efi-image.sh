@@ -33,8 +33,9 @@ fi
 rm -f "$OUT/disk.raw" "$OUT/stamp" "$OUT/vmlinuz" "$OUT/initrd.img"
 WORK=$(mktemp -d /var/tmp/kvkit-efi.XXXXXX)
 # mmdebstrap mounts /proc and /sys in the tree: a run cut short can leave
-# them, and a recursive delete must not walk into the host's
-trap 'umount -R "$WORK/root/proc" "$WORK/root/sys" "$WORK/root/dev" 2>/dev/null; rm -rf --one-file-system "$WORK"' EXIT
+# them, and a recursive delete must not walk into the host's (|| true:
+# under set -e a failed umount, nothing being mounted, was the exit status)
+trap 'umount -R "$WORK/root/proc" "$WORK/root/sys" "$WORK/root/dev" 2>/dev/null || true; rm -rf --one-file-system "$WORK"' EXIT
 R=$WORK/root
 
 # the guest's own units, written into the tree by a customize hook
