@@ -582,6 +582,9 @@ static int parse_net(struct kv_device *d, struct opt *o, int n, struct perr *e)
 			if (!*v || strlen(v) > 15 || strchr(v, '/'))
 				return fail(e, "invalid tap interface name '%s': 1 to 15 bytes, no '/'", v);
 			if (set_str(&k->tap, v)) return fail(e, "out of memory");
+		} else if (!strcmp(key, "hostLoopback")) {
+			if (flag_opt(&o[i], e, "virtio-net 'hostLoopback'")) return -1;
+			k->host_loopback = true;
 		} else if (!strcmp(key, "forward")) {
 			if (!kv_net_forward_valid(v))
 				return fail(e, "invalid forward '%s': expected tcp|udp:[HOSTADDR]:HOSTPORT:GUESTPORT", v);
@@ -609,6 +612,8 @@ static int parse_net(struct kv_device *d, struct opt *o, int n, struct perr *e)
 		k->nat = true; /* kvkit differs: a NIC without a backend is NAT */
 	if (k->nforwards && !k->nat)
 		return fail(e, "'forward' needs a 'nat' network");
+	if (k->host_loopback && !k->nat)
+		return fail(e, "'hostLoopback' needs a 'nat' network");
 	return 0;
 }
 

@@ -106,6 +106,8 @@ static json_object *device_json(const struct kv_device *d, unsigned flags)
 				json_object_array_add(arr, json_object_new_string(k->forwards[i]));
 			json_object_object_add(o, "forwards", arr);
 		}
+		if (k->host_loopback)
+			put_bool(o, "hostLoopback", true);
 		break;
 	}
 	case KV_DEV_VIRTIO_VSOCK:
@@ -389,7 +391,8 @@ static int read_net(struct rd *r, json_object *o, struct kv_device *d, unsigned 
 		goto out;
 	}
 	if (get_bool(r, o, "nat", &k->nat) || get_str(r, o, "unixSocketPath", &k->unix_path) ||
-	    get_bool(r, o, "vfkitMagic", &k->vfkit_magic) || get_str(r, o, "macAddress", &mac) || get_str(r, o, "tap", &k->tap))
+	    get_bool(r, o, "vfkitMagic", &k->vfkit_magic) || get_str(r, o, "macAddress", &mac) || get_str(r, o, "tap", &k->tap) ||
+	    get_bool(r, o, "hostLoopback", &k->host_loopback))
 		goto out;
 	json_object *fw = get(o, "forwards");
 	if (fw) {

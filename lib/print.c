@@ -41,6 +41,8 @@ int kv_device_validate(const struct kv_device *d, char *err, size_t errlen)
 		for (size_t i = 0; i < k->nforwards; i++)
 			if (!k->nat || !kv_net_forward_valid(k->forwards[i]))
 				return kv_fail(err, errlen, "invalid forward '%s'", k->forwards[i]);
+		if (k->host_loopback && !k->nat)
+			return kv_fail(err, errlen, "'hostLoopback' needs a 'nat' network");
 		if (k->nat && fd)
 			return kv_fail(err, errlen, "'nat' and 'fd' cannot be set at the same time");
 		if (k->nat && sock)
@@ -192,6 +194,8 @@ static void device_opts(const struct kv_device *d, struct opts *o)
 			add(o, "nat", NULL);
 			for (size_t i = 0; i < k->nforwards; i++)
 				add(o, "forward", k->forwards[i]);
+			if (k->host_loopback)
+				add(o, "hostLoopback", NULL);
 		}
 		if (k->has_mac) {
 			snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", k->mac[0], k->mac[1], k->mac[2], k->mac[3],

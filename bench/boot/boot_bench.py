@@ -11,6 +11,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -51,8 +52,9 @@ def one(cmd, marks=(MARK,)):
     """Run one VM to its end: (ok, [seconds to each mark on stdout], seconds
     to exit, peak VMM memory beyond guest RAM in MiB); ok needs exit status 0
     and every mark seen."""
+    err = tempfile.TemporaryFile()
     t0 = time.monotonic()
-    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
     peak = [0]
     done = threading.Event()
 
@@ -80,6 +82,14 @@ def one(cmd, marks=(MARK,)):
     done.set()
     th.join()
     ok = p.returncode == 0 and None not in seen
+    if not ok:
+        # why a run failed: the VMM's last words and the console's
+        err.seek(0)
+        tail = err.read()[-1500:].decode(errors="replace").strip()
+        print("%s: exit status %d, marks %s\n  stderr: %s\n  console: %s" %
+              (os.path.basename(cmd[0]), p.returncode, seen, tail or "(empty)",
+               buf[-800:].decode(errors="replace").strip()), file=sys.stderr)
+    err.close()
     return ok, seen, t_exit, peak[0] / 1024.0
 
 

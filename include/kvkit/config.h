@@ -74,6 +74,7 @@ struct kv_net {
 	char *tap;            /* kvkit: tap=IFNAME */
 	char **forwards;      /* kvkit: forward=tcp|udp:[HOSTADDR]:HOSTPORT:GUESTPORT (nat) */
 	size_t nforwards;
+	bool host_loopback;   /* kvkit: hostLoopback (nat): 10.0.2.2 reaches the host's 127.0.0.1 */
 };
 
 struct kv_vsock {

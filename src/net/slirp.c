@@ -1,6 +1,8 @@
 /* nat: the built-in user-mode NAT (spec 6.6) through libslirp: DHCP
- * (guest 10.0.2.15/24, gateway 10.0.2.2 = the host's loopback, DNS
- * 10.0.2.3 forwarding to the host's resolver), outbound TCP/UDP/ICMP, and
+ * (guest 10.0.2.15/24, gateway 10.0.2.2, DNS 10.0.2.3 forwarding to the
+ * host's resolver), outbound TCP/UDP/ICMP, the host's loopback through the
+ * gateway only with hostLoopback (off by default: a guest could otherwise
+ * reach every localhost service, another VM's REST API included), and
  * kvkit's host port forwards (forward=tcp:127.0.0.1:2222:22). libslirp is
  * driven from the I/O thread through a poll hook; it needs no privileges. */
 #define _GNU_SOURCE
@@ -290,6 +292,7 @@ int net_slirp_open(const struct kv_net *cfg, struct eventloop *ev, struct net_ba
 	inet_pton(AF_INET, "10.0.2.2", &c.vhost);
 	inet_pton(AF_INET, "10.0.2.15", &c.vdhcp_start);
 	inet_pton(AF_INET, "10.0.2.3", &c.vnameserver);
+	c.disable_host_loopback = !cfg->host_loopback;
 	s->b.ops = &nat_ops;
 	s->ev = ev;
 	s->backlog_tail = &s->backlog;
@@ -299,6 +302,8 @@ int net_slirp_open(const struct kv_net *cfg, struct eventloop *ev, struct net_ba
 		free(s);
 		return -1;
 	}
+	if (cfg->host_loopback)
+		log_info("nat: the guest reaches the host's loopback at 10.0.2.2 (hostLoopback)");
 	for (size_t i = 0; i < cfg->nforwards; i++)
 		if (add_forward(s, cfg->forwards[i], err, errlen) < 0) {
 			nat_close(&s->b);

@@ -196,6 +196,7 @@ def dns_server(sock, name, addr):
 @needs_kvm
 def test_nat_dhcp_outbound_tcp_dns_and_port_forward(tmp_path):
     # a server on the host's loopback, reached through the gateway 10.0.2.2
+    # by a NIC with hostLoopback only
     TokenHandler.token = os.urandom(8).hex().encode()
     httpd = http.server.HTTPServer(("127.0.0.1", 0), TokenHandler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
@@ -210,17 +211,24 @@ def test_nat_dhcp_outbound_tcp_dns_and_port_forward(tmp_path):
     fwd.bind(("127.0.0.1", 0))
     hport = fwd.getsockname()[1]
     fwd.close()
+    # eth0: plain nat, where the host's loopback is off limits (the default);
+    # then eth1 with hostLoopback, where the same server answers
     run = ("udhcpc -i eth0 -n -q -t 10 -T 1 2>/dev/null | grep DHCP-BOUND; "
+           "wget -q -T 5 -O - http://10.0.2.2:%d/ >/dev/null 2>&1 && echo LOOPBACK-OPEN || echo LOOPBACK-CLOSED; "
+           "ip link set eth0 down; ip addr flush dev eth0; "
+           "udhcpc -i eth1 -n -q -t 10 -T 1 2>/dev/null | grep DHCP-BOUND; "
            "wget -q -O - http://10.0.2.2:%d/ | sed s/^/TOKEN=/; echo; "
            "nslookup kvkit.test 2>&1 | grep -A1 kvkit.test | grep -o 'Address[ 0-9:]*192.0.2.7' | sed s/^/DNS=/; "
            "mkdir -p /www; echo guest-page-$RANDOM > /www/index.html; cat /www/index.html | sed s/^/PAGE=/; "
-           "httpd -p 8080 -h /www; echo SERVING; sleep 600") % httpd.server_address[1]
-    cmd = kvkit_cmd(run=run, devices=["virtio-serial,stdio", "virtio-net,nat,forward=tcp:127.0.0.1:%d:8080" % hport])
+           "httpd -p 8080 -h /www; echo SERVING; sleep 600") % (httpd.server_address[1], httpd.server_address[1])
+    cmd = kvkit_cmd(run=run, devices=["virtio-serial,stdio", "virtio-net,nat",
+                                      "virtio-net,nat,hostLoopback,forward=tcp:127.0.0.1:%d:8080" % hport])
     p = subprocess.Popen(["unshare", "-m", "sh", "-c", 'mount --bind "$0" /etc/resolv.conf && exec "$@"', str(resolv)] + cmd,
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         out = wait_for_line(p.stdout, "SERVING", timeout=180)
         assert "DHCP-BOUND ip=10.0.2.15 router=10.0.2.2 dns=10.0.2.3" in out, out
+        assert "LOOPBACK-CLOSED" in out, out
         assert "TOKEN=" + TokenHandler.token.decode() in out, out
         assert "DNS=" in out, out
         page = re.search(r"PAGE=(guest-page-\d+)", out).group(1)

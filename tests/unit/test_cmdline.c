@@ -303,6 +303,13 @@ static void net(void **s)
 	ERR("invalid tap interface name 'a-name-longer-than-15': 1 to 15 bytes, no '/'", BOOT, "--device",
 	    "virtio-net,tap=a-name-longer-than-15");
 	ERR("'forward' needs a 'nat' network", BOOT, "--device", "virtio-net,fd=3,forward=tcp::1:1");
+	/* the host's loopback through the gateway is opt-in */
+	OK(BOOT, "--device", "virtio-net,nat");
+	assert_false(cfg.devices[0].u.net.host_loopback);
+	OK(BOOT, "--device", "virtio-net,nat,hostLoopback");
+	assert_true(cfg.devices[0].u.net.host_loopback);
+	ERR("'hostLoopback' needs a 'nat' network", BOOT, "--device", "virtio-net,fd=3,hostLoopback");
+	ERR("unexpected value for virtio-net 'hostLoopback' option: yes", BOOT, "--device", "virtio-net,nat,hostLoopback=yes");
 	static const char *bad_fwd[] = { "tcp:1.2.3.4:x:1", "icmp::1:1", "tcp::0:22", "tcp::22:70000", "tcp:1.2.3:2:2",
 					 "tcp::1:2:3", "tcp:1:2" };
 	for (size_t i = 0; i < sizeof(bad_fwd) / sizeof(bad_fwd[0]); i++) {

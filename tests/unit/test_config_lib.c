@@ -57,6 +57,7 @@ static const char *devices[] = {
 	"virtio-net,fd=4,mac=aa:bb:cc:dd:ee:ff",
 	"virtio-net,tap=kvtap0,mac=52:54:00:00:00:01",
 	"virtio-net,nat,forward=tcp:127.0.0.1:2222:22,forward=udp::5353:53",
+	"virtio-net,nat,hostLoopback,mac=52:54:00:00:00:02",
 	"virtio-vsock,port=1025,socketURL=/r/ready.sock,listen",
 	"virtio-vsock,connect,socketURL=/r/ssh.sock,port=2222",
 	"virtio-vsock",
