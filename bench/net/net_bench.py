@@ -85,7 +85,7 @@ def main():
     try:
         for net in ("nat", "tap"):
             cmdline = 'console=ttyS0 quiet hvcwait=0 net=%s run="%s"' % (net, GUEST_RUN % "vda")
-            kv_net = "virtio-net,nat" if net == "nat" else "virtio-net,tap=" + TAP
+            kv_net = "virtio-net,nat,hostLoopback" if net == "nat" else "virtio-net,tap=" + TAP
             q_net = ("user,id=n0" if net == "nat" else
                      "tap,id=n0,ifname=%s,script=no,downscript=no,vhost=off" % TAP)
             bind = "127.0.0.1" if net == "nat" else TAP_HOST

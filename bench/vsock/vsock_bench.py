@@ -118,7 +118,7 @@ def main():
     cmd = [KVKIT, "--cpus", str(CPUS), "--memory", str(MEM), "--bootloader",
            'linux,kernel=%s,initrd=%s,cmdline=console=ttyS0 quiet run="%s"' % (KERNEL, INITRD, run),
            "--device", "virtio-serial,stdio", "--device", "virtio-blk,path=%s,readonly" % tools,
-           "--device", "virtio-net,nat,forward=tcp:127.0.0.1:%d:6000,forward=tcp:127.0.0.1:%d:6001" % (TCP_FWD_DATA,
+           "--device", "virtio-net,nat,hostLoopback,forward=tcp:127.0.0.1:%d:6000,forward=tcp:127.0.0.1:%d:6001" % (TCP_FWD_DATA,
                                                                                                     TCP_FWD_CONN),
            "--device", "virtio-vsock,port=5000,socketURL=%s/sink.sock,listen" % d,
            "--device", "virtio-vsock,port=6000,socketURL=%s/data.sock,connect" % d,
