@@ -21,7 +21,8 @@ LDFLAGS += -pthread
 # first use: src/util/dynlib.h
 # libisofs: the cloud-init seed ISO
 # libslirp: the nat network
-LIBS := -luring -ldl -ljson-c -lisofs -lslirp
+# zlib, libzstd: compressed qcow2 clusters
+LIBS := -luring -ldl -ljson-c -lisofs -lslirp -lz -lzstd
 ifeq ($(SAN),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
@@ -31,7 +32,7 @@ LIB_SRCS := lib/config.c lib/options.c lib/cmdline.c lib/json.c lib/print.c
 CORE_SRCS := src/util/log.c src/vmm/guest_mem.c src/vmm/bus.c src/vmm/eventloop.c src/vmm/vm.c \
 	src/arch/x86/cpu.c src/arch/x86/acpi.c src/arch/x86/smbios.c src/boot/linux.c src/devices/platform.c src/devices/uart.c \
 	src/pci/pci.c src/pci/msix.c src/virtio/virtq.c src/virtio/virtio_pci.c src/virtio/console.c \
-	src/virtio/rng.c src/virtio/blk.c src/virtio/blk_parse.c src/nvme/nvme.c src/nvme/nvme_ctrl.c src/block/file.c src/block/nbd.c src/block/nbd_lib.c src/util/dynlib.c src/util/mhd_lib.c \
+	src/virtio/rng.c src/virtio/blk.c src/virtio/blk_parse.c src/nvme/nvme.c src/nvme/nvme_ctrl.c src/block/file.c src/block/qcow2.c src/block/nbd.c src/block/nbd_lib.c src/util/dynlib.c src/util/mhd_lib.c \
 	src/virtio/balloon.c src/virtio/balloon_pfns.c src/api/handler.c src/api/server.c src/services/cloudinit.c src/util/unixsock.c src/util/file_replace.c \
 	src/virtio/net.c src/virtio/net_frames.c src/net/fdnet.c src/net/slirp.c \
 	src/virtio/vsock.c src/vsock/vsock.c src/services/ignition.c src/services/timesync.c \
@@ -77,7 +78,7 @@ TEST_LIBS := -lcmocka
 UNIT_TESTS := $(BUILD)/tests/test_cmdline $(BUILD)/tests/test_virtq $(BUILD)/tests/test_kvm_api \
 	$(BUILD)/tests/test_blk_parse $(BUILD)/tests/test_balloon $(BUILD)/tests/test_log $(BUILD)/tests/test_config_lib $(BUILD)/tests/test_api $(BUILD)/tests/test_vsock \
 	$(BUILD)/tests/test_fuse $(BUILD)/tests/test_firmware $(BUILD)/tests/test_kernel_unpack $(BUILD)/tests/test_pci \
-	$(BUILD)/tests/test_nvme
+	$(BUILD)/tests/test_nvme $(BUILD)/tests/test_qcow2
 
 $(BUILD)/tests/test_cmdline: tests/unit/test_cmdline.c $(BUILD)/libkvkit.a
 	@mkdir -p $(dir $@)
@@ -129,6 +130,10 @@ $(BUILD)/tests/test_nvme: tests/unit/test_nvme.c $(call obj,src/nvme/nvme_ctrl.c
 		src/util/log.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
+
+$(BUILD)/tests/test_qcow2: tests/unit/test_qcow2.c $(call obj,src/block/qcow2.c src/util/log.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lz -lzstd $(TEST_LIBS)
 
 $(BUILD)/tests/test_firmware: tests/unit/test_firmware.c $(CORE_OBJS) $(BUILD)/libkvkit.a
 	@mkdir -p $(dir $@)
