@@ -449,6 +449,10 @@ static int parse_disk(struct kv_device *d, const char *tname, struct opt *o, int
 			else if (!strcmp(v, "cached")) k->cache = KV_CACHE_CACHED;
 			else if (!strcmp(v, "uncached")) k->cache = KV_CACHE_UNCACHED;
 			else return fail(e, "unexpected value for disk 'cache' option: %s (expected automatic, cached or uncached)", v);
+		} else if (!strcmp(key, "format")) {
+			if (!strcmp(v, "raw")) k->qcow2 = false;
+			else if (!strcmp(v, "qcow2")) k->qcow2 = true;
+			else return fail(e, "unexpected value for disk 'format' option: %s (expected raw or qcow2)", v);
 		} else if (!strcmp(key, "sync")) {
 			has_sync = true;
 			if (!strcmp(v, "full")) k->sync = KV_SYNC_FULL;
@@ -463,6 +467,10 @@ static int parse_disk(struct kv_device *d, const char *tname, struct opt *o, int
 		return fail(e, "missing mandatory 'path' option for %s device", tname);
 	if (k->type == KV_DISK_DEV && has_cache)
 		return fail(e, "'cache' option is not supported with type=dev");
+	if (k->type == KV_DISK_DEV && k->qcow2)
+		return fail(e, "'format=qcow2' is not supported with type=dev (block devices are raw)");
+	if (k->qcow2 && k->cache == KV_CACHE_UNCACHED)
+		return fail(e, "'cache=uncached' is not supported with format=qcow2 yet");
 	if (k->type == KV_DISK_DEV && has_sync && k->sync == KV_SYNC_FSYNC)
 		return fail(e, "unexpected value for disk 'sync' option: fsync (type=dev accepts full or none)");
 	return 0;

@@ -72,6 +72,8 @@ static json_object *device_json(const struct kv_device *d, unsigned flags)
 			put_str(o, "cache", cache_name(k->cache));
 		if (k->sync != KV_SYNC_DEFAULT)
 			put_str(o, "sync", sync_name(k->sync));
+		if (k->qcow2)
+			put_str(o, "format", "qcow2");
 		break;
 	}
 	case KV_DEV_NBD: {
@@ -318,11 +320,17 @@ static int parse_mac(const char *s, uint8_t mac[6])
 static int read_disk(struct rd *r, json_object *o, struct kv_device *d)
 {
 	struct kv_disk *k = &d->u.disk;
-	char *type = NULL, *cache = NULL, *sync = NULL;
+	char *type = NULL, *cache = NULL, *sync = NULL, *format = NULL;
 	int rc = -1;
 	if (get_bool(r, o, "readOnly", &k->readonly) || get_str(r, o, "imagePath", &k->path) ||
-	    get_str(r, o, "type", &type) || get_str(r, o, "cache", &cache) || get_str(r, o, "sync", &sync))
+	    get_str(r, o, "type", &type) || get_str(r, o, "cache", &cache) || get_str(r, o, "sync", &sync) ||
+	    get_str(r, o, "format", &format))
 		goto out;
+	if (format && *format && strcmp(format, "raw") && strcmp(format, "qcow2")) {
+		kv_fail(r->err, r->errlen, "unexpected value for disk 'format' option: %s (expected raw or qcow2)", format);
+		goto out;
+	}
+	k->qcow2 = format && !strcmp(format, "qcow2");
 	if (d->kind == KV_DEV_VIRTIO_BLK && get_str(r, o, "deviceIdentifier", &k->device_id))
 		goto out;
 	if (type && *type && strcmp(type, "image") && strcmp(type, "dev")) {
@@ -348,6 +356,7 @@ out:
 	free(type);
 	free(cache);
 	free(sync);
+	free(format);
 	return rc;
 }
 

@@ -22,6 +22,8 @@ int kv_device_validate(const struct kv_device *d, char *err, size_t errlen)
 			return kv_fail(err, errlen, "invalid 'deviceId': exceeds maximum length");
 		if (d->u.disk.type == KV_DISK_DEV && d->u.disk.cache != KV_CACHE_AUTOMATIC)
 			return kv_fail(err, errlen, "'cache' option is not supported with type=dev");
+		if (d->u.disk.type == KV_DISK_DEV && d->u.disk.qcow2)
+			return kv_fail(err, errlen, "'format=qcow2' is not supported with type=dev (block devices are raw)");
 		if (d->u.disk.type == KV_DISK_DEV && d->u.disk.sync == KV_SYNC_FSYNC)
 			return kv_fail(err, errlen, "unexpected value for disk 'sync' option: fsync (type=dev accepts full or none)");
 		return 0;
@@ -158,6 +160,8 @@ static void device_opts(const struct kv_device *d, struct opts *o)
 			add(o, "cache", "uncached");
 		if (k->sync != KV_SYNC_DEFAULT)
 			add(o, "sync", k->sync == KV_SYNC_FULL ? "full" : k->sync == KV_SYNC_FSYNC ? "fsync" : "none");
+		if (k->qcow2)
+			add(o, "format", "qcow2");
 		break;
 	}
 	case KV_DEV_NBD: {

@@ -53,6 +53,7 @@ struct kv_disk {
 	char *device_id; /* virtio-blk only */
 	enum kv_disk_cache cache;
 	enum kv_disk_sync sync;
+	bool qcow2; /* format=qcow2 (krunkit's option); raw otherwise */
 };
 
 struct kv_nbd {
