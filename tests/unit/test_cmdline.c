@@ -227,6 +227,19 @@ static void disks(void **s)
 	ERR("unknown option for nvme devices: deviceId", BOOT, "--device", "nvme,path=/d,deviceId=x");
 	ERR("unknown option for virtio-blk devices: foo", BOOT, "--device", "virtio-blk,path=/d,foo=bar");
 	ERR("'cache' option is not supported with type=dev", BOOT, "--device", "virtio-blk,path=/d,type=dev,cache=cached");
+	/* format= (krunkit's option): raw by default, qcow2 only when asked */
+	OK(BOOT, "--device", "virtio-blk,path=/d");
+	assert_false(cfg.devices[0].u.disk.qcow2);
+	OK(BOOT, "--device", "virtio-blk,path=/d,format=qcow2");
+	assert_true(cfg.devices[0].u.disk.qcow2);
+	OK(BOOT, "--device", "nvme,path=/d,format=qcow2,format=raw");
+	assert_false(cfg.devices[0].u.disk.qcow2);
+	ERR("unexpected value for disk 'format' option: vmdk (expected raw or qcow2)", BOOT, "--device",
+	    "virtio-blk,path=/d,format=vmdk");
+	ERR("'format=qcow2' is not supported with type=dev (block devices are raw)", BOOT, "--device",
+	    "virtio-blk,path=/dev/sda,type=dev,format=qcow2");
+	ERR("'cache=uncached' is not supported with format=qcow2 yet", BOOT, "--device",
+	    "nvme,path=/d,format=qcow2,cache=uncached");
 }
 
 static void nbd(void **s)

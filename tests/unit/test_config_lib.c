@@ -44,6 +44,8 @@ static const char *devices[] = {
 	"virtio-blk,path=/d/a.raw,cache=cached,sync=fsync",
 	"virtio-blk,path=/dev/sdz,type=dev,sync=full",
 	"nvme,path=/d/n.raw,readonly",
+	"nvme,path=/d/n.qcow2,format=qcow2",
+	"virtio-blk,path=/d/b.qcow2,readonly,format=qcow2",
 	"nvme,type=dev,path=/dev/nvme9",
 	"usb-mass-storage,path=/d/u.img,readonly",
 	"nbd,uri=nbd://host:10809/exp",
