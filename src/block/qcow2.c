@@ -44,8 +44,9 @@
 
 #define MAX_L1_BYTES (32u << 20)   /* QEMU's limits: tables a header may ask for */
 #define MAX_RT_BYTES (8u << 20)
-#define CACHE_BYTES (4u << 20)      /* per cache, and at least CACHE_MIN tables */
+#define CACHE_BYTES (4u << 20)      /* per cache, and CACHE_MIN to CACHE_MAX tables */
 #define CACHE_MIN 4
+#define CACHE_MAX 256               /* lookups scan the slots */
 #define MAX_SIZE (1ULL << 56)        /* offsets have 56 bits */
 
 /* One image of a chain: a qcow2 or a raw backing file. */
@@ -240,18 +241,16 @@ static bool offset_ok(const struct qcow2 *q, uint64_t off)
 
 /* ---------------- metadata caches ---------------- */
 
+/* Slots get their memory on first use: a small disk never fills them. */
 static int cache_init(struct cache *c, uint32_t cluster_size)
 {
 	c->n = CACHE_BYTES / cluster_size;
 	if (c->n < CACHE_MIN)
 		c->n = CACHE_MIN;
+	if (c->n > CACHE_MAX)
+		c->n = CACHE_MAX;
 	c->e = calloc(c->n, sizeof(*c->e));
-	if (!c->e)
-		return -1;
-	for (unsigned i = 0; i < c->n; i++)
-		if (!(c->e[i].data = malloc(cluster_size)))
-			return -1;
-	return 0;
+	return c->e ? 0 : -1;
 }
 
 static void cache_free(struct cache *c)
@@ -293,6 +292,8 @@ static int cache_get(struct qcow2 *q, struct cache *c, uint64_t off, bool fresh,
 		victim->dirty = false;
 	}
 	victim->off = 0;
+	if (!victim->data && !(victim->data = malloc(q->cluster_size)))
+		return -ENOMEM;
 	if (fresh) {
 		memset(victim->data, 0, q->cluster_size);
 	} else {
