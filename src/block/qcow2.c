@@ -66,6 +66,7 @@ struct centry {
 struct cache {
 	struct centry *e;
 	unsigned n;
+	unsigned last; /* the slot hit last: lookups come in runs */
 	uint64_t tick;
 };
 
@@ -86,6 +87,7 @@ struct qcow2 {
 	uint64_t *rt; /* refcount table, host byte order */
 	uint64_t rt_len, rt_off;
 	bool rt_dirty;
+	bool rt_moved; /* the header must name the grown table */
 	uint32_t refbits;
 	uint64_t l2_entries, rb_entries;
 	struct cache l2, rb;
@@ -267,9 +269,11 @@ static int write_refcounts(struct qcow2 *q);
 static int cache_get(struct qcow2 *q, struct cache *c, uint64_t off, bool fresh, uint8_t **out)
 {
 	struct centry *victim = NULL;
-	for (unsigned i = 0; i < c->n; i++) {
+	for (unsigned k = 0; k < c->n; k++) {
+		unsigned i = (c->last + k) % c->n;
 		struct centry *e = &c->e[i];
 		if (e->off == off) {
+			c->last = i;
 			e->used = ++c->tick;
 			if (fresh) {
 				memset(e->data, 0, q->cluster_size);
@@ -302,6 +306,7 @@ static int cache_get(struct qcow2 *q, struct cache *c, uint64_t off, bool fresh,
 			return r;
 	}
 	victim->off = off;
+	c->last = (unsigned)(victim - c->e);
 	victim->dirty = fresh;
 	victim->used = ++c->tick;
 	*out = victim->data;
@@ -378,18 +383,48 @@ static int refcount_get(struct qcow2 *q, uint64_t cl, uint64_t *v)
 }
 
 static int refcount_set(struct qcow2 *q, uint64_t cl, uint64_t v);
+static int defer_free(struct qcow2 *q, uint64_t off, uint64_t len);
+
+/* A refcount table at least twice as large, past everything in use; the
+ * header names it once it is written, then the old one is freed. */
+static int grow_refcount_table(struct qcow2 *q, uint64_t ti)
+{
+	uint64_t per = q->cluster_size / 8, len = q->rt_len * 2;
+	if (len < ti + 1)
+		len = ti + 1;
+	len = (len + per - 1) / per * per;
+	if (len * 8 > MAX_RT_BYTES) {
+		log_error("%s: the refcount table would pass %u MiB", q->path, MAX_RT_BYTES >> 20);
+		return -ENOSPC;
+	}
+	uint64_t *rt = calloc(len, 8);
+	if (!rt)
+		return -ENOMEM;
+	memcpy(rt, q->rt, q->rt_len * 8);
+	uint64_t old_off = q->rt_off, old_bytes = q->rt_len * 8, first = q->top, n = len * 8 / q->cluster_size;
+	q->top += n;
+	free(q->rt);
+	q->rt = rt;
+	q->rt_len = len;
+	q->rt_off = first << q->cluster_bits;
+	q->rt_dirty = q->rt_moved = true;
+	int r = 0;
+	for (uint64_t i = 0; i < n && r == 0; i++)
+		r = refcount_set(q, first + i, 1);
+	return r < 0 ? r : defer_free(q, old_off, old_bytes);
+}
 
 /* A refcount block for table index ti, placed past everything in use. */
 static int new_refcount_block(struct qcow2 *q, uint64_t ti)
 {
-	if (ti >= q->rt_len) {
-		log_error("%s: the refcount table is full (growing it is not supported yet)", q->path);
-		return -ENOSPC;
-	}
+	int r;
+	if (ti >= q->rt_len && (r = grow_refcount_table(q, ti)) < 0)
+		return r;
+	if (q->rt[ti]) /* counting the grown table's clusters made this block */
+		return 0;
 	uint64_t cl = q->top++;
 	uint8_t *b;
-	int r = cache_get(q, &q->rb, cl << q->cluster_bits, true, &b);
-	if (r < 0)
+	if ((r = cache_get(q, &q->rb, cl << q->cluster_bits, true, &b)) < 0)
 		return r;
 	q->rt[ti] = cl << q->cluster_bits;
 	q->rt_dirty = true;
@@ -424,7 +459,7 @@ static bool is_fixed_metadata(const struct qcow2 *q, uint64_t cl)
 /* n contiguous free clusters; their refcounts become 1 (in the cache). */
 static int alloc_clusters(struct qcow2 *q, uint64_t n, uint64_t *off)
 {
-	uint64_t start = q->free_hint, run = 0, v;
+	uint64_t start = q->free_hint, run = 0, v, first_free = UINT64_MAX;
 	int r;
 	/* a run that reaches top goes on: everything from there up is free */
 	for (uint64_t cl = start; run < n && cl < q->top; cl++) {
@@ -434,6 +469,8 @@ static int alloc_clusters(struct qcow2 *q, uint64_t n, uint64_t *off)
 			run = 0;
 			start = cl + 1;
 		} else {
+			if (first_free == UINT64_MAX)
+				first_free = cl;
 			run++;
 		}
 	}
@@ -442,8 +479,8 @@ static int alloc_clusters(struct qcow2 *q, uint64_t n, uint64_t *off)
 	for (uint64_t i = 0; i < n; i++)
 		if ((r = refcount_set(q, start + i, 1)) < 0)
 			return r;
-	if (start == q->free_hint)
-		q->free_hint = start + n;
+	/* the next search starts at the first free cluster left behind */
+	q->free_hint = first_free < start ? first_free : start + n;
 	*off = start << q->cluster_bits;
 	return 0;
 }
@@ -480,6 +517,16 @@ static int write_refcounts(struct qcow2 *q)
 	free(be);
 	if (r == 0)
 		q->rt_dirty = false;
+	if (r == 0 && q->rt_moved) {
+		/* the new table and its blocks first, then the header names it */
+		uint8_t h[12];
+		uint64_t off = htobe64(q->rt_off);
+		uint32_t cls = htobe32((uint32_t)(q->rt_len * 8 / q->cluster_size));
+		memcpy(h, &off, 8);
+		memcpy(h + 8, &cls, 4);
+		if ((r = sync_fd(q->fd)) == 0 && (r = pwrite_full(q->fd, h, sizeof(h), 48)) == 0)
+			q->rt_moved = false;
+	}
 	return r;
 }
 
