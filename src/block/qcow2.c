@@ -184,6 +184,20 @@ static void buf_to_iov(const uint8_t *buf, const struct iovec *iov, unsigned nio
 	}
 }
 
+/* Drop the first n bytes of an iovec array (in place). */
+static void iov_consume(struct iovec **iov, unsigned *niov, size_t n)
+{
+	while (*niov && n >= (*iov)->iov_len) {
+		n -= (*iov)->iov_len;
+		(*iov)++;
+		(*niov)--;
+	}
+	if (*niov) {
+		(*iov)->iov_base = (uint8_t *)(*iov)->iov_base + n;
+		(*iov)->iov_len -= n;
+	}
+}
+
 /* preadv to the end, zeroes past the end of the file (the last data
  * cluster of an image may be short). */
 static int preadv_full(int fd, struct iovec *iov, unsigned niov, uint64_t off)
@@ -199,15 +213,7 @@ static int preadv_full(int fd, struct iovec *iov, unsigned niov, uint64_t off)
 			return 0;
 		}
 		off += (uint64_t)n;
-		while (niov && (size_t)n >= iov->iov_len) {
-			n -= (ssize_t)iov->iov_len;
-			iov++;
-			niov--;
-		}
-		if (niov) {
-			iov->iov_base = (uint8_t *)iov->iov_base + n;
-			iov->iov_len -= (size_t)n;
-		}
+		iov_consume(&iov, &niov, (size_t)n);
 	}
 	return 0;
 }
@@ -221,15 +227,7 @@ static int pwritev_full(int fd, struct iovec *iov, unsigned niov, uint64_t off)
 		if (n <= 0)
 			return n < 0 ? -errno : -EIO;
 		off += (uint64_t)n;
-		while (niov && (size_t)n >= iov->iov_len) {
-			n -= (ssize_t)iov->iov_len;
-			iov++;
-			niov--;
-		}
-		if (niov) {
-			iov->iov_base = (uint8_t *)iov->iov_base + n;
-			iov->iov_len -= (size_t)n;
-		}
+		iov_consume(&iov, &niov, (size_t)n);
 	}
 	return 0;
 }
@@ -610,13 +608,21 @@ static int decompress(struct qcow2 *q, const uint8_t *in, size_t inlen, uint8_t 
 	return (r == Z_STREAM_END || r == Z_OK || r == Z_BUF_ERROR) && s.avail_out == 0 ? 0 : -EIO;
 }
 
+/* Where a compressed cluster's bytes lie in the file: the entry holds the
+ * offset in its low x bits, and above them the 512-byte sectors it spans
+ * beyond the first. */
+static void compressed_range(const struct qcow2 *q, uint64_t e, uint64_t *off, uint64_t *len)
+{
+	unsigned x = 62 - (q->cluster_bits - 8);
+	*off = e & ((1ULL << x) - 1);
+	*len = (((e >> x) & ((1ULL << (q->cluster_bits - 8)) - 1)) + 1) * 512 - (*off & 511);
+}
+
 /* A compressed cluster's data (whole cluster into out). */
 static int read_compressed(struct qcow2 *q, uint64_t e, uint8_t *out)
 {
-	unsigned x = 62 - (q->cluster_bits - 8);
-	uint64_t off = e & ((1ULL << x) - 1);
-	uint64_t sectors = ((e >> x) & ((1ULL << (q->cluster_bits - 8)) - 1)) + 1;
-	uint64_t len = sectors * 512 - (off & 511);
+	uint64_t off, len;
+	compressed_range(q, e, &off, &len);
 	if (!off || len > 2 * (uint64_t)q->cluster_size)
 		return -EIO;
 	uint8_t *in = malloc(len);
@@ -769,9 +775,8 @@ static int write_cluster_locked(struct qcow2 *q, uint64_t vcl, uint64_t in, uint
 	}
 	free(buf);
 	if (r == 0 && (e & OFLAG_COMPRESSED)) {
-		unsigned x = 62 - (q->cluster_bits - 8);
-		uint64_t coff = e & ((1ULL << x) - 1);
-		uint64_t clen = (((e >> x) & ((1ULL << (q->cluster_bits - 8)) - 1)) + 1) * 512 - (coff & 511);
+		uint64_t coff, clen;
+		compressed_range(q, e, &coff, &clen);
 		r = defer_free(q, coff, clen);
 	}
 	if (r == 0)
@@ -835,9 +840,8 @@ static int drop_clusters(struct qcow2 *q, uint64_t off, uint64_t len, uint64_t n
 		if (e == new_e || (!e && !(q->l1[vcl / q->l2_entries] & OFFSET_MASK) && !new_e))
 			continue;
 		if (e & OFLAG_COMPRESSED) {
-			unsigned x = 62 - (q->cluster_bits - 8);
-			uint64_t coff = e & ((1ULL << x) - 1);
-			uint64_t clen = (((e >> x) & ((1ULL << (q->cluster_bits - 8)) - 1)) + 1) * 512 - (coff & 511);
+			uint64_t coff, clen;
+			compressed_range(q, e, &coff, &clen);
 			r = defer_free(q, coff, clen);
 		} else if ((e & OFFSET_MASK) && (e & OFLAG_COPIED)) {
 			r = defer_free(q, e & OFFSET_MASK, cs);
@@ -849,18 +853,26 @@ static int drop_clusters(struct qcow2 *q, uint64_t off, uint64_t len, uint64_t n
 	return r;
 }
 
-int qcow2_discard(struct qcow2 *q, uint64_t off, uint64_t len)
+/* The whole clusters of [off, off+len) as [*a, *b) (the disk's last,
+ * partial cluster counts as whole); -errno for a range the disk has not. */
+static int whole_clusters(const struct qcow2 *q, uint64_t off, uint64_t len, uint64_t *a, uint64_t *b)
 {
 	uint64_t cs = q->cluster_size;
 	if (q->ro)
 		return -EROFS;
 	if (off > q->size || len > q->size - off)
 		return -EINVAL;
-	uint64_t a = (off + cs - 1) / cs * cs, b = (off + len) / cs * cs;
-	if (off + len == q->size)
-		b = off + len; /* the last, partial cluster */
-	if (b <= a)
-		return 0;
+	*a = (off + cs - 1) / cs * cs;
+	*b = off + len == q->size ? off + len : (off + len) / cs * cs;
+	return 0;
+}
+
+int qcow2_discard(struct qcow2 *q, uint64_t off, uint64_t len)
+{
+	uint64_t a, b;
+	int r = whole_clusters(q, off, len, &a, &b);
+	if (r < 0 || b <= a)
+		return r;
 	if (q->has_backing && q->version < 3)
 		return 0; /* would show the backing data again; v2 has no zero flag */
 	/* unallocated reads as zeroes unless a backing file shows through */
@@ -869,14 +881,10 @@ int qcow2_discard(struct qcow2 *q, uint64_t off, uint64_t len)
 
 int qcow2_write_zeroes(struct qcow2 *q, uint64_t off, uint64_t len, bool unmap)
 {
-	uint64_t cs = q->cluster_size;
-	if (q->ro)
-		return -EROFS;
-	if (off > q->size || len > q->size - off)
-		return -EINVAL;
-	uint64_t a = (off + cs - 1) / cs * cs, b = (off + len) / cs * cs;
-	if (off + len == q->size)
-		b = off + len;
+	uint64_t a, b;
+	int r0 = whole_clusters(q, off, len, &a, &b);
+	if (r0 < 0)
+		return r0;
 	/* whole clusters: a zero entry (v3), or unallocated where nothing shows through */
 	if (b > a && (q->version >= 3 || !q->has_backing)) {
 		int r = drop_clusters(q, a, b - a, q->has_backing ? OFLAG_ZERO : 0);
