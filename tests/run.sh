@@ -84,7 +84,7 @@ step "e2e tests: $MODE"
 # failures are never retried. TMPDIR: disk images go on a disk-backed filesystem (O_DIRECT; the
 # rig's --scratch disk is mounted there).
 SAN_K='nvme or debian_boots or bad_firmware or one_cpu or reboot or sigterm or pidfile or test_cli or two_disks or mkfs or discard or bad_disks or fallback or unix_socket_state or bad_requests or config_file or rest_startup or balloon or cloud_init or gvproxy or socketpair or nat_dhcp or bad_network or vsock or podman_ready or ignition or timesync or test_fs or qcow2_disks or qcow2_image'
-GROUP_TIMEOUT=${KVKIT_E2E_GROUP_TIMEOUT:-900}
+GROUP_TIMEOUT=${KVKIT_E2E_GROUP_TIMEOUT:-1500}
 complete() { grep -aqE '^=+ .* in [0-9.]+s' "$1" 2>/dev/null; }
 run_group() { # name, test files, L1 CPUs, -k expression narrowing the group ("" = all)
 	local name=$1 files=$2 cpus=$3 k=$4 attempt rc plain_k san_k
@@ -126,12 +126,18 @@ fi
 # little I/O. The one test that runs two guests at once has a group of its
 # own: it takes four minutes, and it is the one that once wedged a one-CPU
 # L1 (before the rig gave the L1 a periodic tick; docs/testing.md).
+PARALLEL=${KVKIT_E2E_PARALLEL:-$([ "$MODE" = rig ] && [ "$(nproc)" -ge 2 ] && echo 2 || echo 1)}
+echo "  groups run $PARALLEL at a time"
 for g in "blk|tests/e2e/test_blk.py|1|" "boot|tests/e2e/test_boot.py tests/e2e/test_cli.py|1|" \
 	"efi|tests/e2e/test_efi.py|1|" "qcow2|tests/e2e/test_qcow2.py|1|" "api|tests/e2e/test_api.py|1|" "net|tests/e2e/test_net.py|1|not socketpair" \
 	"net-pair|tests/e2e/test_net.py|1|socketpair" "vsock|tests/e2e/test_vsock.py|1|" "fs|tests/e2e/test_fs.py tests/e2e/test_fs_dax.py|1|"; do
 	IFS='|' read -r name files cpus k <<<"$g"
-	run_group "$name" "$files" "$cpus" "$k"
+	# two groups at a time in the rig: each L1 is one TCG thread, and this
+	# machine has two cores (KVKIT_E2E_PARALLEL=1 runs them one by one)
+	while [ "$(jobs -rp | wc -l)" -ge "$PARALLEL" ]; do wait -n || true; done
+	run_group "$name" "$files" "$cpus" "$k" &
 done
+wait
 for f in "$LOG"/e2e-*.log; do
 	grep -aE ' (PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS)' "$f" | sed "s|^|  $(basename "$f" .log): |"
 	grep -aE '^SKIPPED \[' "$f" | sed "s|^|  $(basename "$f" .log): |" # why, loudly

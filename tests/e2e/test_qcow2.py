@@ -68,7 +68,7 @@ GUEST = "; ".join([
     "dd if=/tmp/p of=/mnt/gone bs=1M 2>/dev/null; sync; rm /mnt/gone; fstrim /mnt && umount /mnt || return 1; "
     "dd if=/tmp/p of=/dev/$d bs=1M seek=1200 count=8 conv=fsync 2>/dev/null && "
     "blkdiscard -o $((1200 << 20)) -l $((4 << 20)) /dev/$d && echo DONE-$d; }",
-    "t vda 15", "t vdb 4", "t vdc 4", "t vdd 4", "sync"])
+    "t vda 15", "t vdb 2", "t vdc 2", "t vdd 2", "sync"])
 
 
 @needs_kvm
