@@ -469,8 +469,6 @@ static int parse_disk(struct kv_device *d, const char *tname, struct opt *o, int
 		return fail(e, "'cache' option is not supported with type=dev");
 	if (k->type == KV_DISK_DEV && k->qcow2)
 		return fail(e, "'format=qcow2' is not supported with type=dev (block devices are raw)");
-	if (k->qcow2 && k->cache == KV_CACHE_UNCACHED)
-		return fail(e, "'cache=uncached' is not supported with format=qcow2 yet");
 	if (k->type == KV_DISK_DEV && has_sync && k->sync == KV_SYNC_FSYNC)
 		return fail(e, "unexpected value for disk 'sync' option: fsync (type=dev accepts full or none)");
 	return 0;

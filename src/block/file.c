@@ -545,6 +545,16 @@ int blk_file_open(const struct kv_disk *k, struct eventloop *ev, struct blk_back
 			return -1; /* fd closed by qcow2_open */
 		}
 		f->b.size = qcow2_size(f->qcow2);
+		if (k->cache == KV_CACHE_UNCACHED) {
+			/* cluster data bypasses the page cache; tables do not */
+			int dfd = open(p, (k->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_DIRECT);
+			if (dfd < 0) {
+				snprintf(err, errlen, "failed to open file %s with cache=uncached: %s", p,
+					 errno == EINVAL ? "the filesystem does not support O_DIRECT" : strerror(errno));
+				goto fail;
+			}
+			qcow2_set_direct_fd(f->qcow2, dfd);
+		}
 	} else if (is_dev) {
 		uint64_t sz = 0;
 		int lbs = 512;

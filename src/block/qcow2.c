@@ -72,6 +72,7 @@ struct cache {
 
 struct qcow2 {
 	int fd;
+	int dfd; /* cache=uncached: the same file with O_DIRECT, for cluster data */
 	bool ro;
 	char *path;
 	pthread_mutex_t lock;
@@ -654,6 +655,23 @@ static int read_cluster(struct qcow2 *q, uint64_t vcl, uint64_t e, uint8_t *buf)
 
 #define IOV_STACK 64
 
+/* Guest data to or from an allocated cluster: O_DIRECT where the disk is
+ * uncached and the buffers are aligned enough (the kernel says EINVAL
+ * otherwise, and the page cache takes it; it keeps both views coherent). */
+static int data_io(struct qcow2 *q, bool write, struct iovec *iov, unsigned niov, uint64_t off)
+{
+	if (q->dfd >= 0) {
+		struct iovec copy[IOV_STACK];
+		if (niov <= IOV_STACK) {
+			memcpy(copy, iov, niov * sizeof(*iov));
+			int r = write ? pwritev_full(q->dfd, copy, niov, off) : preadv_full(q->dfd, copy, niov, off);
+			if (r != -EINVAL)
+				return r;
+		}
+	}
+	return write ? pwritev_full(q->fd, iov, niov, off) : preadv_full(q->fd, iov, niov, off);
+}
+
 int qcow2_readv(struct qcow2 *q, uint64_t off, const struct iovec *iov, unsigned niov, uint64_t len)
 {
 	uint64_t cs = q->cluster_size, pos = 0;
@@ -696,7 +714,7 @@ int qcow2_readv(struct qcow2 *q, uint64_t off, const struct iovec *iov, unsigned
 		} else if (e & OFLAG_ZERO || (!(e & OFFSET_MASK) && !q->has_backing)) {
 			iov_memset0(sub, n);
 		} else if (e & OFFSET_MASK) {
-			r = preadv_full(q->fd, sub, n, (e & OFFSET_MASK) + in);
+			r = data_io(q, false, sub, n, (e & OFFSET_MASK) + in);
 		} else {
 			r = layer_readv(&q->backing, g, sub, n, seg);
 		}
@@ -807,7 +825,7 @@ static int write_range(struct qcow2 *q, uint64_t off, const struct iovec *iov, u
 		pthread_mutex_unlock(&q->lock);
 		if (r == 0 && fast) {
 			if (iov) {
-				r = pwritev_full(q->fd, sub, n, host + in);
+				r = data_io(q, true, sub, n, host + in);
 			} else {
 				uint8_t *z = calloc(1, seg);
 				r = z ? pwrite_full(q->fd, z, seg, host + in) : -ENOMEM;
@@ -998,6 +1016,8 @@ int qcow2_close(struct qcow2 *q)
 	free(q->pending);
 	free(q->path);
 	pthread_mutex_destroy(&q->lock);
+	if (q->dfd >= 0)
+		close(q->dfd);
 	close(q->fd);
 	free(q);
 	return r;
@@ -1120,6 +1140,7 @@ static int open_chain(int fd, const char *path, bool ro, struct chain *ch, struc
 		return -1;
 	}
 	q->fd = fd;
+	q->dfd = -1;
 	q->ro = ro;
 	pthread_mutex_init(&q->lock, NULL);
 	if (fstat(fd, &st) < 0)
@@ -1279,4 +1300,9 @@ int qcow2_open(int fd, const char *path, bool readonly, struct qcow2 **out, char
 		ch.ino[0] = st.st_ino;
 	}
 	return open_chain(fd, path, readonly, &ch, out, err, errlen);
+}
+
+void qcow2_set_direct_fd(struct qcow2 *q, int dfd)
+{
+	q->dfd = dfd;
 }

@@ -25,6 +25,9 @@ struct qcow2;
  * backing paths. A bad header or chain: -1 and one line in err. */
 int qcow2_open(int fd, const char *path, bool readonly, struct qcow2 **out, char *err, size_t errlen);
 uint64_t qcow2_size(const struct qcow2 *q);
+/* cache=uncached: dfd (the image opened O_DIRECT, owned from now on) carries
+ * the data of allocated clusters; metadata stays on the buffered fd. */
+void qcow2_set_direct_fd(struct qcow2 *q, int dfd);
 uint32_t qcow2_cluster_size(const struct qcow2 *q);
 
 /* 0 or -errno; len is the iovec's total. */

@@ -238,8 +238,8 @@ static void disks(void **s)
 	    "virtio-blk,path=/d,format=vmdk");
 	ERR("'format=qcow2' is not supported with type=dev (block devices are raw)", BOOT, "--device",
 	    "virtio-blk,path=/dev/sda,type=dev,format=qcow2");
-	ERR("'cache=uncached' is not supported with format=qcow2 yet", BOOT, "--device",
-	    "nvme,path=/d,format=qcow2,cache=uncached");
+	OK(BOOT, "--device", "nvme,path=/d,format=qcow2,cache=uncached");
+	assert_int_equal(cfg.devices[0].u.disk.cache, KV_CACHE_UNCACHED);
 }
 
 static void nbd(void **s)
