@@ -822,6 +822,18 @@ static int write_range(struct qcow2 *q, uint64_t off, const struct iovec *iov, u
 		bool fast;
 		pthread_mutex_lock(&q->lock);
 		r = q->failed ? -EIO : write_cluster_locked(q, vcl, in, seg, iov ? sub : NULL, n, &fast, &host);
+		if (r == 0 && fast && iov) {
+			/* the following clusters that are ours and lie right after
+			 * this one take the same write */
+			uint64_t want = host + cs, ne;
+			while (pos + seg < len && l2_lookup(q, ++vcl, &ne) == 0 && (ne & OFLAG_COPIED) &&
+			       !(ne & (OFLAG_COMPRESSED | OFLAG_ZERO)) && (ne & OFFSET_MASK) == want &&
+			       !is_fixed_metadata(q, want >> q->cluster_bits)) {
+				seg += len - pos - seg < cs ? len - pos - seg : cs;
+				want += cs;
+			}
+			n = iov_slice(iov, niov, pos, seg, sub, maxsub);
+		}
 		pthread_mutex_unlock(&q->lock);
 		if (r == 0 && fast) {
 			if (iov) {
