@@ -131,7 +131,7 @@ $(BUILD)/tests/test_nvme: tests/unit/test_nvme.c $(call obj,src/nvme/nvme_ctrl.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
 
-$(BUILD)/tests/test_qcow2: tests/unit/test_qcow2.c $(call obj,src/block/qcow2.c src/util/log.c)
+$(BUILD)/tests/test_qcow2: tests/unit/test_qcow2.c $(call obj,src/block/qcow2.c src/virtio/virtq.c src/vmm/guest_mem.c src/util/log.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lz -lzstd $(TEST_LIBS)
 
@@ -161,7 +161,7 @@ FUZZ_CFLAGS := -std=gnu11 -g -O1 -Iinclude -I$(BUILD) -pthread -fsanitize=fuzzer
 fuzz: $(BUILD)/fuzz/fuzz_virtq $(BUILD)/fuzz/fuzz_balloon $(BUILD)/fuzz/fuzz_cmdline $(BUILD)/fuzz/fuzz_blk $(BUILD)/fuzz/fuzz_rest \
 	$(BUILD)/fuzz/fuzz_config_json $(BUILD)/fuzz/fuzz_net $(BUILD)/fuzz/fuzz_vsock $(BUILD)/fuzz/fuzz_fuse \
 	$(BUILD)/fuzz/fuzz_firmware $(BUILD)/fuzz/fuzz_kernel $(BUILD)/fuzz/fuzz_pci $(BUILD)/fuzz/fuzz_nvme $(BUILD)/fuzz/fuzz_qcow2
-$(BUILD)/fuzz/fuzz_qcow2: tests/fuzz/fuzz_qcow2.c src/block/qcow2.c src/util/log.c
+$(BUILD)/fuzz/fuzz_qcow2: tests/fuzz/fuzz_qcow2.c src/block/qcow2.c src/virtio/virtq.c src/vmm/guest_mem.c src/util/log.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@ -lz -lzstd
 $(BUILD)/fuzz/fuzz_nvme: tests/fuzz/fuzz_nvme.c src/nvme/nvme_ctrl.c src/virtio/virtq.c src/vmm/guest_mem.c src/util/log.c

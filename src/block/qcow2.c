@@ -25,6 +25,7 @@
 #include <zlib.h>
 #include <zstd.h>
 #include "../util/log.h"
+#include "../virtio/virtq.h" /* iov_slice, iov_to_buf, iov_from_buf */
 
 #define INCOMPAT_DIRTY (1ULL << 0)
 #define INCOMPAT_CORRUPT (1ULL << 1)
@@ -142,47 +143,10 @@ static int sync_fd(int fd)
 	return fdatasync(fd) < 0 ? -errno : 0;
 }
 
-/* iov[skip, skip+len) as a new iovec array (at most max entries). */
-static unsigned iov_slice(const struct iovec *iov, unsigned niov, uint64_t skip, uint64_t len, struct iovec *out,
-			  unsigned max)
-{
-	unsigned n = 0;
-	for (unsigned i = 0; i < niov && len && n < max; i++) {
-		if (skip >= iov[i].iov_len) {
-			skip -= iov[i].iov_len;
-			continue;
-		}
-		size_t take = iov[i].iov_len - skip;
-		if (take > len)
-			take = len;
-		out[n].iov_base = (uint8_t *)iov[i].iov_base + skip;
-		out[n++].iov_len = take;
-		len -= take;
-		skip = 0;
-	}
-	return n;
-}
-
 static void iov_memset0(const struct iovec *iov, unsigned niov)
 {
 	for (unsigned i = 0; i < niov; i++)
 		memset(iov[i].iov_base, 0, iov[i].iov_len);
-}
-
-static void iov_to_buf(const struct iovec *iov, unsigned niov, uint8_t *buf)
-{
-	for (unsigned i = 0; i < niov; i++) {
-		memcpy(buf, iov[i].iov_base, iov[i].iov_len);
-		buf += iov[i].iov_len;
-	}
-}
-
-static void buf_to_iov(const uint8_t *buf, const struct iovec *iov, unsigned niov)
-{
-	for (unsigned i = 0; i < niov; i++) {
-		memcpy(iov[i].iov_base, buf, iov[i].iov_len);
-		buf += iov[i].iov_len;
-	}
 }
 
 /* Drop the first n bytes of an iovec array (in place). */
@@ -703,20 +667,24 @@ int qcow2_readv(struct qcow2 *q, uint64_t off, const struct iovec *iov, unsigned
 			break;
 		if (seg > len - pos)
 			seg = len - pos;
-		unsigned n = iov_slice(iov, niov, pos, seg, sub, maxsub);
+		int n = iov_slice(iov, niov, pos, seg, sub, maxsub);
+		if (n < 0) {
+			r = -EINVAL; /* the iovec holds less than len */
+			break;
+		}
 		if (e & OFLAG_COMPRESSED) {
 			if (!cbuf && !(cbuf = malloc(cs))) {
 				r = -ENOMEM;
 				break;
 			}
 			if ((r = read_compressed(q, e, cbuf)) == 0)
-				buf_to_iov(cbuf + in, sub, n);
+				iov_from_buf(sub, (unsigned)n, 0, cbuf + in, seg);
 		} else if (e & OFLAG_ZERO || (!(e & OFFSET_MASK) && !q->has_backing)) {
-			iov_memset0(sub, n);
+			iov_memset0(sub, (unsigned)n);
 		} else if (e & OFFSET_MASK) {
-			r = data_io(q, false, sub, n, (e & OFFSET_MASK) + in);
+			r = data_io(q, false, sub, (unsigned)n, (e & OFFSET_MASK) + in);
 		} else {
-			r = layer_readv(&q->backing, g, sub, n, seg);
+			r = layer_readv(&q->backing, g, sub, (unsigned)n, seg);
 		}
 		pos += seg;
 	}
@@ -737,14 +705,19 @@ static int layer_readv(struct layer *l, uint64_t off, const struct iovec *iov, u
 	int r;
 	if (niov > IOV_STACK && !(sub = malloc(niov * sizeof(*sub))))
 		return -ENOMEM;
-	unsigned n = iov_slice(iov, niov, 0, in, sub, niov > IOV_STACK ? niov : IOV_STACK);
-	if (l->q)
-		r = qcow2_readv(l->q, off, sub, n, in);
+	int n = iov_slice(iov, niov, 0, in, sub, niov > IOV_STACK ? niov : IOV_STACK);
+	if (n < 0)
+		r = -EINVAL;
+	else if (l->q)
+		r = qcow2_readv(l->q, off, sub, (unsigned)n, in);
 	else
-		r = preadv_full(l->fd, sub, n, off);
+		r = preadv_full(l->fd, sub, (unsigned)n, off);
 	if (r == 0 && in < len) { /* the backing file ends: zeroes after */
 		n = iov_slice(iov, niov, in, len - in, sub, niov > IOV_STACK ? niov : IOV_STACK);
-		iov_memset0(sub, n);
+		if (n < 0)
+			r = -EINVAL;
+		else
+			iov_memset0(sub, (unsigned)n);
 	}
 	if (sub != stack)
 		free(sub);
@@ -786,7 +759,7 @@ static int write_cluster_locked(struct qcow2 *q, uint64_t vcl, uint64_t in, uint
 		r = read_cluster(q, vcl, reuse ? OFLAG_ZERO : e, buf);
 	if (r == 0) {
 		if (src)
-			iov_to_buf(src, nsrc, buf + in);
+			iov_to_buf(src, nsrc, 0, buf + in, seg);
 		else
 			memset(buf + in, 0, seg);
 		r = pwrite_full(q->fd, buf, cs, hoff);
@@ -818,10 +791,14 @@ static int write_range(struct qcow2 *q, uint64_t off, const struct iovec *iov, u
 		uint64_t g = off + pos, vcl = g / cs, in = g % cs, seg = cs - in, host = 0;
 		if (seg > len - pos)
 			seg = len - pos;
-		unsigned n = iov ? iov_slice(iov, niov, pos, seg, sub, maxsub) : 0;
+		int n = iov ? iov_slice(iov, niov, pos, seg, sub, maxsub) : 0;
 		bool fast;
+		if (n < 0) {
+			r = -EINVAL; /* the iovec holds less than len */
+			break;
+		}
 		pthread_mutex_lock(&q->lock);
-		r = q->failed ? -EIO : write_cluster_locked(q, vcl, in, seg, iov ? sub : NULL, n, &fast, &host);
+		r = q->failed ? -EIO : write_cluster_locked(q, vcl, in, seg, iov ? sub : NULL, (unsigned)n, &fast, &host);
 		if (r == 0 && fast && iov) {
 			/* the following clusters that are ours and lie right after
 			 * this one take the same write */
@@ -832,12 +809,13 @@ static int write_range(struct qcow2 *q, uint64_t off, const struct iovec *iov, u
 				seg += len - pos - seg < cs ? len - pos - seg : cs;
 				want += cs;
 			}
-			n = iov_slice(iov, niov, pos, seg, sub, maxsub);
+			if ((n = iov_slice(iov, niov, pos, seg, sub, maxsub)) < 0)
+				r = -EINVAL;
 		}
 		pthread_mutex_unlock(&q->lock);
 		if (r == 0 && fast) {
 			if (iov) {
-				r = data_io(q, true, sub, n, host + in);
+				r = data_io(q, true, sub, (unsigned)n, host + in);
 			} else {
 				uint8_t *z = calloc(1, seg);
 				r = z ? pwrite_full(q->fd, z, seg, host + in) : -ENOMEM;
