@@ -495,6 +495,18 @@ int blk_file_check(const struct kv_disk *k, struct stat *out, char *err, size_t 
 	return 0;
 }
 
+/* The image opened as the disk says (O_DIRECT if direct), or -1 and the line. */
+static int open_image(const struct kv_disk *k, bool direct, char *err, size_t errlen)
+{
+	int fd = open(k->path, (k->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | (direct ? O_DIRECT : 0));
+	if (fd < 0 && direct && errno == EINVAL)
+		snprintf(err, errlen, "failed to open file %s with cache=uncached: the filesystem does not support O_DIRECT",
+			 k->path);
+	else if (fd < 0)
+		snprintf(err, errlen, "failed to open file %s: %s", k->path, strerror(errno));
+	return fd;
+}
+
 int blk_file_open(const struct kv_disk *k, struct eventloop *ev, struct blk_backend **out, char *err, size_t errlen)
 {
 	const char *p = k->path;
@@ -506,16 +518,8 @@ int blk_file_open(const struct kv_disk *k, struct eventloop *ev, struct blk_back
 		return -1;
 	bool is_dev = S_ISBLK(st.st_mode);
 
-	int flags = (k->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | (direct ? O_DIRECT : 0);
-	fd = open(p, flags);
-	if (fd < 0 && direct && errno == EINVAL) {
-		snprintf(err, errlen, "failed to open file %s with cache=uncached: the filesystem does not support O_DIRECT", p);
+	if ((fd = open_image(k, direct, err, errlen)) < 0)
 		return -1;
-	}
-	if (fd < 0) {
-		snprintf(err, errlen, "failed to open file %s: %s", p, strerror(errno));
-		return -1;
-	}
 	/* Two writers on one image corrupt it: take an OFD lock like QEMU does
 	 * (shared for read-only disks, exclusive otherwise). */
 	struct flock fl = { .l_type = k->readonly ? F_RDLCK : F_WRLCK, .l_whence = SEEK_SET };
@@ -547,12 +551,9 @@ int blk_file_open(const struct kv_disk *k, struct eventloop *ev, struct blk_back
 		f->b.size = qcow2_size(f->qcow2);
 		if (k->cache == KV_CACHE_UNCACHED) {
 			/* cluster data bypasses the page cache; tables do not */
-			int dfd = open(p, (k->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_DIRECT);
-			if (dfd < 0) {
-				snprintf(err, errlen, "failed to open file %s with cache=uncached: %s", p,
-					 errno == EINVAL ? "the filesystem does not support O_DIRECT" : strerror(errno));
+			int dfd = open_image(k, true, err, errlen);
+			if (dfd < 0)
 				goto fail;
-			}
 			qcow2_set_direct_fd(f->qcow2, dfd);
 		}
 	} else if (is_dev) {
