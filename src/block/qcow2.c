@@ -1013,6 +1013,140 @@ int qcow2_close(struct qcow2 *q)
 	return r;
 }
 
+/* ---------------- repair after a crash with lazy refcounts ---------------- */
+
+/* With lazy_refcounts on, QEMU writes L2 entries without their refcounts
+ * and keeps the dirty bit set until it closes the image. Opening such an
+ * image for writing recounts every cluster's users from the tables, as
+ * qemu-img check -r all does: refcounts that differ are rewritten (new
+ * refcount blocks go past the end of the file), data clusters get back
+ * their "copied" flag, the tables are flushed, and only then the dirty bit
+ * is cleared. A reference kvkit cannot explain (past the end of the file,
+ * or a cluster used twice) is refused: guessing could lose data. */
+
+#define MAX_REPAIR_CLUSTERS (64ULL << 20) /* 256 MiB of counts */
+#define REF_EXCLUSIVE 0x80000000u        /* a table or data cluster: one user only */
+
+/* Count one more user of the clusters under [off, off+len). */
+static int count_users(uint32_t *cnt, uint64_t n, unsigned bits, uint64_t off, uint64_t len, bool exclusive)
+{
+	for (uint64_t cl = off >> bits; cl <= (off + len - 1) >> bits; cl++) {
+		if (cl >= n)
+			return -ERANGE;
+		if (exclusive ? cnt[cl] != 0 : (cnt[cl] & REF_EXCLUSIVE) || cnt[cl] == REF_EXCLUSIVE - 1)
+			return -EEXIST;
+		cnt[cl] = exclusive ? REF_EXCLUSIVE : cnt[cl] + 1;
+	}
+	return 0;
+}
+
+static uint64_t users(uint32_t c)
+{
+	return c & REF_EXCLUSIVE ? 1 : c;
+}
+
+/* Walk the tables; fix the copied flags of L2 entries on the way. */
+static int count_all_users(struct qcow2 *q, uint32_t *cnt, uint64_t n, uint64_t *at)
+{
+	unsigned b = q->cluster_bits;
+	int r = count_users(cnt, n, b, 0, q->cluster_size, true);
+	if (r == 0 && q->l1_size)
+		r = count_users(cnt, n, b, q->l1_off, (uint64_t)q->l1_size * 8, true);
+	if (r == 0)
+		r = count_users(cnt, n, b, q->rt_off, q->rt_len * 8, true);
+	for (uint64_t i = 0; r == 0 && i < q->rt_len; i++)
+		if (q->rt[i] && (r = count_users(cnt, n, b, *at = q->rt[i], q->cluster_size, true)) < 0)
+			return r;
+	for (uint32_t i = 0; r == 0 && i < q->l1_size; i++) {
+		uint64_t toff = q->l1[i] & OFFSET_MASK;
+		uint8_t *t;
+		if (!toff)
+			continue;
+		if ((r = count_users(cnt, n, b, *at = toff, q->cluster_size, true)) < 0 ||
+		    (r = cache_get(q, &q->l2, toff, false, &t)) < 0)
+			return r;
+		uint64_t *ent = (uint64_t *)t;
+		bool changed = false;
+		for (uint64_t k = 0; k < q->l2_entries && r == 0; k++) {
+			uint64_t e = be64toh(ent[k]), off, len;
+			if (e & OFLAG_COMPRESSED) {
+				compressed_range(q, e, &off, &len);
+				if (!off || len > 2 * (uint64_t)q->cluster_size)
+					return -EIO;
+				r = count_users(cnt, n, b, *at = off, len, false);
+			} else if ((off = e & OFFSET_MASK)) {
+				if (!offset_ok(q, off))
+					return -EIO;
+				r = count_users(cnt, n, b, *at = off, q->cluster_size, true);
+				if (!(e & OFLAG_COPIED)) {
+					ent[k] = htobe64(e | OFLAG_COPIED);
+					changed = true;
+				}
+			}
+		}
+		if (changed)
+			cache_mark_dirty(&q->l2, toff);
+	}
+	return r;
+}
+
+static int repair_refcounts(struct qcow2 *q, char *err, size_t errlen)
+{
+	uint64_t n = q->top, at = 0, fixed = 0, v;
+	if (n > MAX_REPAIR_CLUSTERS) {
+		snprintf(err, errlen, "%s: the image was not closed cleanly and is too large to repair here; "
+			 "use qemu-img check -r all", q->path);
+		return -1;
+	}
+	uint32_t *cnt = calloc(n, sizeof(*cnt));
+	if (!cnt) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	int r = count_all_users(q, cnt, n, &at);
+	if (r == -ERANGE || r == -EEXIST || r == -EIO) {
+		snprintf(err, errlen, "%s: the image was not closed cleanly and its tables %s at offset %llu; "
+			 "kvkit will not guess: check it with qemu-img check", q->path,
+			 r == -ERANGE ? "point past the end of the file" :
+			 r == -EEXIST ? "use a cluster twice" : "hold an invalid entry",
+			 (unsigned long long)at);
+		free(cnt);
+		return -1;
+	}
+	/* counts past the end of the file first: nothing allocated yet */
+	for (uint64_t ti = 0; r == 0 && ti < q->rt_len; ti++)
+		for (uint64_t cl = ti * q->rb_entries; q->rt[ti] && cl < (ti + 1) * q->rb_entries && r == 0; cl++)
+			if (cl >= n && (r = refcount_get(q, cl, &v)) == 0 && v) {
+				r = refcount_set(q, cl, 0);
+				fixed++;
+			}
+	/* then every cluster of the file; new refcount blocks go past n */
+	for (uint64_t cl = 0; r == 0 && cl < n; cl++)
+		if ((r = refcount_get(q, cl, &v)) == 0 && v != users(cnt[cl])) {
+			r = refcount_set(q, cl, users(cnt[cl]));
+			fixed++;
+		}
+	free(cnt);
+	q->free_hint = 0;
+	if (r == 0)
+		r = flush_locked(q);
+	if (r == 0)
+		r = flush_locked(q); /* the frees of a grown refcount table */
+	if (r == 0) {
+		uint64_t inc = htobe64(q->incompat & ~INCOMPAT_DIRTY);
+		if ((r = pwrite_full(q->fd, &inc, 8, 72)) == 0 && (r = sync_fd(q->fd)) == 0)
+			q->incompat &= ~INCOMPAT_DIRTY;
+	}
+	if (r < 0) {
+		snprintf(err, errlen, "%s: repairing the refcounts of an image not closed cleanly failed: %s", q->path,
+			 r == -ERANGE ? "a cluster has more users than the refcount width holds" : strerror(-r));
+		return -1;
+	}
+	log_info("%s: the image was not closed cleanly (lazy refcounts); %llu refcounts repaired", q->path,
+		 (unsigned long long)fixed);
+	return 0;
+}
+
 /* ---------------- opening ---------------- */
 
 static uint32_t be32at(const uint8_t *h, size_t o)
@@ -1188,9 +1322,6 @@ static int open_chain(int fd, const char *path, bool ro, struct chain *ch, struc
 		FAIL("%s: unknown compression type %d", path, q->zstd);
 	if (!ro && (q->incompat & INCOMPAT_CORRUPT))
 		FAIL("%s: the image is marked corrupt; check it with qemu-img check -r all, or open it readonly", path);
-	if (!ro && (q->incompat & INCOMPAT_DIRTY))
-		FAIL("%s: the image was not closed cleanly with lazy refcounts; repair it with qemu-img check -r all, "
-		     "or open it readonly", path);
 	if (!ro && nb_snapshots)
 		FAIL("%s: the image has %u internal snapshots: kvkit writes only to images without (open it readonly, "
 		     "or remove them with qemu-img snapshot -d)", path, nb_snapshots);
@@ -1269,6 +1400,9 @@ static int open_chain(int fd, const char *path, bool ro, struct chain *ch, struc
 			FAIL("%s: cannot update the qcow2 header: %s", path, strerror(errno));
 		q->autoclear = 0;
 	}
+	/* after the bitmaps' bit is gone: their clusters are not counted */
+	if (!ro && (q->incompat & INCOMPAT_DIRTY) && repair_refcounts(q, err, errlen) < 0)
+		goto fail_quiet;
 	*out = q;
 	return 0;
 fail:

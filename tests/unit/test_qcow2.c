@@ -367,6 +367,62 @@ static void bad_images_are_refused_with_one_line(void **state)
 	qcow2_close(q);
 }
 
+/* QEMU with lazy_refcounts killed mid-run (qemu-io's abort) leaves a dirty
+ * image whose refcounts miss its writes; opening it for writing repairs
+ * them. opts: the image's options. */
+static void dirty_case(const char *opts)
+{
+	char err[512];
+	const char *w = "-c 'write -P 0x5a 0 3M' -c 'write -P 0x6b 8M 100k' -c 'write -z 12M 1M' -c 'write -P 0x7c 20M 2M'";
+	assert_int_equal(sh("rm -f z.qcow2 z.raw && qemu-img create -q -f raw z.raw 24M && qemu-io -f raw %s z.raw && "
+			    "qemu-img create -q -f qcow2 -o lazy_refcounts=on,%s z.qcow2 24M && "
+			    "(qemu-io -f qcow2 %s -c abort z.qcow2; true)", w, opts, w), 0);
+	/* the test would pass on a clean image: make sure this one is not */
+	if (!sh("qemu-img check -q z.qcow2"))
+		fail_msg("qemu-io's abort left a clean image (%s)", opts);
+	struct qcow2 *q = open_img("z.qcow2", true, err); /* readonly: no repair, still dirty */
+	assert_non_null(q);
+	assert_reads_as(q, "z.raw", 1 << 20);
+	qcow2_close(q);
+	assert_int_not_equal(sh("qemu-img check -q z.qcow2"), 0);
+	if (!(q = open_img("z.qcow2", false, err)))
+		fail_msg("%s", err);
+	assert_reads_as(q, "z.raw", 1 << 20);
+	uint8_t b[70000];
+	memset(b, 0x8d, sizeof(b));
+	struct iovec v = { b, sizeof(b) };
+	assert_int_equal(qcow2_writev(q, 5 << 20, &v, 1, sizeof(b)), 0);
+	assert_int_equal(qcow2_close(q), 0);
+	int fd = open(p("z.raw"), O_RDWR);
+	assert_int_equal(pwrite(fd, b, sizeof(b), 5 << 20), (ssize_t)sizeof(b));
+	close(fd);
+	if (sh("qemu-img check -q z.qcow2")) {
+		char cmd[300];
+		snprintf(cmd, sizeof(cmd), "qemu-img check %s/z.qcow2 2>&1 | tail -8", dir);
+		if (system(cmd) < 0)
+			perror("system");
+		fail_msg("qemu-img check found errors after kvkit's repair (%s)", opts);
+	}
+	assert_int_equal(sh("qemu-img compare -q -f qcow2 -F raw z.qcow2 z.raw"), 0);
+	/* the dirty bit is gone: QEMU opens it without repairing */
+	assert_int_equal(sh("qemu-img info z.qcow2 | grep -q 'lazy refcounts: true'"), 0);
+	assert_int_equal(sh("qemu-img check z.qcow2 | grep -q 'No errors'"), 0);
+}
+
+static void dirty_lazy_refcounts_image_is_repaired(void **state)
+{
+	(void)state;
+	dirty_case("cluster_size=65536");
+	dirty_case("cluster_size=65536,refcount_bits=1");
+	/* 512-byte clusters: the repair adds ~200 refcount blocks and grows the table */
+	dirty_case("cluster_size=512");
+	dirty_case("cluster_size=2M,refcount_bits=64");
+	/* a dirty image whose tables point past its end is refused, not guessed at */
+	assert_int_equal(sh("rm -f zt.qcow2 && qemu-img create -q -f qcow2 -o lazy_refcounts=on zt.qcow2 8M && "
+			    "(qemu-io -f qcow2 -c 'write -P 1 0 4M' -c abort zt.qcow2; true) && truncate -s 1M zt.qcow2"), 0);
+	expect_refused("zt.qcow2", false, "point past the end of the file");
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -398,6 +454,7 @@ int main(void)
 		cmocka_unit_test(backing_chain_reads_through_writes_on_top),
 		cmocka_unit_test(uncached_data_through_o_direct),
 		cmocka_unit_test(bad_images_are_refused_with_one_line),
+		cmocka_unit_test(dirty_lazy_refcounts_image_is_repaired),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
