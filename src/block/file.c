@@ -19,6 +19,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include "../util/log.h"
 #include "../vmm/eventloop.h"
@@ -403,6 +404,13 @@ static uint32_t direct_alignment(int fd, uint64_t size)
 	return a;
 }
 
+/* Debian 12's liburing declares io_uring_register_restrictions and
+ * io_uring_enable_rings but does not export them: the system call does it */
+static int ring_register(struct io_uring *ring, unsigned op, void *arg, unsigned n)
+{
+	return syscall(__NR_io_uring_register, ring->ring_fd, op, arg, n) < 0 ? -errno : 0;
+}
+
 static int start_engine(struct file_backend *f, unsigned depth, char *err, size_t errlen)
 {
 	f->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -415,8 +423,20 @@ static int start_engine(struct file_backend *f, unsigned depth, char *err, size_
 	const char *no = getenv(BLK_ENV_NO_IO_URING);
 	int r = -ENOSYS;
 	if ((!no || !*no || !strcmp(no, "0")) && !f->qcow2) {
-		r = io_uring_queue_init(depth, &f->ring, 0);
-		if (r == 0 && (r = io_uring_register_eventfd(&f->ring, f->efd)) < 0)
+		/* the ring starts disabled: first limit it to the four operations
+		 * this engine submits. io_uring requests bypass the sandbox's
+		 * system-call filter, so a ring that could open files or sockets
+		 * would be a way around it. */
+		struct io_uring_restriction res[] = {
+			{ .opcode = IORING_RESTRICTION_SQE_OP, .sqe_op = IORING_OP_READV },
+			{ .opcode = IORING_RESTRICTION_SQE_OP, .sqe_op = IORING_OP_WRITEV },
+			{ .opcode = IORING_RESTRICTION_SQE_OP, .sqe_op = IORING_OP_FSYNC },
+			{ .opcode = IORING_RESTRICTION_SQE_OP, .sqe_op = IORING_OP_FALLOCATE },
+		};
+		r = io_uring_queue_init(depth, &f->ring, IORING_SETUP_R_DISABLED);
+		if (r == 0 && ((r = io_uring_register_eventfd(&f->ring, f->efd)) < 0 ||
+			       (r = ring_register(&f->ring, IORING_REGISTER_RESTRICTIONS, res, sizeof(res) / sizeof(res[0]))) < 0 ||
+			       (r = ring_register(&f->ring, IORING_REGISTER_ENABLE_RINGS, NULL, 0)) < 0))
 			io_uring_queue_exit(&f->ring);
 	}
 	f->use_uring = r == 0;
