@@ -22,9 +22,11 @@ LDFLAGS += -pthread
 # libisofs: the cloud-init seed ISO
 # libslirp: the nat network
 # zlib, libzstd: compressed qcow2 clusters
-LIBS := -luring -ldl -ljson-c -lisofs -lslirp -lz -lzstd
+# libseccomp: the sandbox's system-call filter
+LIBS := -luring -ldl -ljson-c -lisofs -lslirp -lz -lzstd -lseccomp
 ifeq ($(SAN),1)
-CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+# KVKIT_TEST_HOOKS: test-only entry points (src/sandbox), never in release builds
+CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -DKVKIT_TEST_HOOKS
 LDFLAGS += -fsanitize=address,undefined
 endif
 
@@ -37,7 +39,8 @@ CORE_SRCS := src/util/log.c src/vmm/guest_mem.c src/vmm/bus.c src/vmm/eventloop.
 	src/virtio/net.c src/virtio/net_frames.c src/net/fdnet.c src/net/slirp.c \
 	src/virtio/vsock.c src/vsock/vsock.c src/services/ignition.c src/services/timesync.c \
 	src/virtio/fs.c src/fs/fuse_server.c src/fs/dax_window.c \
-	src/boot/efi.c src/boot/kernel_unpack.c src/devices/pflash.c src/devices/fw_cfg.c src/devices/rtc.c src/devices/piix4_pm.c
+	src/boot/efi.c src/boot/kernel_unpack.c src/devices/pflash.c src/devices/fw_cfg.c src/devices/rtc.c src/devices/piix4_pm.c \
+	src/sandbox/sandbox.c
 MAIN_SRCS := src/main.c
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))

@@ -41,7 +41,7 @@ enum flag_kind { F_UINT, F_STRING, F_BOOL, F_LIST_QUOTED, F_DEVICE };
 
 enum flag_id {
 	FL_CPUS, FL_MEMORY, FL_BOOTLOADER, FL_KERNEL, FL_INITRD, FL_CMDLINE, FL_DEVICE, FL_TIMESYNC,
-	FL_RESTFUL_URI, FL_LOG_LEVEL, FL_GUI, FL_IGNITION, FL_CLOUD_INIT, FL_NESTED, FL_PIDFILE,
+	FL_RESTFUL_URI, FL_LOG_LEVEL, FL_GUI, FL_IGNITION, FL_CLOUD_INIT, FL_NESTED, FL_PIDFILE, FL_SANDBOX,
 	FL_VERSION, FL_HELP, FL_CONFIG, FL_COUNT
 };
 
@@ -65,6 +65,7 @@ static const struct flag {
 	[FL_CLOUD_INIT] = { "cloud-init", 0, F_LIST_QUOTED },
 	[FL_NESTED] = { "nested", 'n', F_BOOL },
 	[FL_PIDFILE] = { "pidfile", 0, F_STRING },
+	[FL_SANDBOX] = { "sandbox", 0, F_STRING }, /* kvkit only */
 	[FL_VERSION] = { "version", 'v', F_BOOL },
 	[FL_HELP] = { "help", 'h', F_BOOL },
 	[FL_CONFIG] = { "config", 0, F_STRING }, /* kvkit only (spec 12) */
@@ -95,6 +96,7 @@ const char *kv_usage(void)
 	       "  -n, --nested                   expose nested virtualization to the guest\n"
 	       "      --pidfile string           write kvkit's PID to this file\n"
 	       "      --restful-uri string       REST API address: tcp://HOST:PORT, unix:///PATH or none:// (default \"none://\")\n"
+	       "      --sandbox string           on or off: the system-call filter (default on; docs/security.md)\n"
 	       "  -t, --timesync string          vsockPort=N: sync the guest clock through qemu-guest-agent\n"
 	       "  -v, --version                  print the version\n";
 }
@@ -213,6 +215,11 @@ static int set_flag(struct parse_state *ps, enum flag_id id, const char *v, stru
 		case FL_IGNITION: return set_str(&c->ignition, v);
 		case FL_PIDFILE: return set_str(&c->pidfile, v);
 		case FL_CONFIG: return set_str(&ps->config, v);
+		case FL_SANDBOX:
+			if (!strcmp(v, "on")) c->sandbox_off = false;
+			else if (!strcmp(v, "off")) c->sandbox_off = true;
+			else return fail(e, "--sandbox: '%s' is not on or off", v);
+			return 0;
 		case FL_LOG_LEVEL:
 			if (!strcmp(v, "info")) c->log_level = KV_LOG_INFO;
 			else if (!strcmp(v, "debug")) c->log_level = KV_LOG_DEBUG;

@@ -225,6 +225,8 @@ char *kv_config_to_json(const struct kv_config *c, unsigned flags)
 		if (c->log_level != KV_LOG_INFO)
 			put_str(top, "logLevel", c->log_level == KV_LOG_DEBUG ? "debug" : "error");
 		put_opt_str(top, "pidfile", c->pidfile);
+		if (c->sandbox_off)
+			put_str(top, "sandbox", "off");
 		if (c->ncloud_init) {
 			json_object *arr = json_object_new_array();
 			for (size_t i = 0; i < c->ncloud_init; i++)
@@ -583,10 +585,20 @@ static int read_bootloader(struct rd *r, json_object *o, struct kv_bootloader *b
 
 static int read_kvkit_keys(struct rd *r, json_object *top, struct kv_config *c)
 {
-	char *level = NULL;
+	char *level = NULL, *sandbox = NULL;
 	if (get_str(r, top, "restfulURI", &c->restful_uri) || get_bool(r, top, "gui", &c->gui) ||
-	    get_str(r, top, "pidfile", &c->pidfile) || get_str(r, top, "logLevel", &level))
+	    get_str(r, top, "pidfile", &c->pidfile) || get_str(r, top, "logLevel", &level) ||
+	    get_str(r, top, "sandbox", &sandbox))
 		return -1;
+	if (sandbox) {
+		int bad = 0;
+		if (!strcmp(sandbox, "on")) c->sandbox_off = false;
+		else if (!strcmp(sandbox, "off")) c->sandbox_off = true;
+		else bad = kv_fail(r->err, r->errlen, "sandbox: '%s' is not on or off", sandbox);
+		free(sandbox);
+		if (bad)
+			return -1;
+	}
 	if (level) {
 		int bad = 0;
 		if (!strcmp(level, "debug")) c->log_level = KV_LOG_DEBUG;

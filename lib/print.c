@@ -392,6 +392,10 @@ int kv_config_to_argv(const struct kv_config *c, char ***argv, int *argc, char *
 		push(&a, "--pidfile");
 		push(&a, c->pidfile);
 	}
+	if (c->sandbox_off) {
+		push(&a, "--sandbox");
+		push(&a, "off");
+	}
 	for (size_t i = 0; i < c->ncloud_init; i++) {
 		if (strchr(c->cloud_init[i], ',') || strchr(c->cloud_init[i], '"')) {
 			kv_fail(err, errlen, "--cloud-init: the path '%s' cannot be written in option-list syntax", c->cloud_init[i]);

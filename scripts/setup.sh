@@ -6,7 +6,7 @@ PKGS="gcc make clang libclang-rt-14-dev libcmocka-dev acpica-tools pkg-config
 linux-image-amd64 linux-image-cloud-amd64 busybox-static cpio xz-utils zstd lz4 kmod
 python3 python3-pytest libc6-dev
 liblz4-dev libzstd-dev liblzma-dev zlib1g-dev
-liburing-dev libnbd-dev libmicrohttpd-dev libjson-c-dev libisofs-dev libslirp-dev curl
+liburing-dev libnbd-dev libmicrohttpd-dev libjson-c-dev libisofs-dev libslirp-dev libseccomp-dev curl
 qemu-utils e2fsprogs util-linux iproute2 xorriso fio iperf3 socat qemu-guest-agent openssl
 ovmf mmdebstrap dosfstools mtools fdisk"
 # The nested-KVM rig runs on QEMU's TCG: bookworm's QEMU 7.2 wedges its L1

@@ -29,6 +29,7 @@
 #include "pci/pci.h"
 #include "services/cloudinit.h"
 #include "services/ignition.h"
+#include "sandbox/sandbox.h"
 #include "services/timesync.h"
 #include "util/unixsock.h"
 #include "vsock/vsock.h"
@@ -570,6 +571,12 @@ int main(int argc, char **argv)
 	log_info("virtual machine parameters:");
 	log_info("\tvCPUs: %u", g.cfg.cpus);
 	log_info("\tmemory: %llu MiB", (unsigned long long)(g.cfg.memory_bytes >> 20));
+	/* everything is open: from here on, only what a running VM needs */
+	if (sandbox_enter(!g.cfg.sandbox_off, err, sizeof(err)) < 0) {
+		cleanup();
+		return user_error("%s", err);
+	}
+	sandbox_test_hook();
 	if (vm_start(&g.vm) < 0) {
 		cleanup();
 		return user_error("cannot start the vCPUs");

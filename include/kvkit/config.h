@@ -150,6 +150,7 @@ struct kv_config {
 	size_t ncloud_init;
 	bool nested;
 	char *pidfile;
+	bool sandbox_off; /* --sandbox off: no seccomp filter (docs/security.md) */
 };
 
 void kv_config_init(struct kv_config *c);

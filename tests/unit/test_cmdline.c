@@ -101,6 +101,13 @@ static void flag_forms(void **s)
 	assert_int_equal(cfg.timesync_port, 1234);
 	OK("--timesync", "", BOOT);
 	assert_false(cfg.has_timesync);
+	OK(BOOT);
+	assert_false(cfg.sandbox_off); /* the filter is on by default */
+	OK("--sandbox", "off", BOOT);
+	assert_true(cfg.sandbox_off);
+	OK("--sandbox=on", BOOT);
+	assert_false(cfg.sandbox_off);
+	ERR("--sandbox: 'no' is not on or off", "--sandbox", "no", BOOT);
 }
 
 static void version_help(void **s)

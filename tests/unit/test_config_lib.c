@@ -294,7 +294,8 @@ static void config_file_then_flags(void **s)
 	assert_true(fd >= 0);
 	const char *doc = "{\"vcpus\":2,\"memoryBytes\":1073741824,\"bootloader\":{\"kind\":\"linuxBootloader\",\"vmlinuzPath\":\"/k\","
 			  "\"kernelCmdLine\":\"console=hvc0\",\"initrdPath\":\"/i\"},\"devices\":[{\"kind\":\"virtiorng\"}],"
-			  "\"restfulURI\":\"unix:///r/api.sock\",\"logLevel\":\"debug\",\"cloudInit\":[\"/c/user-data\"]}";
+			  "\"restfulURI\":\"unix:///r/api.sock\",\"logLevel\":\"debug\",\"cloudInit\":[\"/c/user-data\"],"
+			  "\"sandbox\":\"off\"}";
 	assert_int_equal(write(fd, doc, strlen(doc)), (ssize_t)strlen(doc));
 	close(fd);
 	struct kv_config c;
@@ -311,6 +312,19 @@ static void config_file_then_flags(void **s)
 	assert_string_equal(c.restful_uri, "unix:///r/api.sock");
 	assert_int_equal(c.log_level, KV_LOG_DEBUG);
 	assert_int_equal(c.ncloud_init, 1);
+	assert_true(c.sandbox_off);
+	/* and back: JSON and the command line carry it */
+	char *j = json_of(&c);
+	assert_non_null(strstr(j, "\"sandbox\":\"off\""));
+	free(j);
+	char **v;
+	int n;
+	assert_int_equal(kv_config_to_argv(&c, &v, &n, err, sizeof(err)), 0);
+	bool found = false;
+	for (int i = 0; i + 1 < n; i++)
+		found |= !strcmp(v[i], "--sandbox") && !strcmp(v[i + 1], "off");
+	assert_true(found);
+	kv_free_strv(v, n);
 	kv_config_free(&c);
 	/* a bootloader flag replaces the file's */
 	char *args2[] = { "--config", path, "--bootloader", "efi,variable-store=/v" };

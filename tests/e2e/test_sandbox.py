@@ -1,0 +1,148 @@
+"""The sandbox (issue 23, docs/security.md): a guest that uses a disk, NAT,
+vsock, a shared folder and the REST API runs under the default system-call
+filter, and every kvkit thread shows NoNewPrivs 1 and Seccomp 2; a
+forbidden system call (a test hook built into ASan builds only) kills kvkit
+with a line naming the call; --sandbox off runs without the filter."""
+import http.server
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from conftest import ROOT, kvkit_cmd, needs_kvm, run_vm, stream_vm
+
+sys.path.insert(0, os.path.join(ROOT, "bench", "lib"))
+from guest_tools import GUEST_RUN, tools_disk  # noqa: E402
+
+pytestmark = needs_kvm
+SAN = os.environ.get("KVKIT_E2E_SAN") == "1"
+
+GUEST = r"""S="chroot /t socat"
+mkdir -p /m && mount -t virtiofs share /m && echo guest-wrote > /m/g.txt && echo SHARE-OK
+echo disk-block | dd of=/dev/vdb bs=512 count=1 conv=sync,fsync 2>/dev/null && echo DISK-OK
+udhcpc -i eth0 -n -q -t 10 -T 1 2>/dev/null | grep -q DHCP-BOUND && echo DHCP-OK
+echo "NAT $(wget -q -T 10 -O - http://10.0.2.2:%(port)d/)"
+echo "VSOCK $(echo hello-host | $S -t 10 - VSOCK-CONNECT:2:5000)"
+echo SANDBOX-CHECK
+i=0; while [ ! -e /m/go ] && [ $i -lt 300 ]; do sleep 0.2; i=$((i+1)); done
+umount /m && echo DONE
+"""
+
+
+class Page(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"page-from-host")
+
+    def log_message(self, *a):
+        pass
+
+
+def threads(pid):
+    """{tid: (name, NoNewPrivs, Seccomp)} of every thread of pid."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        f = {}
+        with open("/proc/%d/task/%s/status" % (pid, tid)) as s:
+            for line in s:
+                k, _, v = line.partition(":")
+                f[k] = v.strip()
+        out[tid] = (f["Name"], f["NoNewPrivs"], f["Seccomp"])
+    return out
+
+
+@pytest.fixture(scope="module")
+def tools(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sandbox-tools")
+    img = str(d / "tools.img")
+    os.environ["PATH"] += ":/usr/sbin:/sbin"
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), Page)
+    tools_disk(img, ["socat"], GUEST % {"port": httpd.server_address[1]}, str(d), size="32M")
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield img
+    httpd.shutdown()
+
+
+def test_sandboxed_guest_uses_disk_nat_vsock_share_and_api(tmp_path, tools):
+    share, disk, sock, api, pidf = (tmp_path / "share", tmp_path / "d.raw", str(tmp_path / "v.sock"),
+                                    str(tmp_path / "api.sock"), tmp_path / "pid")
+    share.mkdir()
+    with open(disk, "wb") as f:
+        f.truncate(16 << 20)
+    got = []
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(sock)
+    srv.listen(4)
+
+    def echo():
+        c, _ = srv.accept()
+        got.append(c.recv(100))
+        c.sendall(b"hello-guest\n")
+        c.close()
+    threading.Thread(target=echo, daemon=True).start()
+    seen = {}
+
+    def on_line(text):
+        if text == "SANDBOX-CHECK":
+            pid = int(pidf.read_text())
+            seen["threads"] = threads(pid)
+            seen["state"] = subprocess.run(["curl", "-s", "--unix-socket", api, "http://kvkit/vm/state"],
+                                           capture_output=True, text=True, timeout=30).stdout
+            (share / "go").write_text("go\n")
+    cmd = kvkit_cmd("--pidfile", str(pidf), "--restful-uri", "unix://" + api, memory=512,
+                    run=GUEST_RUN.replace("/dev/%s", "/dev/vda"),
+                    devices=["virtio-serial,stdio", "virtio-blk,path=%s,readonly" % tools, "virtio-blk,path=%s" % disk,
+                             "virtio-net,nat,hostLoopback", "virtio-vsock,port=5000,socketURL=%s,listen" % sock,
+                             "virtio-fs,sharedDir=%s,mountTag=share" % share, "virtio-rng", "virtio-balloon"])
+    rc, lines, err = stream_vm(cmd, str(tmp_path / "kvkit.err"), on_line, timeout=400)
+    out = "\n".join(lines)
+    assert rc == 0, "status %s\n%s\n%s" % (rc, out[-3000:], err[-3000:])
+    assert "sandbox:" not in err, err[-3000:]
+    for mark in ("SHARE-OK", "DISK-OK", "DHCP-OK", "NAT page-from-host", "VSOCK hello-guest", "DONE"):
+        assert mark in lines, (mark, out[-3000:])
+    assert got == [b"hello-host\n"]
+    assert (share / "g.txt").read_text() == "guest-wrote\n"
+    with open(disk, "rb") as f:
+        assert f.read(10) == b"disk-block"
+    assert '"state":"VirtualMachineStateRunning"' in seen["state"].replace(" ", ""), seen["state"]
+    names = [t[0] for t in seen["threads"].values()]
+    # the vCPU, the main loop, the shared folder's workers at least
+    assert len(names) >= 3 and any(n.startswith("virtio-fs") for n in names), names
+    bad = {tid: t for tid, t in seen["threads"].items() if t[1:] != ("1", "2")}
+    assert not bad, "threads without no_new_privs or the filter: %s" % bad
+
+
+@pytest.mark.skipif(not SAN, reason="the test hook is in ASan builds only; the plain build's test checks it is absent")
+def test_forbidden_system_call_kills_kvkit_and_names_it():
+    env = dict(os.environ, KVKIT_TEST_FORBIDDEN_SYSCALL="ptrace")
+    p = subprocess.run(kvkit_cmd(run="echo SHOULD-NOT-RUN"), env=env, capture_output=True, timeout=120)
+    err = p.stderr.decode(errors="replace")
+    assert p.returncode == -signal.SIGSYS, (p.returncode, err[-2000:])
+    assert "sandbox: the system call ptrace (101) is not allowed (thread kvkit); kvkit stops" in err, err[-2000:]
+    assert "test hook: ptrace returned" not in err
+    assert b"SHOULD-NOT-RUN" not in p.stdout
+
+
+@pytest.mark.skipif(SAN, reason="release builds only: the hook is compiled out")
+def test_release_build_has_no_test_hook_and_sandbox_off_has_no_filter(tmp_path):
+    pidf = tmp_path / "pid"
+    seen = {}
+
+    def on_line(text):
+        if text == "CHECK":
+            seen["threads"] = threads(int(pidf.read_text()))
+    env_cmd = ["env", "KVKIT_TEST_FORBIDDEN_SYSCALL=ptrace"] + kvkit_cmd("--pidfile", str(pidf), "--sandbox", "off",
+                                                                       run="echo CHECK; sleep 2; echo HOOK-ABSENT")
+    rc, lines, err = stream_vm(env_cmd, str(tmp_path / "kvkit.err"), on_line, timeout=120)
+    assert rc == 0 and "HOOK-ABSENT" in lines, (rc, err[-2000:])
+    assert "test hook" not in err
+    assert "the sandbox is off (--sandbox off)" in err
+    assert seen["threads"] and all(t[1:] == ("1", "0") for t in seen["threads"].values()), seen
+    # the default: on, for every thread
+    rc, out, err, _ = run_vm("--sandbox", "on", run="echo ON-OK")
+    assert rc == 0 and "ON-OK" in out, err[-2000:]
