@@ -41,7 +41,7 @@ enum flag_kind { F_UINT, F_STRING, F_BOOL, F_LIST_QUOTED, F_DEVICE };
 
 enum flag_id {
 	FL_CPUS, FL_MEMORY, FL_BOOTLOADER, FL_KERNEL, FL_INITRD, FL_CMDLINE, FL_DEVICE, FL_TIMESYNC,
-	FL_RESTFUL_URI, FL_LOG_LEVEL, FL_GUI, FL_IGNITION, FL_CLOUD_INIT, FL_NESTED, FL_PIDFILE, FL_SANDBOX,
+	FL_RESTFUL_URI, FL_LOG_LEVEL, FL_GUI, FL_IGNITION, FL_CLOUD_INIT, FL_NESTED, FL_PIDFILE, FL_SANDBOX, FL_USER,
 	FL_VERSION, FL_HELP, FL_CONFIG, FL_COUNT
 };
 
@@ -66,6 +66,7 @@ static const struct flag {
 	[FL_NESTED] = { "nested", 'n', F_BOOL },
 	[FL_PIDFILE] = { "pidfile", 0, F_STRING },
 	[FL_SANDBOX] = { "sandbox", 0, F_STRING }, /* kvkit only */
+	[FL_USER] = { "user", 0, F_STRING },       /* kvkit only */
 	[FL_VERSION] = { "version", 'v', F_BOOL },
 	[FL_HELP] = { "help", 'h', F_BOOL },
 	[FL_CONFIG] = { "config", 0, F_STRING }, /* kvkit only (spec 12) */
@@ -98,6 +99,7 @@ const char *kv_usage(void)
 	       "      --restful-uri string       REST API address: tcp://HOST:PORT, unix:///PATH or none:// (default \"none://\")\n"
 	       "      --sandbox string           on or off: the system-call filter (default on; docs/security.md)\n"
 	       "  -t, --timesync string          vsockPort=N: sync the guest clock through qemu-guest-agent\n"
+	       "      --user string              started as root: become this user (name or uid) once everything is open\n"
 	       "  -v, --version                  print the version\n";
 }
 
@@ -214,6 +216,10 @@ static int set_flag(struct parse_state *ps, enum flag_id id, const char *v, stru
 		case FL_RESTFUL_URI: return set_str(&c->restful_uri, v);
 		case FL_IGNITION: return set_str(&c->ignition, v);
 		case FL_PIDFILE: return set_str(&c->pidfile, v);
+		case FL_USER:
+			if (!*v)
+				return fail(e, "--user: empty user name");
+			return set_str(&c->user, v);
 		case FL_CONFIG: return set_str(&ps->config, v);
 		case FL_SANDBOX:
 			if (!strcmp(v, "on")) c->sandbox_off = false;

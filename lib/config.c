@@ -87,6 +87,7 @@ void kv_config_free(struct kv_config *c)
 	free(c->restful_uri);
 	free(c->ignition);
 	free(c->pidfile);
+	free(c->user);
 	kv_config_init(c);
 }
 

@@ -227,6 +227,7 @@ char *kv_config_to_json(const struct kv_config *c, unsigned flags)
 		put_opt_str(top, "pidfile", c->pidfile);
 		if (c->sandbox_off)
 			put_str(top, "sandbox", "off");
+		put_opt_str(top, "user", c->user);
 		if (c->ncloud_init) {
 			json_object *arr = json_object_new_array();
 			for (size_t i = 0; i < c->ncloud_init; i++)
@@ -588,7 +589,7 @@ static int read_kvkit_keys(struct rd *r, json_object *top, struct kv_config *c)
 	char *level = NULL, *sandbox = NULL;
 	if (get_str(r, top, "restfulURI", &c->restful_uri) || get_bool(r, top, "gui", &c->gui) ||
 	    get_str(r, top, "pidfile", &c->pidfile) || get_str(r, top, "logLevel", &level) ||
-	    get_str(r, top, "sandbox", &sandbox))
+	    get_str(r, top, "sandbox", &sandbox) || get_str(r, top, "user", &c->user))
 		return -1;
 	if (sandbox) {
 		int bad = 0;

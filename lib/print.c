@@ -396,6 +396,10 @@ int kv_config_to_argv(const struct kv_config *c, char ***argv, int *argc, char *
 		push(&a, "--sandbox");
 		push(&a, "off");
 	}
+	if (c->user) {
+		push(&a, "--user");
+		push(&a, c->user);
+	}
 	for (size_t i = 0; i < c->ncloud_init; i++) {
 		if (strchr(c->cloud_init[i], ',') || strchr(c->cloud_init[i], '"')) {
 			kv_fail(err, errlen, "--cloud-init: the path '%s' cannot be written in option-list syntax", c->cloud_init[i]);

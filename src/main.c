@@ -56,6 +56,8 @@ static struct {
 	struct ev_watch sig_watch, timer_watch;
 	bool stop_requested;
 	struct api_uri api_uri;
+	uid_t user_uid; /* --user */
+	gid_t user_gid;
 } g = { .sig_fd = -1, .timer_fd = -1 };
 
 static int user_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -531,6 +533,8 @@ int main(int argc, char **argv)
 
 	if (reject_unsupported(&g.cfg, err, sizeof(err)) < 0)
 		return user_error("%s", err);
+	if (g.cfg.user && sandbox_resolve_user(g.cfg.user, &g.user_uid, &g.user_gid, err, sizeof(err)) < 0)
+		return user_error("%s", err);
 	if (g.cfg.nested && kvm_check_nested(err, sizeof(err)) < 0)
 		return user_error("%s", err);
 	if ((g.cfg.boot.kind == KV_BOOT_EFI ? efi_boot_validate(&g.cfg.boot, err, sizeof(err))
@@ -572,6 +576,11 @@ int main(int argc, char **argv)
 	log_info("\tvCPUs: %u", g.cfg.cpus);
 	log_info("\tmemory: %llu MiB", (unsigned long long)(g.cfg.memory_bytes >> 20));
 	/* everything is open: from here on, only what a running VM needs */
+	const char *own[] = { g.pidfile_written, g.api_uri.kind == API_URI_UNIX ? g.api_uri.path : NULL };
+	if (g.cfg.user && sandbox_drop_user(g.user_uid, g.user_gid, own, 2, err, sizeof(err)) < 0) {
+		cleanup();
+		return user_error("%s", err);
+	}
 	if (sandbox_enter(!g.cfg.sandbox_off, err, sizeof(err)) < 0) {
 		cleanup();
 		return user_error("%s", err);

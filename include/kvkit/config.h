@@ -151,6 +151,7 @@ struct kv_config {
 	bool nested;
 	char *pidfile;
 	bool sandbox_off; /* --sandbox off: no seccomp filter (docs/security.md) */
+	char *user;       /* --user: the user kvkit becomes once everything is open */
 };
 
 void kv_config_init(struct kv_config *c);

@@ -13,6 +13,8 @@
 #define _GNU_SOURCE
 #include "sandbox.h"
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <linux/netlink.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -34,7 +36,7 @@ static const char *const allowed[] = {
 	"read", "write", "pread64", "pwrite64", "readv", "writev", "preadv", "pwritev", "preadv2", "pwritev2",
 	"lseek", "close", "openat", "fstat", "newfstatat", "statx", "fsync", "fdatasync", "fallocate",
 	"ftruncate", "getdents64", "fcntl", "dup", "dup2", "dup3", "pipe2", "flock", "fadvise64",
-	"sync_file_range", "copy_file_range", "statfs", "fstatfs", "faccessat", "faccessat2", "getcwd", "fchdir",
+	"sync_file_range", "syncfs", "copy_file_range", "statfs", "fstatfs", "faccessat", "faccessat2", "getcwd", "fchdir",
 	/* the same through glibc's older entry points (no more power than the *at calls) */
 	"unlink", "rmdir", "rename", "mkdir", "access", "readlink", "stat", "lstat", "pipe", "getdents",
 	/* the shared folder (src/fs): namespace and metadata operations */
@@ -192,6 +194,54 @@ int sandbox_enter(bool filter, char *err, size_t errlen)
 		return -1;
 	}
 	log_debug("sandbox: system-call filter on, %zu calls allowed", sizeof(allowed) / sizeof(allowed[0]) + 4);
+	return 0;
+}
+
+int sandbox_resolve_user(const char *user, uid_t *uid, gid_t *gid, char *err, size_t errlen)
+{
+	if (geteuid() != 0) {
+		snprintf(err, errlen, "--user %s: kvkit must be started as root to change its user", user);
+		return -1;
+	}
+	struct passwd *pw = getpwnam(user);
+	if (pw) {
+		*uid = pw->pw_uid;
+		*gid = pw->pw_gid;
+	} else {
+		char *end;
+		unsigned long v = strtoul(user, &end, 10);
+		if (end == user || *end || v >= 0xffffffffUL) {
+			snprintf(err, errlen, "--user %s: no such user", user);
+			return -1;
+		}
+		*uid = (uid_t)v;
+		pw = getpwuid(*uid);
+		*gid = pw ? pw->pw_gid : (gid_t)v;
+	}
+	if (*uid == 0) {
+		snprintf(err, errlen, "--user %s: that is root, which keeps every privilege", user);
+		return -1;
+	}
+	return 0;
+}
+
+int sandbox_drop_user(uid_t uid, gid_t gid, const char *const *own, size_t n, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < n; i++)
+		if (own[i] && chown(own[i], uid, gid) < 0)
+			log_warn("--user: cannot give %s to uid %u: %s (it may stay after kvkit exits)", own[i],
+				 (unsigned)uid, strerror(errno));
+	/* glibc changes every thread's credentials, not only the caller's */
+	if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0) {
+		snprintf(err, errlen, "--user: cannot change to uid %u gid %u: %s", (unsigned)uid, (unsigned)gid,
+			 strerror(errno));
+		return -1;
+	}
+	if (setresuid(0, 0, 0) == 0) { /* a drop that can be undone is none */
+		snprintf(err, errlen, "--user: kvkit could become root again");
+		return -1;
+	}
+	log_info("running as uid %u, gid %u from now on", (unsigned)uid, (unsigned)gid);
 	return 0;
 }
 

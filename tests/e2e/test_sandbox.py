@@ -5,10 +5,13 @@ forbidden system call (a test hook built into ASan builds only) kills kvkit
 with a line naming the call; --sandbox off runs without the filter."""
 import http.server
 import os
+import pwd
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 
 import pytest
@@ -44,7 +47,7 @@ class Page(http.server.BaseHTTPRequestHandler):
 
 
 def threads(pid):
-    """{tid: (name, NoNewPrivs, Seccomp)} of every thread of pid."""
+    """{tid: (name, NoNewPrivs, Seccomp, Uid, CapEff, CapPrm)} of every thread of pid."""
     out = {}
     for tid in os.listdir("/proc/%d/task" % pid):
         f = {}
@@ -52,7 +55,7 @@ def threads(pid):
             for line in s:
                 k, _, v = line.partition(":")
                 f[k] = v.strip()
-        out[tid] = (f["Name"], f["NoNewPrivs"], f["Seccomp"])
+        out[tid] = (f["Name"], f["NoNewPrivs"], f["Seccomp"], f["Uid"].split()[0], f["CapEff"], f["CapPrm"])
     return out
 
 
@@ -68,15 +71,25 @@ def tools(tmp_path_factory):
     httpd.shutdown()
 
 
-def test_sandboxed_guest_uses_disk_nat_vsock_share_and_api(tmp_path, tools):
-    share, disk, sock, api, pidf = (tmp_path / "share", tmp_path / "d.raw", str(tmp_path / "v.sock"),
-                                    str(tmp_path / "api.sock"), tmp_path / "pid")
-    share.mkdir()
+@pytest.mark.parametrize("user", [None, "nobody"])
+def test_sandboxed_guest_uses_disk_nat_vsock_share_and_api(tmp_path, tools, user):
+    """user: kvkit starts as root and becomes it (--user) before the vCPUs start."""
+    # sockets, the pidfile and the share where the user can reach and remove them
+    run_dir = tempfile.mkdtemp(prefix="kvkit-sb-")
+    os.chmod(run_dir, 0o755)
+    share, disk = os.path.join(run_dir, "share"), tmp_path / "d.raw"
+    sock, api, pidf = (os.path.join(run_dir, n) for n in ("v.sock", "api.sock", "pid"))
+    os.mkdir(share)
+    uid = pwd.getpwnam(user).pw_uid if user else 0
+    if user:
+        os.chown(run_dir, uid, -1)
+        os.chown(share, uid, -1)
     with open(disk, "wb") as f:
         f.truncate(16 << 20)
     got = []
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(sock)
+    os.chmod(sock, 0o777)
     srv.listen(4)
 
     def echo():
@@ -89,32 +102,58 @@ def test_sandboxed_guest_uses_disk_nat_vsock_share_and_api(tmp_path, tools):
 
     def on_line(text):
         if text == "SANDBOX-CHECK":
-            pid = int(pidf.read_text())
-            seen["threads"] = threads(pid)
+            with open(pidf) as f:
+                seen["threads"] = threads(int(f.read()))
             seen["state"] = subprocess.run(["curl", "-s", "--unix-socket", api, "http://kvkit/vm/state"],
                                            capture_output=True, text=True, timeout=30).stdout
-            (share / "go").write_text("go\n")
-    cmd = kvkit_cmd("--pidfile", str(pidf), "--restful-uri", "unix://" + api, memory=512,
-                    run=GUEST_RUN.replace("/dev/%s", "/dev/vda"),
+            with open(os.path.join(share, "go"), "w") as f:
+                f.write("go\n")
+    args = ["--pidfile", pidf, "--restful-uri", "unix://" + api] + (["--user", user] if user else [])
+    cmd = kvkit_cmd(*args, memory=512, run=GUEST_RUN.replace("/dev/%s", "/dev/vda"),
                     devices=["virtio-serial,stdio", "virtio-blk,path=%s,readonly" % tools, "virtio-blk,path=%s" % disk,
                              "virtio-net,nat,hostLoopback", "virtio-vsock,port=5000,socketURL=%s,listen" % sock,
                              "virtio-fs,sharedDir=%s,mountTag=share" % share, "virtio-rng", "virtio-balloon"])
-    rc, lines, err = stream_vm(cmd, str(tmp_path / "kvkit.err"), on_line, timeout=400)
-    out = "\n".join(lines)
-    assert rc == 0, "status %s\n%s\n%s" % (rc, out[-3000:], err[-3000:])
-    assert "sandbox:" not in err, err[-3000:]
-    for mark in ("SHARE-OK", "DISK-OK", "DHCP-OK", "NAT page-from-host", "VSOCK hello-guest", "DONE"):
-        assert mark in lines, (mark, out[-3000:])
-    assert got == [b"hello-host\n"]
-    assert (share / "g.txt").read_text() == "guest-wrote\n"
-    with open(disk, "rb") as f:
-        assert f.read(10) == b"disk-block"
-    assert '"state":"VirtualMachineStateRunning"' in seen["state"].replace(" ", ""), seen["state"]
-    names = [t[0] for t in seen["threads"].values()]
-    # the vCPU, the main loop, the shared folder's workers at least
-    assert len(names) >= 3 and any(n.startswith("virtio-fs") for n in names), names
-    bad = {tid: t for tid, t in seen["threads"].items() if t[1:] != ("1", "2")}
-    assert not bad, "threads without no_new_privs or the filter: %s" % bad
+    try:
+        rc, lines, err = stream_vm(cmd, str(tmp_path / "kvkit.err"), on_line, timeout=400)
+        out = "\n".join(lines)
+        assert rc == 0, "status %s\n%s\n%s" % (rc, out[-3000:], err[-3000:])
+        assert "sandbox:" not in err, err[-3000:]
+        for mark in ("SHARE-OK", "DISK-OK", "DHCP-OK", "NAT page-from-host", "VSOCK hello-guest", "DONE"):
+            assert mark in lines, (mark, out[-3000:], err[-2000:])
+        assert got == [b"hello-host\n"]
+        st = os.stat(os.path.join(share, "g.txt"))
+        assert open(os.path.join(share, "g.txt")).read() == "guest-wrote\n" and st.st_uid == uid
+        with open(disk, "rb") as f:
+            assert f.read(10) == b"disk-block"
+        assert '"state":"VirtualMachineStateRunning"' in seen["state"].replace(" ", ""), seen["state"]
+        names = [t[0] for t in seen["threads"].values()]
+        # the vCPU, the main loop, the shared folder's workers at least
+        assert len(names) >= 3 and any(n.startswith("virtio-fs") for n in names), names
+        want = ("1", "2", str(uid)) + (("0000000000000000", "0000000000000000") if user else ())
+        bad = {tid: t for tid, t in seen["threads"].items() if t[1:1 + len(want)] != want}
+        assert not bad, "threads not as %s (NoNewPrivs, Seccomp, Uid, CapEff, CapPrm): %s" % (want, bad)
+        if user:
+            assert "running as uid %d" % uid in err
+        # what kvkit removes at exit is gone, as the user too
+        assert not os.path.exists(pidf) and not os.path.exists(api)
+    finally:
+        srv.close()
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def test_user_needs_root_and_a_real_user(tmp_path):
+    def bad(*args, preexec=None):
+        p = subprocess.run(kvkit_cmd(*args), capture_output=True, text=True, timeout=60, preexec_fn=preexec)
+        return p.returncode, p.stderr.strip().splitlines()[-1]
+    assert bad("--user", "no-such-user-here") == (1, "Error: --user no-such-user-here: no such user")
+    assert bad("--user", "root") == (1, "Error: --user root: that is root, which keeps every privilege")
+    nobody = pwd.getpwnam("nobody")
+
+    def as_nobody():
+        os.setgid(nobody.pw_gid)
+        os.setuid(nobody.pw_uid)
+    assert bad("--user", "nobody", preexec=as_nobody) == \
+        (1, "Error: --user nobody: kvkit must be started as root to change its user")
 
 
 @pytest.mark.skipif(not SAN, reason="the test hook is in ASan builds only; the plain build's test checks it is absent")

@@ -108,6 +108,9 @@ static void flag_forms(void **s)
 	OK("--sandbox=on", BOOT);
 	assert_false(cfg.sandbox_off);
 	ERR("--sandbox: 'no' is not on or off", "--sandbox", "no", BOOT);
+	OK("--user", "nobody", BOOT);
+	assert_string_equal(cfg.user, "nobody");
+	ERR("--user: empty user name", "--user", "", BOOT);
 }
 
 static void version_help(void **s)

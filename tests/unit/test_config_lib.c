@@ -295,7 +295,7 @@ static void config_file_then_flags(void **s)
 	const char *doc = "{\"vcpus\":2,\"memoryBytes\":1073741824,\"bootloader\":{\"kind\":\"linuxBootloader\",\"vmlinuzPath\":\"/k\","
 			  "\"kernelCmdLine\":\"console=hvc0\",\"initrdPath\":\"/i\"},\"devices\":[{\"kind\":\"virtiorng\"}],"
 			  "\"restfulURI\":\"unix:///r/api.sock\",\"logLevel\":\"debug\",\"cloudInit\":[\"/c/user-data\"],"
-			  "\"sandbox\":\"off\"}";
+			  "\"sandbox\":\"off\",\"user\":\"nobody\"}";
 	assert_int_equal(write(fd, doc, strlen(doc)), (ssize_t)strlen(doc));
 	close(fd);
 	struct kv_config c;
@@ -313,17 +313,20 @@ static void config_file_then_flags(void **s)
 	assert_int_equal(c.log_level, KV_LOG_DEBUG);
 	assert_int_equal(c.ncloud_init, 1);
 	assert_true(c.sandbox_off);
+	assert_string_equal(c.user, "nobody");
 	/* and back: JSON and the command line carry it */
 	char *j = json_of(&c);
 	assert_non_null(strstr(j, "\"sandbox\":\"off\""));
+	assert_non_null(strstr(j, "\"user\":\"nobody\""));
 	free(j);
 	char **v;
 	int n;
 	assert_int_equal(kv_config_to_argv(&c, &v, &n, err, sizeof(err)), 0);
-	bool found = false;
+	int found = 0;
 	for (int i = 0; i + 1 < n; i++)
-		found |= !strcmp(v[i], "--sandbox") && !strcmp(v[i + 1], "off");
-	assert_true(found);
+		found += (!strcmp(v[i], "--sandbox") && !strcmp(v[i + 1], "off")) +
+			 (!strcmp(v[i], "--user") && !strcmp(v[i + 1], "nobody"));
+	assert_int_equal(found, 2);
 	kv_free_strv(v, n);
 	kv_config_free(&c);
 	/* a bootloader flag replaces the file's */
