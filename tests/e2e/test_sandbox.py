@@ -181,7 +181,7 @@ def test_release_build_has_no_test_hook_and_sandbox_off_has_no_filter(tmp_path):
     assert rc == 0 and "HOOK-ABSENT" in lines, (rc, err[-2000:])
     assert "test hook" not in err
     assert "the sandbox is off (--sandbox off)" in err
-    assert seen["threads"] and all(t[1:] == ("1", "0") for t in seen["threads"].values()), seen
+    assert seen["threads"] and all(t[1:3] == ("1", "0") for t in seen["threads"].values()), seen
     # the default: on, for every thread
     rc, out, err, _ = run_vm("--sandbox", "on", run="echo ON-OK")
     assert rc == 0 and "ON-OK" in out, err[-2000:]
