@@ -38,7 +38,8 @@ static const char *const allowed[] = {
 	"ftruncate", "getdents64", "fcntl", "dup", "dup2", "dup3", "pipe2", "flock", "fadvise64",
 	"sync_file_range", "syncfs", "copy_file_range", "statfs", "fstatfs", "faccessat", "faccessat2", "getcwd", "fchdir",
 	/* the same through glibc's older entry points (no more power than the *at calls) */
-	"unlink", "rmdir", "rename", "mkdir", "access", "readlink", "stat", "lstat", "pipe", "getdents",
+	"unlink", "rmdir", "rename", "mkdir", "access", "readlink", "stat", "lstat", "pipe", "getdents", "open",
+	"creat", "chmod", "chown", "lchown", "truncate", "link", "symlink", "mknod", "utime", "utimes", "futimesat",
 	/* the shared folder (src/fs): namespace and metadata operations */
 	"unlinkat", "renameat", "renameat2", "mkdirat", "mknodat", "symlinkat", "linkat", "readlinkat", "fchmod",
 	"fchmodat", "fchown", "fchownat", "utimensat", "fsetxattr", "fgetxattr", "flistxattr", "fremovexattr",
