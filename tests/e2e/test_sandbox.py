@@ -28,7 +28,7 @@ GUEST = r"""S="chroot /t socat"
 mkdir -p /m && mount -t virtiofs share /m && echo guest-wrote > /m/g.txt && echo SHARE-OK
 echo disk-block | dd of=/dev/vdb bs=512 count=1 conv=sync,fsync 2>/dev/null && echo DISK-OK
 udhcpc -i eth0 -n -q -t 10 -T 1 2>/dev/null | grep -q DHCP-BOUND && echo DHCP-OK
-echo "NAT $(wget -q -T 10 -O - http://10.0.2.2:%(port)d/)"
+echo "NAT $(wget -q -O - http://10.0.2.2:%(port)d/)"
 echo "VSOCK $(echo hello-host | $S -t 10 - VSOCK-CONNECT:2:5000)"
 echo SANDBOX-CHECK
 i=0; while [ ! -e /m/go ] && [ $i -lt 300 ]; do sleep 0.2; i=$((i+1)); done
@@ -39,6 +39,7 @@ umount /m && echo DONE
 class Page(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self.send_response(200)
+        self.send_header("Content-Length", "14")
         self.end_headers()
         self.wfile.write(b"page-from-host")
 
