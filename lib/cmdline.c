@@ -222,9 +222,8 @@ static int set_flag(struct parse_state *ps, enum flag_id id, const char *v, stru
 			return set_str(&c->user, v);
 		case FL_CONFIG: return set_str(&ps->config, v);
 		case FL_SANDBOX:
-			if (!strcmp(v, "on")) c->sandbox_off = false;
-			else if (!strcmp(v, "off")) c->sandbox_off = true;
-			else return fail(e, "--sandbox: '%s' is not on or off", v);
+			if (kv_parse_sandbox(v, &c->sandbox_off) < 0)
+				return fail(e, "--sandbox: '%s' is not on or off", v);
 			return 0;
 		case FL_LOG_LEVEL:
 			if (!strcmp(v, "info")) c->log_level = KV_LOG_INFO;

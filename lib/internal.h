@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Format one error line into err; returns -1 for "return kv_fail(...)". */
 __attribute__((visibility("hidden"), format(printf, 3, 4)))
@@ -16,6 +17,15 @@ static inline bool kv_dax_mib_ok(uint64_t m)
 {
 	return m == 0 || (m >= 2 && m <= 16384 && !(m & (m - 1)));
 }
+/* --sandbox / "sandbox": "on" or "off"; -1 for anything else. */
+static inline int kv_parse_sandbox(const char *v, bool *off)
+{
+	if (strcmp(v, "on") && strcmp(v, "off"))
+		return -1;
+	*off = !strcmp(v, "off");
+	return 0;
+}
+
 #define KV_DAX_MIB_HINT "expected its size in MiB, a power of two from 2 to 16384"
 
 #endif

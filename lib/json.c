@@ -592,10 +592,8 @@ static int read_kvkit_keys(struct rd *r, json_object *top, struct kv_config *c)
 	    get_str(r, top, "sandbox", &sandbox) || get_str(r, top, "user", &c->user))
 		return -1;
 	if (sandbox) {
-		int bad = 0;
-		if (!strcmp(sandbox, "on")) c->sandbox_off = false;
-		else if (!strcmp(sandbox, "off")) c->sandbox_off = true;
-		else bad = kv_fail(r->err, r->errlen, "sandbox: '%s' is not on or off", sandbox);
+		int bad = kv_parse_sandbox(sandbox, &c->sandbox_off) < 0 ?
+				  kv_fail(r->err, r->errlen, "sandbox: '%s' is not on or off", sandbox) : 0;
 		free(sandbox);
 		if (bad)
 			return -1;

@@ -577,7 +577,7 @@ int main(int argc, char **argv)
 	log_info("\tmemory: %llu MiB", (unsigned long long)(g.cfg.memory_bytes >> 20));
 	/* everything is open: from here on, only what a running VM needs */
 	const char *own[] = { g.pidfile_written, g.api_uri.kind == API_URI_UNIX ? g.api_uri.path : NULL };
-	if (g.cfg.user && sandbox_drop_user(g.user_uid, g.user_gid, own, 2, err, sizeof(err)) < 0) {
+	if (g.cfg.user && sandbox_drop_user(g.user_uid, g.user_gid, own, sizeof(own) / sizeof(own[0]), err, sizeof(err)) < 0) {
 		cleanup();
 		return user_error("%s", err);
 	}

@@ -73,6 +73,19 @@ static void assert_reads_as(struct qcow2 *q, const char *raw, uint64_t chunk)
 	free(b);
 }
 
+/* qemu-img check finds name clean; otherwise its findings are printed and
+ * the test fails with what (which image kvkit made, and how). */
+static void assert_qemu_img_clean(const char *name, const char *what, const char *opts)
+{
+	if (!sh("qemu-img check -q %s", name))
+		return;
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "qemu-img check %s/%s 2>&1 | tail -12", dir, name);
+	if (system(cmd) < 0)
+		perror("system");
+	fail_msg("qemu-img check found errors %s (%s)", what, opts);
+}
+
 /* qemu-io writes (data, zeroes, unaligned) to a qcow2 and a raw twin. */
 static const char *QIO_WRITES = "-c 'write -P 0x11 0 100k' -c 'write -P 0x22 1M 3M' -c 'write -P 0x33 5000 7' "
 				"-c 'write -z 2M 64k' -c 'write -P 0x44 15M 1M'";
@@ -156,13 +169,7 @@ static void write_case(const char *opts, const char *base_cmd)
 	assert_int_equal(qcow2_close(q), 0);
 	close(raw);
 	free(buf);
-	if (sh("qemu-img check -q w.qcow2")) {
-		char cmd[300];
-		snprintf(cmd, sizeof(cmd), "qemu-img check %s/w.qcow2 2>&1 | tail -12", dir);
-		if (system(cmd) < 0)
-			perror("system");
-		fail_msg("qemu-img check found errors in an image kvkit wrote (%s)", opts);
-	}
+	assert_qemu_img_clean("w.qcow2", "in an image kvkit wrote", opts);
 	if (sh("qemu-img compare -q -f qcow2 -F raw w.qcow2 w.raw"))
 		fail_msg("the image kvkit wrote differs from the raw twin (%s)", opts);
 }
@@ -396,13 +403,7 @@ static void dirty_case(const char *opts)
 	int fd = open(p("z.raw"), O_RDWR);
 	assert_int_equal(pwrite(fd, b, sizeof(b), 5 << 20), (ssize_t)sizeof(b));
 	close(fd);
-	if (sh("qemu-img check -q z.qcow2")) {
-		char cmd[300];
-		snprintf(cmd, sizeof(cmd), "qemu-img check %s/z.qcow2 2>&1 | tail -8", dir);
-		if (system(cmd) < 0)
-			perror("system");
-		fail_msg("qemu-img check found errors after kvkit's repair (%s)", opts);
-	}
+	assert_qemu_img_clean("z.qcow2", "after kvkit's repair", opts);
 	assert_int_equal(sh("qemu-img compare -q -f qcow2 -F raw z.qcow2 z.raw"), 0);
 	/* the dirty bit is gone: QEMU opens it without repairing */
 	assert_int_equal(sh("qemu-img info z.qcow2 | grep -q 'lazy refcounts: true'"), 0);
