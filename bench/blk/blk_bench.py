@@ -41,6 +41,8 @@ if DISK not in ("virtio-blk", "nvme"):
 FORMAT = os.environ.get("BENCH_FORMAT", "raw")
 if FORMAT not in ("raw", "qcow2"):
     sys.exit("bench/blk: BENCH_FORMAT is raw or qcow2, not %s" % FORMAT)
+# BENCH_SANDBOX=1: kvkit also with --sandbox off, to price the sandbox
+SANDBOX = os.environ.get("BENCH_SANDBOX", "0") == "1"
 TARGET, TOOLS_DEV = ("/dev/vda", "vdb") if DISK == "virtio-blk" else ("/dev/nvme0n1", "vda")
 # qcow2 runs: the new, empty disk after the tools disk
 NEW_TARGET = "/dev/vdc" if DISK == "virtio-blk" else "/dev/vdb"
@@ -163,7 +165,8 @@ def main():
               "file; kvkit is the raw file, cache=uncached")
     tools_disk(tools, ["fio"], guest_jobs(), WORK)
     cmdline = 'console=ttyS0 quiet hvcwait=0 run="%s"' % (GUEST_RUN % TOOLS_DEV)
-    sides = ["host", "kvkit"] + (["kvkit-qcow2"] if FORMAT == "qcow2" else []) + ["qemu"]
+    sides = ["host", "kvkit"] + (["kvkit-nosb"] if SANDBOX else []) + \
+        (["kvkit-qcow2"] if FORMAT == "qcow2" else []) + ["qemu"]
     rounds = {w: [] for w in sides}
 
     def kvkit(data, opts, new_fmt):
@@ -186,6 +189,9 @@ def main():
         show("host", host)
         rounds["kvkit"].append(run_vmm("kvkit", kvkit(img, ",cache=uncached", "raw")))
         show("kvkit", rounds["kvkit"][-1])
+        if SANDBOX:
+            rounds["kvkit-nosb"].append(run_vmm("kvkit-nosb", kvkit(img, ",cache=uncached", "raw") + ["--sandbox", "off"]))
+            show("kvkit-nosb", rounds["kvkit-nosb"][-1])
         if FORMAT == "qcow2":
             rounds["kvkit-qcow2"].append(run_vmm("kvkit-qcow2", kvkit(qimg, ",format=qcow2,cache=uncached", "qcow2")))
             show("kvkit-qcow2", rounds["kvkit-qcow2"][-1])
@@ -210,6 +216,8 @@ def main():
     ratios = [("kv/host", "kvkit", "host"), ("kv/qemu", "kvkit", "qemu")]
     if FORMAT == "qcow2":
         ratios = [("q/qemu", "kvkit-qcow2", "qemu"), ("q/kvraw", "kvkit-qcow2", "kvkit"), ("kv/host", "kvkit", "host")]
+    if SANDBOX:  # the sandbox's price: kvkit as it runs over kvkit --sandbox off
+        ratios.append(("sb/off", "kvkit", "kvkit-nosb"))
     print("%-16s " % "job" + " ".join("%12s" % w for w in sides) + " " + " ".join("%8s" % r[0] for r in ratios) +
           "   CPU s/GB " + " ".join(sides))
     for n, rw, bs, qd in JOBS:

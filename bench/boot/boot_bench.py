@@ -23,6 +23,8 @@ RUNS = int(os.environ.get("BENCH_RUNS", "10"))
 CPUS, MEM = 1, 512
 CMDLINE = "console=ttyS0 quiet hvcwait=0"
 MARK = b"KVKIT-INIT-STARTED"
+# BENCH_SANDBOX=1: kvkit also with --sandbox off, to price the sandbox
+SANDBOX = os.environ.get("BENCH_SANDBOX", "0") == "1"
 
 
 def vmms():
@@ -30,13 +32,12 @@ def vmms():
          "-object", "memory-backend-memfd,id=ram,size=%dM" % MEM,
          "-kernel", KERNEL, "-initrd", INITRD, "-append", CMDLINE,
          "-nographic", "-nodefaults", "-no-reboot", "-serial", "stdio", "-no-user-config"]
-    return {
-        "kvkit": [KVKIT, "--cpus", str(CPUS), "--memory", str(MEM), "--bootloader",
-                  'linux,kernel=%s,initrd=%s,cmdline="%s"' % (KERNEL, INITRD, CMDLINE),
-                  "--device", "virtio-serial,stdio"],
-        "qemu-microvm": q + ["-M", "microvm,memory-backend=ram,acpi=on"],
-        "qemu-q35": q + ["-M", "q35,memory-backend=ram"],
-    }
+    kv = [KVKIT, "--cpus", str(CPUS), "--memory", str(MEM), "--bootloader",
+          'linux,kernel=%s,initrd=%s,cmdline="%s"' % (KERNEL, INITRD, CMDLINE), "--device", "virtio-serial,stdio"]
+    return dict([("kvkit", kv)] + ([("kvkit-nosb", kv + ["--sandbox", "off"])] if SANDBOX else []) + [
+        ("qemu-microvm", q + ["-M", "microvm,memory-backend=ram,acpi=on"]),
+        ("qemu-q35", q + ["-M", "q35,memory-backend=ram"]),
+    ])
 
 
 def overhead_kib(pid):
@@ -113,6 +114,10 @@ def main():
         med[name] = tuple(statistics.median(x[i] for x in r) for i in range(3))
         print("%-13s %9.3fs %9.3fs %11.1f MiB" % ((name,) + med[name]))
     k = med.get("kvkit")
+    if k and "kvkit-nosb" in med:
+        nosb = med["kvkit-nosb"]
+        print("kvkit/kvkit --sandbox off  to init %.3f  to exit %.3f  overhead %.3f" %
+              (k[0] / nosb[0], k[1] / nosb[1], k[2] / nosb[2]))
     for peer in ("qemu-microvm", "qemu-q35"):
         if k and peer in med:
             print("kvkit/%-12s to init %.2f  to exit %.2f  overhead %.2f" %
