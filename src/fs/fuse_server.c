@@ -525,9 +525,12 @@ static int reopen(struct fuse_server *s, const struct node *n, int flags)
 	return fd < 0 ? -errno : fd;
 }
 
+/* The node's name in /proc/self/fd (s->proc_fd): the *at calls reach an
+ * O_PATH handle through it. Not an absolute path: a worker's root is the
+ * share (jail.c), where /proc is not. */
 static void proc_name(const struct node *n, char *buf, size_t len)
 {
-	snprintf(buf, len, "/proc/self/fd/%d", n->fd);
+	snprintf(buf, len, "%d", n->fd);
 }
 
 /* ---------------- operations ---------------- */
@@ -556,7 +559,7 @@ static bool xattr_privileged(const char *name)
  * drop security.capability by itself). In exchange the guest stops sending a
  * GETXATTR security.capability before every write. `path` names an O_PATH
  * node (fchmod refuses those); NULL means fd is an open file. */
-static void kill_suidgid(int fd, const char *path)
+static void kill_suidgid(struct fuse_server *s, int fd, const char *path)
 {
 	struct stat st;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
@@ -565,7 +568,7 @@ static void kill_suidgid(int fd, const char *path)
 	if ((m & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
 		keep &= ~S_ISGID;
 	if (keep != m) /* on failure the guest sees the bits on its next GETATTR */
-		(void)(path ? chmod(path, keep) : fchmod(fd, keep));
+		(void)(path ? fchmodat(s->proc_fd, path, keep, 0) : fchmod(fd, keep));
 }
 
 static size_t do_init(struct req *r)
@@ -659,7 +662,7 @@ static size_t do_setattr(struct req *r, struct node *n)
 		if (link)
 			rc = -EOPNOTSUPP;
 		else if ((h ? fchmod(h->fd, host_mode(in->mode, n->type == S_IFDIR))
-			    : chmod(path, host_mode(in->mode, n->type == S_IFDIR))) < 0)
+			    : fchmodat(r->s->proc_fd, path, host_mode(in->mode, n->type == S_IFDIR), 0)) < 0)
 			rc = -errno;
 	}
 	if (!rc && (in->valid & (FATTR_UID | FATTR_GID))) {
@@ -682,7 +685,7 @@ static size_t do_setattr(struct req *r, struct node *n)
 	}
 	if (!rc && (in->valid & FATTR_KILL_SUIDGID) && !(in->valid & FATTR_MODE) &&
 	    (in->valid & (FATTR_SIZE | FATTR_UID | FATTR_GID)))
-		kill_suidgid(h ? h->fd : n->fd, h ? NULL : path);
+		kill_suidgid(r->s, h ? h->fd : n->fd, h ? NULL : path);
 	if (!rc && (in->valid & (FATTR_ATIME | FATTR_MTIME))) {
 		struct timespec ts[2] = { { 0, UTIME_OMIT }, { 0, UTIME_OMIT } };
 		if (in->valid & FATTR_ATIME)
@@ -699,7 +702,7 @@ static size_t do_setattr(struct req *r, struct node *n)
 		else if (link)
 			rc = -EOPNOTSUPP;
 		else
-			rc = utimensat(AT_FDCWD, path, ts, 0) < 0 ? -errno : 0;
+			rc = utimensat(r->s->proc_fd, path, ts, 0) < 0 ? -errno : 0;
 	}
 	if (h)
 		handle_put(r->s, h);
@@ -731,7 +734,7 @@ static size_t do_open(struct req *r, struct node *n, bool dir)
 	if (fd < 0)
 		return reply_err(r, fd);
 	if (!dir && (in->open_flags & FUSE_OPEN_KILL_SUIDGID) && (in->flags & O_TRUNC))
-		kill_suidgid(fd, NULL);
+		kill_suidgid(r->s, fd, NULL);
 	struct fuse_open_out o = { .fh = handle_new(r->s, fd, dir), .open_flags = dir ? 0 : fopen_flags(r->s) };
 	if (!o.fh) {
 		int e = errno;
@@ -771,7 +774,7 @@ static size_t do_create(struct req *r, struct node *n)
 		return reply_err(r, EACCES);
 	}
 	if ((in->open_flags & FUSE_OPEN_KILL_SUIDGID) && (in->flags & O_TRUNC))
-		kill_suidgid(fd, NULL);
+		kill_suidgid(r->s, fd, NULL);
 	struct {
 		struct fuse_entry_out e;
 		struct fuse_open_out o;
@@ -855,7 +858,7 @@ static size_t do_link(struct req *r, struct node *n)
 		return reply_err(r, ENOENT);
 	char path[40];
 	proc_name(old, path, sizeof(path));
-	int rc = old->type == S_IFDIR ? (errno = EPERM, -1) : linkat(AT_FDCWD, path, n->fd, name, AT_SYMLINK_FOLLOW);
+	int rc = old->type == S_IFDIR ? (errno = EPERM, -1) : linkat(r->s->proc_fd, path, n->fd, name, AT_SYMLINK_FOLLOW);
 	node_put(r->s, old);
 	return made(r, n, name, rc);
 }
@@ -964,7 +967,7 @@ static size_t do_write(struct req *r)
 	int k = in->size ? iov_slice(r->riov, r->nr, data_off, in->size, iov, VIRTQ_MAX_SIZE) : 0;
 	ssize_t n = k < 0 ? -1 : k == 0 ? 0 : pwritev(h->fd, iov, k, in->offset);
 	if (n > 0 && (in->write_flags & FUSE_WRITE_KILL_SUIDGID))
-		kill_suidgid(h->fd, NULL);
+		kill_suidgid(r->s, h->fd, NULL);
 	if (n > 0)
 		__atomic_fetch_add(&r->s->write_bytes, (uint64_t)n, __ATOMIC_RELAXED);
 	int e = n < 0 ? (k < 0 ? EINVAL : errno) : 0;
@@ -1004,51 +1007,64 @@ static size_t do_fsync(struct req *r, bool dir)
 	return reply_err(r, rc);
 }
 
-/* xattrs go through /proc/self/fd: O_PATH handles have no f*xattr, and only
- * files and directories are reachable that way. */
+/* xattrs on a descriptor reopened for reading: O_PATH handles have no
+ * f*xattr, there is no *at form, and only files and directories are ever
+ * opened (as virtiofsd does). */
 static size_t do_xattr(struct req *r, struct node *n, uint32_t op)
 {
-	char path[40];
-	proc_name(n, path, sizeof(path));
 	bool ok_type = n->type == S_IFREG || n->type == S_IFDIR;
+	const char *name = NULL;
+	const void *val = NULL;
+	const struct fuse_setxattr_in *sin = NULL;
+	const struct fuse_getxattr_in *gin = NULL;
 	if (op == FUSE_SETXATTR) {
-		const struct fuse_setxattr_in *in = take(r, FUSE_COMPAT_SETXATTR_IN_SIZE);
-		const char *name = in ? take_str(r) : NULL;
-		const void *val = name ? take(r, in->size) : NULL;
-		if (!val || in->size > XATTR_MAX)
+		sin = take(r, FUSE_COMPAT_SETXATTR_IN_SIZE);
+		name = sin ? take_str(r) : NULL;
+		val = name ? take(r, sin->size) : NULL;
+		if (!val || sin->size > XATTR_MAX)
 			return reply_err(r, EINVAL);
 		if (!ok_type)
 			return reply_err(r, EOPNOTSUPP);
 		if (xattr_privileged(name))
 			return reply_err(r, EPERM);
-		return reply_err(r, setxattr(path, name, val, in->size, in->flags) < 0 ? -errno : 0);
-	}
-	if (op == FUSE_REMOVEXATTR) {
-		const char *name = take_str(r);
-		if (!name)
+	} else if (op == FUSE_REMOVEXATTR) {
+		if (!(name = take_str(r)))
 			return reply_err(r, EINVAL);
 		if (!ok_type)
 			return reply_err(r, EOPNOTSUPP);
-		return reply_err(r, removexattr(path, name) < 0 ? -errno : 0);
+	} else {
+		gin = take(r, sizeof(*gin));
+		name = gin && op == FUSE_GETXATTR ? take_str(r) : NULL;
+		if (!gin || (op == FUSE_GETXATTR && !name))
+			return reply_err(r, EINVAL);
+		if (!ok_type)
+			return reply_err(r, op == FUSE_GETXATTR ? ENODATA : EOPNOTSUPP);
 	}
-	const struct fuse_getxattr_in *in = take(r, sizeof(*in));
-	const char *name = in && op == FUSE_GETXATTR ? take_str(r) : NULL;
-	if (!in || (op == FUSE_GETXATTR && !name))
-		return reply_err(r, EINVAL);
-	if (!ok_type)
-		return reply_err(r, op == FUSE_GETXATTR ? ENODATA : EOPNOTSUPP);
-	size_t size = in->size > XATTR_MAX ? XATTR_MAX : in->size;
-	uint8_t *buf = size ? out_room(r, size) : NULL;
-	if (size && !buf)
-		return reply_err(r, ERANGE);
-	ssize_t len = op == FUSE_GETXATTR ? getxattr(path, name, buf, size) : listxattr(path, (char *)buf, size);
-	if (len < 0)
-		return reply_err(r, -errno);
-	if (!size) {
-		struct fuse_getxattr_out o = { .size = (uint32_t)len };
-		return reply(r, 0, &o, sizeof(o));
+	int fd = reopen(r->s, n, O_RDONLY | O_NONBLOCK);
+	if (fd < 0)
+		return reply_err(r, fd);
+	size_t len;
+	if (op == FUSE_SETXATTR) {
+		len = reply_err(r, fsetxattr(fd, name, val, sin->size, sin->flags) < 0 ? -errno : 0);
+	} else if (op == FUSE_REMOVEXATTR) {
+		len = reply_err(r, fremovexattr(fd, name) < 0 ? -errno : 0);
+	} else {
+		size_t size = gin->size > XATTR_MAX ? XATTR_MAX : gin->size;
+		uint8_t *buf = size ? out_room(r, size) : NULL;
+		ssize_t got = size && !buf ? (errno = ERANGE, -1)
+			      : op == FUSE_GETXATTR ? fgetxattr(fd, name, buf, size)
+						    : flistxattr(fd, (char *)buf, size);
+		if (got < 0) {
+			len = reply_err(r, -errno);
+		} else if (!size) {
+			struct fuse_getxattr_out o = { .size = (uint32_t)got };
+			len = reply(r, 0, &o, sizeof(o));
+		} else {
+			len = reply(r, 0, buf, got);
+		}
 	}
-	return reply(r, 0, buf, len);
+	close(fd);
+	return len;
 }
 
 static size_t do_access(struct req *r, struct node *n)
@@ -1060,7 +1076,7 @@ static size_t do_access(struct req *r, struct node *n)
 		return reply_err(r, 0);
 	char path[40];
 	proc_name(n, path, sizeof(path));
-	return reply_err(r, faccessat(AT_FDCWD, path, in->mask & 7, 0) < 0 ? -errno : 0);
+	return reply_err(r, faccessat(r->s->proc_fd, path, in->mask & 7, 0) < 0 ? -errno : 0);
 }
 
 static size_t do_readdir(struct req *r, bool plus)
@@ -1429,6 +1445,20 @@ struct fuse_server *fuse_server_new(const char *dir, enum fuse_cache cache, char
 	key_insert(s, root);
 	s->nnodes = 1;
 	return s;
+}
+
+int fuse_server_set_root(struct fuse_server *s, int path_fd, int dir_fd)
+{
+	struct stat a, b;
+	if (fstat(path_fd, &a) < 0 || fstat(dir_fd, &b) < 0 || a.st_dev != s->root->dev || a.st_ino != s->root->ino ||
+	    b.st_dev != a.st_dev || b.st_ino != a.st_ino)
+		return -EXDEV;
+	/* same numbers, new descriptors: nothing holds the old ones */
+	if (dup3(path_fd, s->root->fd, O_CLOEXEC) < 0 || dup3(dir_fd, s->root_dir_fd, O_CLOEXEC) < 0)
+		return -errno;
+	close(path_fd);
+	close(dir_fd);
+	return 0;
 }
 
 void fuse_server_free(struct fuse_server *s)

@@ -45,6 +45,12 @@ void fuse_server_describe(struct fuse_server *s, char *buf, size_t len);
 struct dax_window;
 void fuse_server_set_dax(struct fuse_server *s, struct dax_window *w);
 
+/* Before the first request: serve the shared folder through these
+ * descriptors of the same directory (O_PATH and O_RDONLY), opened inside
+ * the workers' jail, so every lookup starts inside it. Takes them. 0, or
+ * -EXDEV when they are another directory. */
+int fuse_server_set_root(struct fuse_server *s, int path_fd, int dir_fd);
+
 /* Inodes the guest holds (for tests and debug logs). */
 unsigned fuse_server_inodes(struct fuse_server *s);
 

@@ -690,6 +690,22 @@ static void dax_per_inode(void **st)
 	dax_window_free(w);
 }
 
+/* The jail hands the server new descriptors of the folder: another
+ * directory is refused and changes nothing; the same one keeps serving. */
+static void root_moves_to_new_descriptors(void **st)
+{
+	int other = open(top, O_PATH | O_DIRECTORY), other_dir = open(top, O_RDONLY | O_DIRECTORY);
+	assert_int_equal(fuse_server_set_root(srv, other, other_dir), -EXDEV);
+	close(other);
+	close(other_dir);
+	int e;
+	assert_int_equal(lookup(FUSE_ROOT_ID, "secret", &e), 0); /* still the share: not found (negative entry) */
+	assert_int_equal(fuse_server_set_root(srv, open(share, O_PATH | O_DIRECTORY), open(share, O_RDONLY | O_DIRECTORY)), 0);
+	host_file("after", "x", 1);
+	assert_true(lookup(FUSE_ROOT_ID, "after", &e) > 0);
+	assert_int_equal(call(FUSE_STATFS, FUSE_ROOT_ID, NULL, 0), 0);
+}
+
 int main(void)
 {
 #define T(x) cmocka_unit_test_setup_teardown(x, setup, teardown)
@@ -697,6 +713,7 @@ int main(void)
 		T(create_write_read), T(create_never_opens_fifo_or_device), T(descriptor_budget), T(names_that_escape), T(symlinks_stay_in_the_guest), T(device_nodes_never_open),
 		T(links_renames_and_dirs), T(readdirplus_and_forget), T(bad_requests), T(setattr_xattr_statfs),
 		T(kill_suidgid_on_write_and_truncate), T(no_setuid_or_capabilities_from_the_guest), T(negative_lookups), T(dax_mappings), T(dax_per_inode),
+		T(root_moves_to_new_descriptors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
