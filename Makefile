@@ -40,7 +40,7 @@ CORE_SRCS := src/util/log.c src/vmm/guest_mem.c src/vmm/bus.c src/vmm/eventloop.
 	src/virtio/vsock.c src/vsock/vsock.c src/services/ignition.c src/services/timesync.c \
 	src/virtio/fs.c src/fs/fuse_server.c src/fs/dax_window.c \
 	src/boot/efi.c src/boot/kernel_unpack.c src/devices/pflash.c src/devices/fw_cfg.c src/devices/rtc.c src/devices/piix4_pm.c \
-	src/sandbox/sandbox.c
+	src/sandbox/sandbox.c src/sandbox/jail.c
 MAIN_SRCS := src/main.c
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -81,7 +81,7 @@ TEST_LIBS := -lcmocka
 UNIT_TESTS := $(BUILD)/tests/test_cmdline $(BUILD)/tests/test_virtq $(BUILD)/tests/test_kvm_api \
 	$(BUILD)/tests/test_blk_parse $(BUILD)/tests/test_balloon $(BUILD)/tests/test_log $(BUILD)/tests/test_config_lib $(BUILD)/tests/test_api $(BUILD)/tests/test_vsock \
 	$(BUILD)/tests/test_fuse $(BUILD)/tests/test_firmware $(BUILD)/tests/test_kernel_unpack $(BUILD)/tests/test_pci \
-	$(BUILD)/tests/test_nvme $(BUILD)/tests/test_qcow2
+	$(BUILD)/tests/test_nvme $(BUILD)/tests/test_qcow2 $(BUILD)/tests/test_sandbox
 
 $(BUILD)/tests/test_cmdline: tests/unit/test_cmdline.c $(BUILD)/libkvkit.a
 	@mkdir -p $(dir $@)
@@ -91,9 +91,10 @@ $(BUILD)/tests/test_config_lib: tests/unit/test_config_lib.c $(BUILD)/libkvkit.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -ljson-c $(TEST_LIBS)
 
-$(BUILD)/tests/test_api: tests/unit/test_api.c $(call obj,src/api/handler.c src/api/server.c src/util/log.c src/util/unixsock.c src/util/dynlib.c src/util/mhd_lib.c)
+$(BUILD)/tests/test_api: tests/unit/test_api.c $(call obj,src/api/handler.c src/api/server.c src/util/log.c src/util/unixsock.c src/util/dynlib.c src/util/mhd_lib.c \
+		src/sandbox/sandbox.c)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -ljson-c $(TEST_LIBS)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -ljson-c -lseccomp $(TEST_LIBS)
 
 $(BUILD)/tests/test_fuse: tests/unit/test_fuse.c $(call obj,src/fs/fuse_server.c src/fs/dax_window.c src/virtio/virtq.c src/vmm/guest_mem.c \
 		src/util/log.c)
@@ -108,6 +109,10 @@ $(BUILD)/tests/test_vsock: tests/unit/test_vsock.c $(call obj,src/vsock/vsock.c 
 $(BUILD)/tests/test_virtq: tests/unit/test_virtq.c $(call obj,src/virtio/virtq.c src/vmm/guest_mem.c src/util/log.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
+
+$(BUILD)/tests/test_sandbox: tests/unit/test_sandbox.c $(call obj,src/sandbox/sandbox.c src/sandbox/jail.c src/util/log.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lseccomp $(TEST_LIBS)
 
 $(BUILD)/tests/test_log: tests/unit/test_log.c $(call obj,src/util/log.c)
 	@mkdir -p $(dir $@)

@@ -535,6 +535,7 @@ int main(int argc, char **argv)
 		return user_error("%s", err);
 	if (g.cfg.user && sandbox_resolve_user(g.cfg.user, &g.user_uid, &g.user_gid, err, sizeof(err)) < 0)
 		return user_error("%s", err);
+	sandbox_plan(!g.cfg.sandbox_off, g.cfg.user != NULL);
 	if (g.cfg.nested && kvm_check_nested(err, sizeof(err)) < 0)
 		return user_error("%s", err);
 	if ((g.cfg.boot.kind == KV_BOOT_EFI ? efi_boot_validate(&g.cfg.boot, err, sizeof(err))
@@ -585,7 +586,7 @@ int main(int argc, char **argv)
 		cleanup();
 		return user_error("%s", err);
 	}
-	sandbox_test_hook();
+	sandbox_test_hook("main");
 	if (vm_start(&g.vm) < 0) {
 		cleanup();
 		return user_error("cannot start the vCPUs");
@@ -596,6 +597,8 @@ int main(int argc, char **argv)
 		if (v && timesync_start(v, g.cfg.timesync_port) < 0)
 			log_warn("timesync: cannot start the watcher");
 	}
+	/* after the last thread is created: the I/O thread's list has no clone */
+	sandbox_thread(SANDBOX_IO);
 	log_info("waiting for VM to stop");
 	ev_run(&g.vm.ev);
 

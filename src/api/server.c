@@ -2,6 +2,7 @@
  * before the guest runs, and libmicrohttpd serving on its own thread so a
  * busy guest or device never delays an answer. */
 #define _GNU_SOURCE
+#include <sys/prctl.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +20,7 @@
 #include "api.h"
 #include "../util/mhd_lib.h"
 #include "../util/unixsock.h"
+#include "../sandbox/sandbox.h"
 
 #define MAX_LISTENERS 2
 #define DRAIN_TIMEOUT_MS 2000
@@ -230,6 +232,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 				  const char *version, const char *upload, size_t *upload_size, void **con_cls)
 {
 	(void)version;
+	static __thread bool named; /* libmicrohttpd's thread, for top -H and the sandbox's messages */
+	if (!named)
+		named = prctl(PR_SET_NAME, "rest-api", 0, 0, 0) == 0;
+	sandbox_thread(SANDBOX_HTTP);
 	const bool *tcp = cls;
 	struct req *rq = *con_cls;
 	if (!rq) {

@@ -5,6 +5,7 @@
  * qcow2 (whose metadata lookups and allocation are synchronous calls), a
  * small pool of worker threads does the calls. */
 #define _GNU_SOURCE
+#include <sys/prctl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
@@ -25,6 +26,7 @@
 #include "../vmm/eventloop.h"
 #include "backend.h"
 #include "qcow2.h"
+#include "../sandbox/sandbox.h"
 
 #define POOL_THREADS 4
 
@@ -235,6 +237,8 @@ static long pool_do(struct file_backend *f, struct blk_io *io)
 static void *pool_worker(void *opaque)
 {
 	struct file_backend *f = opaque;
+	prctl(PR_SET_NAME, "blk-io", 0, 0, 0);
+	sandbox_thread(SANDBOX_BLOCK);
 	pthread_mutex_lock(&f->lock);
 	for (;;) {
 		while (!f->todo && !f->stopping)
@@ -247,6 +251,7 @@ static void *pool_worker(void *opaque)
 			f->todo_tail = &f->todo;
 		pthread_mutex_unlock(&f->lock);
 		long r;
+		sandbox_thread(SANDBOX_BLOCK);
 		do {
 			r = pool_do(f, io);
 		} while (r == -EINTR || !account(io, r));

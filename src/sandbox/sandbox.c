@@ -1,15 +1,20 @@
-/* The system-call filter (libseccomp). One allow-list for the whole
- * process, loaded with TSYNC from the main thread just before the vCPUs
- * start: every device, socket, library (libnbd, libmicrohttpd are dlopen()ed
- * before) and file kvkit needs at start is open by then. What is left is
- * what a running VMM does: I/O on open descriptors, KVM ioctls, memory,
- * threads, the shared folder's file operations, sockets for NAT, NBD
- * reconnects and the REST API. Not allowed, among others: execve, fork,
- * ptrace, mount, namespaces, bpf, perf, kernel modules, keyrings, and
- * sockets other than unix, inet, inet6 and route netlink.
+/* The system-call filter (libseccomp), in two layers.
  *
- * A call outside the list traps: the SIGSYS handler names it on stderr and
- * the process dies of SIGSYS. The call itself never runs. */
+ * The process-wide list, loaded with TSYNC from the main thread just before
+ * the vCPUs start: every device, socket, library (libnbd, libmicrohttpd are
+ * dlopen()ed before) and file kvkit needs at start is open by then. It
+ * allows what a running VMM does, all threads together. Not allowed, among
+ * others: execve, fork, ptrace, mount, namespaces, bpf, perf, kernel
+ * modules, keyrings, and sockets other than unix, inet, inet6 and route
+ * netlink.
+ *
+ * Then each thread narrows itself to its role's list (sandbox_thread()):
+ * a vCPU thread cannot open files, make sockets or touch the shared
+ * folder's namespace, a disk thread only does I/O, and so on. Filters only
+ * ever add up, so a thread can never get back what it gave away.
+ *
+ * A call outside the lists traps: the SIGSYS handler names it and the
+ * thread on stderr and the process dies of SIGSYS. The call never runs. */
 #define _GNU_SOURCE
 #include "sandbox.h"
 #include <errno.h>
@@ -23,44 +28,100 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include "../util/log.h"
 
-/* Measured on the e2e suite (plain and ASan builds) with strace; see
- * docs/security.md for how to redo it. */
-static const char *const allowed[] = {
-	/* file and descriptor I/O */
-	"read", "write", "pread64", "pwrite64", "readv", "writev", "preadv", "pwritev", "preadv2", "pwritev2",
-	"lseek", "close", "openat", "fstat", "newfstatat", "statx", "fsync", "fdatasync", "fallocate",
-	"ftruncate", "getdents64", "fcntl", "dup", "dup2", "dup3", "pipe2", "flock", "fadvise64",
-	"sync_file_range", "syncfs", "copy_file_range", "statfs", "fstatfs", "faccessat", "faccessat2", "getcwd", "fchdir",
-	/* the same through glibc's older entry points (no more power than the *at calls) */
-	"unlink", "rmdir", "rename", "mkdir", "access", "readlink", "stat", "lstat", "pipe", "getdents", "open",
-	"creat", "chmod", "chown", "lchown", "truncate", "link", "symlink", "mknod", "utime", "utimes", "futimesat",
-	/* the shared folder (src/fs): namespace and metadata operations */
-	"unlinkat", "renameat", "renameat2", "mkdirat", "mknodat", "symlinkat", "linkat", "readlinkat", "fchmod",
-	"fchmodat", "fchown", "fchownat", "utimensat", "fsetxattr", "fgetxattr", "flistxattr", "fremovexattr",
-	"lsetxattr", "lgetxattr", "llistxattr", "lremovexattr", "setxattr", "getxattr", "listxattr",
-	"removexattr", "setfsuid", "setfsgid",
-	/* memory: guest RAM, balloon, DAX window, allocators */
-	"mmap", "munmap", "mprotect", "madvise", "mremap", "brk",
-	/* event loop */
-	"epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait", "eventfd2", "timerfd_create",
-	"timerfd_settime", "timerfd_gettime", "poll", "ppoll", "select", "pselect6", "signalfd4",
-	/* sockets (socket() itself is checked below) */
-	"socketpair", "bind", "listen", "accept", "accept4", "connect", "getsockname", "getpeername",
-	"setsockopt", "getsockopt", "sendto", "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg",
-	"shutdown",
-	/* threads, signals, time */
-	"futex", "set_robust_list", "rseq", "exit", "exit_group", "gettid", "getpid", "rt_sigaction",
-	"rt_sigprocmask", "rt_sigreturn", "sigaltstack", "sched_yield", "sched_getaffinity", "nanosleep",
-	"clock_nanosleep", "clock_gettime", "gettimeofday", "getrandom", "prctl", "uname", "prlimit64",
-	"getrlimit", "getuid", "geteuid", "getgid", "getegid", "restart_syscall",
-	/* KVM, tap, block devices; io_uring (its rings are only for disk I/O) */
-	"ioctl", "io_uring_setup", "io_uring_enter", "io_uring_register",
+/* The calls, in groups. Measured on the e2e suite (plain and ASan builds)
+ * with strace, thread by thread; see docs/security.md for how to redo it.
+ * The process-wide filter allows every group; each thread then narrows
+ * itself to the groups of its role (roles[] below). */
+enum {
+	G_BASIC,    /* every thread: memory, locks, time, logging, exit, SIGSYS handler */
+	G_IO,       /* I/O on descriptors already open */
+	G_OPEN,     /* opening and examining files by name */
+	G_SHARE,    /* the shared folder's namespace and metadata operations */
+	G_EVENTS,   /* event loop and waiting */
+	G_NET,      /* sockets on descriptors, and creating them (socket() checked below) */
+	G_THREADS,  /* creating threads (clone with CLONE_THREAD only, below) */
+	G_IOCTL,    /* KVM, tap, block devices */
+	G_URING,    /* io_uring (its rings are limited to disk I/O) */
+	G_COUNT
+};
+
+static const char *const group_calls[G_COUNT][72] = {
+	[G_BASIC] = { "mmap", "munmap", "mprotect", "madvise", "mremap", "brk", "futex", "set_robust_list",
+		      "rseq", "exit", "exit_group", "gettid", "getpid", "rt_sigaction", "rt_sigprocmask",
+		      "rt_sigreturn", "sigaltstack", "sched_yield", "sched_getaffinity", "nanosleep",
+		      "clock_nanosleep", "clock_gettime", "gettimeofday", "getrandom", "restart_syscall",
+		      "write", "writev", "close", "getuid", "geteuid", "getgid", "getegid", "uname", "getrlimit",
+		      "prlimit64" },
+	[G_IO] = { "read", "pread64", "pwrite64", "readv", "preadv", "pwritev", "preadv2", "pwritev2", "lseek",
+		   "fstat", "fsync", "fdatasync", "fallocate", "ftruncate", "fcntl", "dup", "dup2", "dup3",
+		   "pipe2", "pipe", "flock", "fadvise64", "sync_file_range", "syncfs", "copy_file_range", "fstatfs",
+		   "getdents64", "getdents" },
+	[G_OPEN] = { "openat", "open", "creat", "newfstatat", "statx", "stat", "lstat", "statfs", "faccessat",
+		     "faccessat2", "access", "getcwd", "fchdir", "readlink", "readlinkat", "unlink", "rename" },
+	/* glibc's older path-based entry points (chmod, ...) do no more than
+	 * the *at calls; the share reaches them through /proc/self/fd */
+	[G_SHARE] = { "unlinkat", "renameat", "renameat2", "mkdirat", "mknodat", "symlinkat", "linkat",
+		      "fchmod", "fchmodat", "fchown", "fchownat", "utimensat", "fsetxattr", "fgetxattr",
+		      "flistxattr", "fremovexattr", "lsetxattr", "lgetxattr", "llistxattr", "lremovexattr",
+		      "setxattr", "getxattr", "listxattr", "removexattr", "setfsuid", "setfsgid", "rmdir", "mkdir",
+		      "chmod", "chown", "lchown", "truncate", "link", "symlink", "mknod", "utime", "utimes",
+		      "futimesat" },
+	[G_EVENTS] = { "epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait", "eventfd2", "timerfd_create",
+		       "timerfd_settime", "timerfd_gettime", "poll", "ppoll", "select", "pselect6", "signalfd4" },
+	[G_NET] = { "socketpair", "bind", "listen", "accept", "accept4", "connect", "getsockname", "getpeername",
+		    "setsockopt", "getsockopt", "sendto", "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg",
+		    "shutdown" },
+	[G_IOCTL] = { "ioctl" },
+	[G_URING] = { "io_uring_setup", "io_uring_enter", "io_uring_register" },
+};
+
+#define BIT(g) (1u << (g))
+#define ALL_GROUPS (BIT(G_COUNT) - 1)
+
+#define CAP(c) (1ull << (c))
+/* A shared folder served by root acts for the guest's root: it gives files
+ * to the guest's users, reaches files whatever their mode, changes modes
+ * and times on files it does not own, and keeps the setgid bit of
+ * directories. Nothing else needs a capability once the VM runs. */
+#define SHARE_CAPS (CAP(CAP_CHOWN) | CAP(CAP_DAC_OVERRIDE) | CAP(CAP_DAC_READ_SEARCH) | CAP(CAP_FOWNER) | CAP(CAP_FSETID))
+
+/* What each kind of thread may do once it has taken its list, and the
+ * capabilities it keeps when kvkit runs as root without --user. */
+static const struct role {
+	const char *name;
+	unsigned groups;
+	uint64_t caps;
+} roles[SANDBOX_ROLES] = {
+	/* KVM_RUN and the exits it hands back: port and MMIO devices, PCI
+	 * config (ioeventfds, irqfds, memory slots), the flash store */
+	[SANDBOX_VCPU] = { .name = "vcpu", .groups = BIT(G_BASIC) | BIT(G_IO) | BIT(G_IOCTL) },
+	/* the event loop: virtqueues, NAT, vsock, tap, NBD, disks' rings; it
+	 * opens files by name to rotate console logs, and at exit to remove
+	 * the pidfile, the cloud-init seed and to save the EFI variables */
+	[SANDBOX_IO] = { .name = "io",
+			 .groups = BIT(G_BASIC) | BIT(G_IO) | BIT(G_OPEN) | BIT(G_EVENTS) | BIT(G_NET) | BIT(G_IOCTL) |
+				   BIT(G_URING) },
+	/* a shared folder's FUSE requests */
+	[SANDBOX_SHARE] = { .name = "share",
+			    .groups = BIT(G_BASIC) | BIT(G_IO) | BIT(G_OPEN) | BIT(G_SHARE) | BIT(G_EVENTS),
+			    .caps = SHARE_CAPS },
+	/* disk reads, writes, flushes and discards without io_uring */
+	[SANDBOX_BLOCK] = { .name = "block", .groups = BIT(G_BASIC) | BIT(G_IO) },
+	/* the REST API's and Ignition's HTTP servers (libmicrohttpd); pause
+	 * and resume save and restore the guest clock (KVM ioctls) */
+	[SANDBOX_HTTP] = { .name = "http", .groups = BIT(G_BASIC) | BIT(G_IO) | BIT(G_EVENTS) | BIT(G_NET) | BIT(G_IOCTL) },
+	/* the time-sync watcher: waits, then talks to the guest agent over vsock */
+	[SANDBOX_TIMESYNC] = { .name = "timesync", .groups = BIT(G_BASIC) | BIT(G_IO) | BIT(G_EVENTS) },
 };
 
 static char names[512][24]; /* for the SIGSYS handler: no allocation there */
@@ -120,6 +181,127 @@ static int add(scmp_filter_ctx ctx, uint32_t action, const char *name, unsigned 
 	return seccomp_rule_add_array(ctx, action, nr, nargs, cmp);
 }
 
+/* One filter: the calls of the groups in mask, plus the calls allowed only
+ * with certain arguments. The process-wide filter (base) also lets a
+ * thread add its own, narrower filter. */
+static scmp_filter_ctx build(unsigned mask, bool base, uint32_t otherwise)
+{
+	scmp_filter_ctx ctx = seccomp_init(otherwise);
+	if (!ctx)
+		return NULL;
+	int r = base ? seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1) : 0;
+	for (unsigned g = 0; g < G_COUNT; g++)
+		for (size_t i = 0; r == 0 && (mask & BIT(g)) && i < sizeof(group_calls[g]) / sizeof(group_calls[g][0]) &&
+				   group_calls[g][i];
+		     i++)
+			if ((r = add(ctx, SCMP_ACT_ALLOW, group_calls[g][i], 0)) < 0)
+				log_error("sandbox: cannot allow %s", group_calls[g][i]);
+	/* glibc opens a file now and then on its own (malloc reads
+	 * /proc/sys/vm/overcommit_memory the first time a thread's heap
+	 * shrinks): a thread that opens nothing gets EACCES, not a trap */
+	bool learning = otherwise == SCMP_ACT_LOG; /* there, every open is seen */
+	if (r == 0 && !base && !learning && !(mask & BIT(G_OPEN)))
+		r = add(ctx, SCMP_ACT_ERRNO(EACCES), "openat", 0);
+	if (r == 0 && !base && !learning && !(mask & BIT(G_OPEN)))
+		r = add(ctx, SCMP_ACT_ERRNO(EACCES), "open", 0);
+	pid_t pid = getpid();
+	/* threads only: no new processes */
+	if (r == 0 && (mask & BIT(G_THREADS)))
+		r = add(ctx, SCMP_ACT_ALLOW, "clone", 1, arg(0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
+	/* clone3's flags are behind a pointer the filter cannot read: glibc
+	 * falls back to clone on ENOSYS */
+	if (r == 0)
+		r = add(ctx, SCMP_ACT_ERRNO(ENOSYS), "clone3", 0);
+	/* prctl: anything at start; a thread that took its list only names
+	 * itself or reads its name (the SIGSYS handler) */
+	if (r == 0 && base)
+		r = add(ctx, SCMP_ACT_ALLOW, "prctl", 0);
+	if (r == 0 && !base)
+		r = add(ctx, SCMP_ACT_ALLOW, "prctl", 1, arg(0, SCMP_CMP_EQ, PR_SET_NAME, 0));
+	if (r == 0 && !base)
+		r = add(ctx, SCMP_ACT_ALLOW, "prctl", 1, arg(0, SCMP_CMP_EQ, PR_GET_NAME, 0));
+	/* signals to itself only (vCPU kicks, raise() in the SIGSYS handler) */
+	if (r == 0)
+		r = add(ctx, SCMP_ACT_ALLOW, "tgkill", 1, arg(0, SCMP_CMP_EQ, (scmp_datum_t)pid, 0));
+	if (r == 0)
+		r = add(ctx, SCMP_ACT_ALLOW, "kill", 1, arg(0, SCMP_CMP_EQ, (scmp_datum_t)pid, 0));
+	/* sockets: unix (API, vsock, gvproxy), inet (NAT, NBD, REST), route
+	 * netlink (getaddrinfo); other families are a common way into the
+	 * kernel and kvkit has no use for them */
+	if (r == 0 && (mask & BIT(G_NET)))
+		r = add(ctx, SCMP_ACT_ALLOW, "socket", 1, arg(0, SCMP_CMP_EQ, AF_UNIX, 0));
+	if (r == 0 && (mask & BIT(G_NET)))
+		r = add(ctx, SCMP_ACT_ALLOW, "socket", 1, arg(0, SCMP_CMP_EQ, AF_INET, 0));
+	if (r == 0 && (mask & BIT(G_NET)))
+		r = add(ctx, SCMP_ACT_ALLOW, "socket", 1, arg(0, SCMP_CMP_EQ, AF_INET6, 0));
+	if (r == 0 && (mask & BIT(G_NET)))
+		r = add(ctx, SCMP_ACT_ALLOW, "socket", 2, arg(0, SCMP_CMP_EQ, AF_NETLINK, 0),
+			arg(2, SCMP_CMP_EQ, NETLINK_ROUTE, 0));
+	/* a thread narrows itself (sandbox_thread): a filter and fewer
+	 * capabilities; no thread can widen either */
+	if (r == 0 && base)
+		r = add(ctx, SCMP_ACT_ALLOW, "seccomp", 2, arg(0, SCMP_CMP_EQ, SECCOMP_SET_MODE_FILTER, 0),
+			arg(1, SCMP_CMP_EQ, 0, 0));
+	if (r == 0 && base)
+		r = add(ctx, SCMP_ACT_ALLOW, "capget", 0);
+	if (r == 0 && base)
+		r = add(ctx, SCMP_ACT_ALLOW, "capset", 0);
+#ifdef __SANITIZE_ADDRESS__
+	/* ASan's report starts llvm-symbolizer: let that fail, not trap, so
+	 * the report still prints (unsymbolized) */
+	if (r == 0)
+		r = add(ctx, SCMP_ACT_ERRNO(EPERM), "execve", 0);
+	if (r == 0)
+		r = add(ctx, SCMP_ACT_ERRNO(EPERM), "clone", 1, arg(0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0));
+	if (r == 0)
+		r = add(ctx, SCMP_ACT_ERRNO(EPERM), "vfork", 0);
+#endif
+	if (r < 0) {
+		seccomp_release(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+/* Each role's filter, compiled to BPF before the base filter goes on, so
+ * that a thread takes it with one system call and no allocation. */
+static struct sock_fprog progs[SANDBOX_ROLES];
+static bool active;
+static bool drop_caps; /* root without --user, sandbox on */
+static bool planned_on;
+static __thread bool narrowed, caps_dropped;
+
+static int compile(unsigned mask, struct sock_fprog *prog)
+{
+	uint32_t otherwise = SCMP_ACT_TRAP;
+#ifdef KVKIT_TEST_HOOKS
+	/* the learning run (docs/security.md): a thread's calls outside its
+	 * list are logged by the kernel (dmesg, audit type 1326) and allowed */
+	const char *learn = getenv("KVKIT_SANDBOX_LEARN");
+	if (learn && *learn == '1')
+		otherwise = SCMP_ACT_LOG;
+#endif
+	scmp_filter_ctx ctx = build(mask, false, otherwise);
+	if (!ctx)
+		return -EINVAL;
+	int r = -errno, fd = memfd_create("kvkit-seccomp", MFD_CLOEXEC);
+	if (fd >= 0)
+		r = seccomp_export_bpf(ctx, fd);
+	seccomp_release(ctx);
+	off_t len = r == 0 ? lseek(fd, 0, SEEK_END) : -1;
+	if (r == 0 && (len <= 0 || len % sizeof(struct sock_filter) || len / sizeof(struct sock_filter) > 0xffff))
+		r = -EINVAL;
+	if (r == 0 && !(prog->filter = malloc((size_t)len)))
+		r = -ENOMEM;
+	if (r == 0 && pread(fd, prog->filter, (size_t)len, 0) != len)
+		r = -EIO;
+	if (r == 0)
+		prog->len = (unsigned short)(len / sizeof(struct sock_filter));
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
 int sandbox_enter(bool filter, char *err, size_t errlen)
 {
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
@@ -142,60 +324,71 @@ int sandbox_enter(bool filter, char *err, size_t errlen)
 		snprintf(err, errlen, "sandbox: cannot catch SIGSYS: %s", strerror(errno));
 		return -1;
 	}
-	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_TRAP);
-	if (!ctx) {
-		snprintf(err, errlen, "sandbox: cannot create the system-call filter");
-		return -1;
-	}
-	int r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
-	pid_t pid = getpid();
-	for (size_t i = 0; r == 0 && i < sizeof(allowed) / sizeof(allowed[0]); i++)
-		if ((r = add(ctx, SCMP_ACT_ALLOW, allowed[i], 0)) < 0)
-			log_error("sandbox: cannot allow %s", allowed[i]);
-	/* threads only: no new processes */
-	if (r == 0)
-		r = add(ctx, SCMP_ACT_ALLOW, "clone", 1, arg(0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
-	/* clone3's flags are behind a pointer the filter cannot read: glibc
-	 * falls back to clone on ENOSYS */
-	if (r == 0)
-		r = add(ctx, SCMP_ACT_ERRNO(ENOSYS), "clone3", 0);
-	/* signals to itself only */
-	if (r == 0)
-		r = add(ctx, SCMP_ACT_ALLOW, "tgkill", 1, arg(0, SCMP_CMP_EQ, (scmp_datum_t)pid, 0));
-	if (r == 0)
-		r = add(ctx, SCMP_ACT_ALLOW, "kill", 1, arg(0, SCMP_CMP_EQ, (scmp_datum_t)pid, 0));
-	/* sockets: unix (API, vsock, gvproxy), inet (NAT, NBD, REST), route
-	 * netlink (getaddrinfo); other families are a common way into the
-	 * kernel and kvkit has no use for them */
-	if (r == 0)
-		r = add(ctx, SCMP_ACT_ALLOW, "socket", 1, arg(0, SCMP_CMP_EQ, AF_UNIX, 0));
-	if (r == 0)
-		r = add(ctx, SCMP_ACT_ALLOW, "socket", 1, arg(0, SCMP_CMP_EQ, AF_INET, 0));
-	if (r == 0)
-		r = add(ctx, SCMP_ACT_ALLOW, "socket", 1, arg(0, SCMP_CMP_EQ, AF_INET6, 0));
-	if (r == 0)
-		r = add(ctx, SCMP_ACT_ALLOW, "socket", 2, arg(0, SCMP_CMP_EQ, AF_NETLINK, 0),
-			arg(2, SCMP_CMP_EQ, NETLINK_ROUTE, 0));
-#ifdef __SANITIZE_ADDRESS__
-	/* ASan's report starts llvm-symbolizer: let that fail, not trap, so
-	 * the report still prints (unsymbolized) */
-	if (r == 0)
-		r = add(ctx, SCMP_ACT_ERRNO(EPERM), "execve", 0);
-	if (r == 0)
-		r = add(ctx, SCMP_ACT_ERRNO(EPERM), "clone", 1, arg(0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0));
-	if (r == 0)
-		r = add(ctx, SCMP_ACT_ERRNO(EPERM), "vfork", 0);
-#endif
-	if (r == 0)
-		r = seccomp_load(ctx);
+	int r = 0;
+	for (unsigned i = 0; r == 0 && i < SANDBOX_ROLES; i++)
+		r = compile(roles[i].groups, &progs[i]);
+	scmp_filter_ctx ctx = r == 0 ? build(ALL_GROUPS, true, SCMP_ACT_TRAP) : NULL;
+	r = r < 0 ? r : !ctx ? -EINVAL : seccomp_load(ctx);
 	seccomp_release(ctx);
 	if (r < 0) {
 		snprintf(err, errlen, "sandbox: cannot load the system-call filter: %s (--sandbox off runs without)",
 			 strerror(-r));
 		return -1;
 	}
-	log_debug("sandbox: system-call filter on, %zu calls allowed", sizeof(allowed) / sizeof(allowed[0]) + 4);
+	__atomic_store_n(&active, true, __ATOMIC_RELEASE);
+	log_debug("sandbox: system-call filter on for every thread");
 	return 0;
+}
+
+void sandbox_plan(bool on, bool switching_user)
+{
+	/* with --user, the switch takes every capability from every thread
+	 * (glibc has each thread call setresuid, which a thread without
+	 * CAP_SETUID would fail); without the sandbox, nothing is taken */
+	drop_caps = on && !switching_user;
+	planned_on = on;
+}
+
+bool sandbox_jails_shares(void)
+{
+	return planned_on && geteuid() == 0;
+}
+
+/* Keep only the role's capabilities. Capabilities belong to a thread, so
+ * each thread drops its own. */
+static void limit_caps(enum sandbox_role role)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2];
+	if (syscall(SYS_capget, &h, d) < 0)
+		return;
+	uint64_t have = d[0].permitted | (uint64_t)d[1].permitted << 32, keep = have & roles[role].caps;
+	if (have == keep && !d[0].inheritable && !d[1].inheritable)
+		return;
+	for (int i = 0; i < 2; i++) {
+		d[i].permitted = d[i].effective = (uint32_t)(keep >> (32 * i));
+		d[i].inheritable = 0;
+	}
+	if (syscall(SYS_capset, &h, d) < 0)
+		log_warn("sandbox: cannot drop the capabilities of a %s thread: %s", roles[role].name, strerror(errno));
+}
+
+void sandbox_thread(enum sandbox_role role)
+{
+	if (drop_caps && !caps_dropped) {
+		caps_dropped = true;
+		limit_caps(role);
+	}
+	if (narrowed || !__atomic_load_n(&active, __ATOMIC_ACQUIRE))
+		return;
+	narrowed = true;
+	char comm[17] = "";
+	prctl(PR_GET_NAME, comm, 0, 0, 0);
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &progs[role]) < 0) {
+		log_warn("sandbox: thread %s keeps the process-wide list: %s", comm, strerror(errno));
+		return;
+	}
+	log_debug("sandbox: thread %d (%s) takes the %s list", (int)syscall(SYS_gettid), comm, roles[role].name);
 }
 
 int sandbox_resolve_user(const char *user, uid_t *uid, gid_t *gid, char *err, size_t errlen)
@@ -246,17 +439,25 @@ int sandbox_drop_user(uid_t uid, gid_t gid, const char *const *own, size_t n, ch
 	return 0;
 }
 
-void sandbox_test_hook(void)
+void sandbox_test_hook(const char *where)
 {
 #ifdef KVKIT_TEST_HOOKS
 	const char *name = getenv("KVKIT_TEST_FORBIDDEN_SYSCALL");
 	if (!name || !*name)
 		return;
+	const char *colon = strchr(name, ':');
+	size_t wl = strlen(where);
+	if (colon ? (size_t)(colon - name) != wl || strncmp(name, where, wl) : strcmp(where, "main"))
+		return;
+	if (colon)
+		name = colon + 1;
 	int nr = seccomp_syscall_resolve_name(name);
 	if (nr == __NR_SCMP_ERROR)
 		return;
 	log_info("test hook: calling %s", name);
 	syscall(nr, 0, 0, 0, 0, 0, 0);
 	log_info("test hook: %s returned: %s", name, strerror(errno));
+#else
+	(void)where;
 #endif
 }

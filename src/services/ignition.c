@@ -4,6 +4,7 @@
  * (HEAD without a body), keep-alive, Range. Headers must arrive within 10 s;
  * a connection idle for 60 s between requests is closed. */
 #include "ignition.h"
+#include <sys/prctl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 #include "../util/log.h"
 #include "../util/mhd_lib.h"
+#include "../sandbox/sandbox.h"
 
 #define HEADER_TIMEOUT_S 10
 #define IDLE_TIMEOUT_S 60
@@ -99,6 +101,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 				  const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
 	(void)cls; (void)version; (void)upload_data;
+	static __thread bool named; /* libmicrohttpd's thread, for top -H and the sandbox's messages */
+	if (!named)
+		named = prctl(PR_SET_NAME, "ignition", 0, 0, 0) == 0;
+	sandbox_thread(SANDBOX_HTTP);
 	if (!*con_cls) { /* headers are in: from now on the idle timeout applies */
 		*con_cls = conn;
 		MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S);

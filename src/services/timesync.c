@@ -5,6 +5,7 @@
  * 1, 2, 4 ... 30 s, for 2 minutes per trigger (the boot trigger: every
  * 5 s at most, until it works). The watcher never stops for good. */
 #include "timesync.h"
+#include <sys/prctl.h>
 #include <errno.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 #include "../util/log.h"
 #include "../vsock/vsock.h"
+#include "../sandbox/sandbox.h"
 
 #define SAMPLE_S 5
 #define ANSWER_TIMEOUT_MS 5000
@@ -116,11 +118,13 @@ static void arm(struct attempt *a, int64_t mono_now)
 static void *watcher(void *arg)
 {
 	(void)arg;
+	prctl(PR_SET_NAME, "timesync", 0, 0, 0);
 	bool boot = true;
 	struct attempt a;
 	arm(&a, now_ns(CLOCK_MONOTONIC));
 	int64_t slept = now_ns(CLOCK_BOOTTIME) - now_ns(CLOCK_MONOTONIC);
 	while (!ts.stop) {
+		sandbox_thread(SANDBOX_TIMESYNC);
 		int64_t mono = now_ns(CLOCK_MONOTONIC);
 		int64_t s = now_ns(CLOCK_BOOTTIME) - mono;
 		if (s - slept >= 1000000000LL) {

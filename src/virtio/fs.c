@@ -27,6 +27,8 @@
 #include "../vmm/vm.h"
 #include "devices.h"
 #include "virtio_pci.h"
+#include "../sandbox/jail.h"
+#include "../sandbox/sandbox.h"
 
 #define VIRTIO_ID_FS 26
 #define REQUEST_QUEUES 2
@@ -49,7 +51,8 @@ struct fs_dev {
 	int dax_slot;
 	struct ev_watch dax_tick;
 	pthread_t workers[WORKERS];
-	unsigned nworkers;
+	unsigned nworkers, ready; /* started, and done setting themselves up */
+	struct jail jail; /* the workers' mount namespace: only the folder */
 	struct fs_dev *next;
 };
 
@@ -146,8 +149,15 @@ static void *worker(void *arg)
 		umask(0);
 	else
 		log_debug("virtio-fs: unshare(CLONE_FS): %m; kvkit's umask applies to guest-created files");
+	int r = s->jail.ns >= 0 ? jail_enter(&s->jail) : 0;
+	if (r == 0)
+		sandbox_thread(SANDBOX_SHARE);
+	else /* the others serve: this one would see the whole host */
+		log_error("virtio-fs %s: a worker cannot enter the folder's jail: %s", s->tag, strerror(-r));
 	pthread_mutex_lock(&s->lock);
-	for (;;) {
+	s->ready++; /* the creator waits: kvkit may drop root next */
+	pthread_cond_broadcast(&s->idle);
+	while (r == 0) {
 		while (s->has_leader && !s->quit)
 			pthread_cond_wait(&s->promote, &s->lock);
 		if (s->quit)
@@ -167,6 +177,7 @@ static void *worker(void *arg)
 		s->busy++;
 		pthread_mutex_unlock(&s->lock);
 
+		sandbox_thread(SANDBOX_SHARE);
 		serve(s, &e, q, gen);
 
 		pthread_mutex_lock(&s->lock);
@@ -329,12 +340,26 @@ int virtio_fs_create(struct vm *vm, const struct kv_fs *fs, char *err, size_t er
 		return -1;
 	}
 	snprintf(s->tag, sizeof(s->tag), "%s", tag);
+	s->jail = (struct jail){ .ns = -1, .root_path = -1, .root_dir = -1 };
+	if (sandbox_jails_shares()) {
+		int r = jail_make(dir, &s->jail, why, sizeof(why)) < 0 ? -1
+			: fuse_server_set_root(s->srv, s->jail.root_path, s->jail.root_dir);
+		if (r == 0) {
+			s->jail.root_path = s->jail.root_dir = -1; /* the server's now */
+		} else {
+			if (r < -1)
+				snprintf(why, sizeof(why), "the folder inside the jail is another one: %s", strerror(-r));
+			log_warn("virtio-fs %s: %s; its workers see the host's whole file system", tag, why);
+			jail_free(&s->jail);
+		}
+	}
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->promote, NULL);
 	pthread_cond_init(&s->idle, NULL);
 	if (fs->dax_mib && dax_setup(vm, s, (uint64_t)fs->dax_mib << 20, why, sizeof(why)) < 0) {
 		snprintf(err, errlen, "virtio-fs %s: %s", tag, why);
 		fuse_server_free(s->srv);
+		jail_free(&s->jail);
 		free(s);
 		return -1;
 	}
@@ -346,6 +371,7 @@ int virtio_fs_create(struct vm *vm, const struct kv_fs *fs, char *err, size_t er
 		if (s->quit_efd >= 0)
 			close(s->quit_efd);
 		fuse_server_free(s->srv);
+		jail_free(&s->jail);
 		dax_window_free(s->dax);
 		free(s);
 		return -1;
@@ -364,6 +390,10 @@ int virtio_fs_create(struct vm *vm, const struct kv_fs *fs, char *err, size_t er
 		snprintf(err, errlen, "virtio-fs: cannot start worker threads");
 		return -1;
 	}
+	pthread_mutex_lock(&s->lock);
+	while (s->ready < s->nworkers)
+		pthread_cond_wait(&s->idle, &s->lock);
+	pthread_mutex_unlock(&s->lock);
 	s->next = all_fs;
 	all_fs = s;
 	return 0;
@@ -390,6 +420,7 @@ void virtio_fs_close_all(void)
 				  fuse_server_inodes(s->srv), line);
 		}
 		fuse_server_free(s->srv);
+		jail_free(&s->jail);
 		s->srv = NULL;
 	}
 }

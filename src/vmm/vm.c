@@ -16,6 +16,7 @@
 #include "../arch/x86/cpu.h"
 #include "../arch/x86/layout.h"
 #include "../util/log.h"
+#include "../sandbox/sandbox.h"
 
 
 static int read_sys_flag(const char *path)
@@ -398,6 +399,8 @@ static void *vcpu_thread(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	sandbox_thread(SANDBOX_VCPU);
+	sandbox_test_hook("vcpu");
 
 	while (!c->vm->vcpus_exit) {
 		if (__atomic_load_n(&c->vm->pause_req, __ATOMIC_SEQ_CST)) {

@@ -1,8 +1,11 @@
 """The sandbox (issue 23, docs/security.md): a guest that uses a disk, NAT,
 vsock, a shared folder and the REST API runs under the default system-call
-filter, and every kvkit thread shows NoNewPrivs 1 and Seccomp 2; a
+filter, and every kvkit thread shows NoNewPrivs 1 and Seccomp 2, the
+threads that worked with their own list on top of the process-wide one, and
+the shared folder's workers in a mount namespace holding only the folder; a
 forbidden system call (a test hook built into ASan builds only) kills kvkit
-with a line naming the call; --sandbox off runs without the filter."""
+with a line naming the call, also one the process-wide list allows but the
+vCPU thread's does not; --sandbox off runs without the filter."""
 import http.server
 import os
 import pwd
@@ -48,7 +51,7 @@ class Page(http.server.BaseHTTPRequestHandler):
 
 
 def threads(pid):
-    """{tid: (name, NoNewPrivs, Seccomp, Uid, CapEff, CapPrm)} of every thread of pid."""
+    """{tid: (name, NoNewPrivs, Seccomp, Uid, CapEff, CapPrm, Seccomp_filters)} of every thread of pid."""
     out = {}
     for tid in os.listdir("/proc/%d/task" % pid):
         f = {}
@@ -56,7 +59,8 @@ def threads(pid):
             for line in s:
                 k, _, v = line.partition(":")
                 f[k] = v.strip()
-        out[tid] = (f["Name"], f["NoNewPrivs"], f["Seccomp"], f["Uid"].split()[0], f["CapEff"], f["CapPrm"])
+        out[tid] = (f["Name"], f["NoNewPrivs"], f["Seccomp"], f["Uid"].split()[0], f["CapEff"], f["CapPrm"],
+                    f["Seccomp_filters"])
     return out
 
 
@@ -103,10 +107,13 @@ def test_sandboxed_guest_uses_disk_nat_vsock_share_and_api(tmp_path, tools, user
 
     def on_line(text):
         if text == "SANDBOX-CHECK":
-            with open(pidf) as f:
-                seen["threads"] = threads(int(f.read()))
             seen["state"] = subprocess.run(["curl", "-s", "--unix-socket", api, "http://kvkit/vm/state"],
                                            capture_output=True, text=True, timeout=30).stdout
+            with open(pidf) as f:
+                seen["pid"] = f.read().strip()
+                seen["threads"] = threads(int(seen["pid"]))
+            seen["mounts"] = {tid: open("/proc/%s/task/%s/mountinfo" % (seen["pid"], tid)).read().splitlines()
+                              for tid in seen["threads"]}
             with open(os.path.join(share, "go"), "w") as f:
                 f.write("go\n")
     args = ["--pidfile", pidf, "--restful-uri", "unix://" + api] + (["--user", user] if user else [])
@@ -133,6 +140,29 @@ def test_sandboxed_guest_uses_disk_nat_vsock_share_and_api(tmp_path, tools, user
         want = ("1", "2", str(uid)) + (("0000000000000000", "0000000000000000") if user else ())
         bad = {tid: t for tid, t in seen["threads"].items() if t[1:1 + len(want)] != want}
         assert not bad, "threads not as %s (NoNewPrivs, Seccomp, Uid, CapEff, CapPrm): %s" % (want, bad)
+        # each kind of thread that worked took its own list (2 filters):
+        # the main loop, the vCPU, a shared-folder worker, the REST API
+        two = {t[0] for tid, t in seen["threads"].items() if t[6] == "2"}
+        assert seen["threads"][seen["pid"]][6] == "2", seen["threads"]
+        assert {"vcpu0", "virtio-fs", "rest-api"} <= two, seen["threads"]
+        # the shared folder's workers live in a mount namespace that holds
+        # the folder alone, as its root; the other threads see the host
+        for tid, t in seen["threads"].items():
+            m = seen["mounts"][tid]
+            if t[0] == "virtio-fs":
+                assert len(m) == 1 and m[0].split()[4] == "/" and m[0].split()[3].endswith("/share"), m
+            else:
+                assert len(m) > 1, (t, m)
+        if not user:
+            # root without --user: each thread keeps only what its work
+            # needs; the shared folder's workers chown, reach and chmod
+            # files as the guest's root does (CHOWN, DAC_OVERRIDE,
+            # DAC_READ_SEARCH, FOWNER, FSETID), no other thread keeps any
+            caps = {(t[0], t[4], t[5]) for t in seen["threads"].values()}
+            assert caps == {(n, c, c) for n, c in (("kvkit", "0" * 16), ("vcpu0", "0" * 16),
+                                                   ("virtio-fs", "000000000000001f"), ("rest-api", "0" * 16))} | \
+                ({("blk-io", "0" * 16, "0" * 16)} if any(t[0] == "blk-io" for t in seen["threads"].values()) else set()), \
+                seen["threads"]
         if user:
             assert "running as uid %d" % uid in err
         # what kvkit removes at exit is gone, as the user too
@@ -158,13 +188,17 @@ def test_user_needs_root_and_a_real_user(tmp_path):
 
 
 @pytest.mark.skipif(not SAN, reason="the test hook is in ASan builds only; the plain build's test checks it is absent")
-def test_forbidden_system_call_kills_kvkit_and_names_it():
-    env = dict(os.environ, KVKIT_TEST_FORBIDDEN_SYSCALL="ptrace")
+@pytest.mark.parametrize("hook,call,thread", [
+    ("ptrace", "ptrace (101)", "kvkit"),      # no thread may: the process-wide list
+    ("vcpu:mkdirat", "mkdirat (258)", "vcpu0"),  # a shared-folder call: not in the vCPU thread's list
+])
+def test_forbidden_system_call_kills_kvkit_and_names_it(hook, call, thread):
+    env = dict(os.environ, KVKIT_TEST_FORBIDDEN_SYSCALL=hook)
     p = subprocess.run(kvkit_cmd(run="echo SHOULD-NOT-RUN"), env=env, capture_output=True, timeout=120)
     err = p.stderr.decode(errors="replace")
     assert p.returncode == -signal.SIGSYS, (p.returncode, err[-2000:])
-    assert "sandbox: the system call ptrace (101) is not allowed (thread kvkit); kvkit stops" in err, err[-2000:]
-    assert "test hook: ptrace returned" not in err
+    assert "sandbox: the system call %s is not allowed (thread %s); kvkit stops" % (call, thread) in err, err[-2000:]
+    assert "test hook: %s returned" % hook.split(":")[-1] not in err
     assert b"SHOULD-NOT-RUN" not in p.stdout
 
 
