@@ -100,6 +100,7 @@ static const char *const group_calls[G_COUNT][72] = {
 static const struct role {
 	const char *name;
 	unsigned groups;
+	const char *extra[2]; /* single calls beyond the groups */
 	uint64_t caps;
 } roles[SANDBOX_ROLES] = {
 	/* KVM_RUN and the exits it hands back: port and MMIO devices, PCI
@@ -120,8 +121,10 @@ static const struct role {
 	/* the REST API's and Ignition's HTTP servers (libmicrohttpd); pause
 	 * and resume save and restore the guest clock (KVM ioctls) */
 	[SANDBOX_HTTP] = { .name = "http", .groups = BIT(G_BASIC) | BIT(G_IO) | BIT(G_EVENTS) | BIT(G_NET) | BIT(G_IOCTL) },
-	/* the time-sync watcher: waits, then talks to the guest agent over vsock */
-	[SANDBOX_TIMESYNC] = { .name = "timesync", .groups = BIT(G_BASIC) | BIT(G_IO) | BIT(G_EVENTS) },
+	/* the time-sync watcher: waits, then talks to the guest agent over
+	 * vsock, through a socket pair the vsock device serves */
+	[SANDBOX_TIMESYNC] = { .name = "timesync", .groups = BIT(G_BASIC) | BIT(G_IO) | BIT(G_EVENTS),
+			       .extra = { "socketpair" } },
 };
 
 static char names[512][24]; /* for the SIGSYS handler: no allocation there */
@@ -271,7 +274,7 @@ static bool drop_caps; /* root without --user, sandbox on */
 static bool planned_on;
 static __thread bool narrowed, caps_dropped;
 
-static int compile(unsigned mask, struct sock_fprog *prog)
+static int compile(const struct role *role, struct sock_fprog *prog)
 {
 	uint32_t otherwise = SCMP_ACT_TRAP;
 #ifdef KVKIT_TEST_HOOKS
@@ -281,9 +284,14 @@ static int compile(unsigned mask, struct sock_fprog *prog)
 	if (learn && *learn == '1')
 		otherwise = SCMP_ACT_LOG;
 #endif
-	scmp_filter_ctx ctx = build(mask, false, otherwise);
+	scmp_filter_ctx ctx = build(role->groups, false, otherwise);
 	if (!ctx)
 		return -EINVAL;
+	for (unsigned i = 0; i < sizeof(role->extra) / sizeof(role->extra[0]) && role->extra[i]; i++)
+		if (add(ctx, SCMP_ACT_ALLOW, role->extra[i], 0) < 0) {
+			seccomp_release(ctx);
+			return -EINVAL;
+		}
 	int r = -errno, fd = memfd_create("kvkit-seccomp", MFD_CLOEXEC);
 	if (fd >= 0)
 		r = seccomp_export_bpf(ctx, fd);
@@ -326,7 +334,7 @@ int sandbox_enter(bool filter, char *err, size_t errlen)
 	}
 	int r = 0;
 	for (unsigned i = 0; r == 0 && i < SANDBOX_ROLES; i++)
-		r = compile(roles[i].groups, &progs[i]);
+		r = compile(&roles[i], &progs[i]);
 	scmp_filter_ctx ctx = r == 0 ? build(ALL_GROUPS, true, SCMP_ACT_TRAP) : NULL;
 	r = r < 0 ? r : !ctx ? -EINVAL : seccomp_load(ctx);
 	seccomp_release(ctx);

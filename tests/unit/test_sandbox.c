@@ -27,7 +27,7 @@
 /* The system calls a test makes, with arguments that make them fail
  * harmlessly once the filter lets them through. */
 enum call { C_READ, C_OPENAT, C_MKDIRAT, C_UNLINKAT, C_SOCKET_INET, C_SOCKET_PACKET, C_CONNECT, C_IOCTL,
-	    C_IO_URING_ENTER, C_CLONE_THREAD, C_PTRACE };
+	    C_IO_URING_ENTER, C_CLONE_THREAD, C_PTRACE, C_SOCKETPAIR };
 
 static void make(enum call c)
 {
@@ -47,6 +47,7 @@ static void make(enum call c)
 	/* the flags of a thread, a bad stack: EINVAL before anything starts */
 	case C_CLONE_THREAD: syscall(SYS_clone, CLONE_THREAD | CLONE_SIGHAND | CLONE_VM, (void *)1, NULL, NULL, 0); break;
 	case C_PTRACE: syscall(SYS_ptrace, -1, 0, 0, 0); break;
+	case C_SOCKETPAIR: syscall(SYS_socketpair, AF_UNIX, SOCK_STREAM, 0, NULL); break;
 	}
 }
 
@@ -116,6 +117,8 @@ static void each_role_keeps_only_its_calls(void **s)
 		{ SANDBOX_HTTP, C_OPENAT, -EACCES },
 		{ SANDBOX_SHARE, C_OPENAT, 0 },
 		{ SANDBOX_TIMESYNC, C_SOCKET_INET, SIGSYS },
+		{ SANDBOX_TIMESYNC, C_SOCKETPAIR, 0 }, /* its line to the vsock device */
+		{ SANDBOX_BLOCK, C_SOCKETPAIR, SIGSYS },
 		/* no thread starts threads once the VM runs, none traces */
 		{ SANDBOX_IO, C_CLONE_THREAD, SIGSYS },
 		{ SANDBOX_SHARE, C_PTRACE, SIGSYS },
