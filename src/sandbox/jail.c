@@ -86,7 +86,13 @@ int jail_make(const char *dir, struct jail *j, char *err, size_t errlen)
 
 int jail_enter(const struct jail *j)
 {
-	if (setns(j->ns, CLONE_NEWNS) < 0) /* root and working directory: the folder */
+	if (setns(j->ns, CLONE_NEWNS) < 0)
+		return -errno;
+	/* setns puts the thread at the top of the namespace's mount tree,
+	 * which is the folder only where the host's root is a mount of its
+	 * own on the initial ramfs; when the host runs chrooted (a rig, a
+	 * container) the top is elsewhere: go to the folder explicitly */
+	if (fchdir(j->root_dir) < 0 || chroot(".") < 0 || chdir("/") < 0)
 		return -errno;
 	return 0;
 }

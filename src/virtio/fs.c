@@ -9,6 +9,7 @@
  * ranges the guest then reads and writes without requests. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <poll.h>
 #include <sched.h>
@@ -321,6 +322,26 @@ static int dax_start(struct vm *vm, struct fs_dev *s, char *why, size_t whylen)
 	return 0;
 }
 
+/* The workers' jail (src/sandbox/jail.h): the server serves through
+ * copies of the jail's descriptors of the folder; the jail keeps its own
+ * for the workers to enter. */
+static int jail_share(struct fs_dev *s, const char *dir, char *why, size_t whylen)
+{
+	if (jail_make(dir, &s->jail, why, whylen) < 0)
+		return -1;
+	int path_fd = fcntl(s->jail.root_path, F_DUPFD_CLOEXEC, 0);
+	int dir_fd = fcntl(s->jail.root_dir, F_DUPFD_CLOEXEC, 0);
+	int r = path_fd < 0 || dir_fd < 0 ? -errno : fuse_server_set_root(s->srv, path_fd, dir_fd);
+	if (r == 0)
+		return 0; /* the server took both */
+	if (path_fd >= 0)
+		close(path_fd);
+	if (dir_fd >= 0)
+		close(dir_fd);
+	snprintf(why, whylen, "cannot serve the folder from inside its jail: %s", strerror(-r));
+	return -1;
+}
+
 int virtio_fs_create(struct vm *vm, const struct kv_fs *fs, char *err, size_t errlen)
 {
 	const char *dir = fs->shared_dir, *tag = fs->mount_tag;
@@ -341,17 +362,9 @@ int virtio_fs_create(struct vm *vm, const struct kv_fs *fs, char *err, size_t er
 	}
 	snprintf(s->tag, sizeof(s->tag), "%s", tag);
 	s->jail = (struct jail){ .ns = -1, .root_path = -1, .root_dir = -1 };
-	if (sandbox_jails_shares()) {
-		int r = jail_make(dir, &s->jail, why, sizeof(why)) < 0 ? -1
-			: fuse_server_set_root(s->srv, s->jail.root_path, s->jail.root_dir);
-		if (r == 0) {
-			s->jail.root_path = s->jail.root_dir = -1; /* the server's now */
-		} else {
-			if (r < -1)
-				snprintf(why, sizeof(why), "the folder inside the jail is another one: %s", strerror(-r));
-			log_warn("virtio-fs %s: %s; its workers see the host's whole file system", tag, why);
-			jail_free(&s->jail);
-		}
+	if (sandbox_jails_shares() && jail_share(s, dir, why, sizeof(why)) < 0) {
+		log_warn("virtio-fs %s: %s; its workers see the host's whole file system", tag, why);
+		jail_free(&s->jail);
 	}
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->promote, NULL);

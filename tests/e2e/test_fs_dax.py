@@ -95,14 +95,17 @@ def dax(tmp_path_factory):
 
 
 def huge_mapped(path):
-    """kB of kvkit's mappings of path, and how much of it huge pages map."""
+    """kB of kvkit's mappings of path, and how much of it huge pages map.
+    As root the share's workers open files inside their jail (a mount
+    namespace whose root is the share), so smaps names the file from the
+    share's root: /NAME."""
     pid = subprocess.run(["pgrep", "-n", "-f", "mountTag=hugeshare"], capture_output=True, text=True).stdout.split()
     tot, cur = {"Rss:": 0, "ShmemPmdMapped:": 0}, False
     with open("/proc/%s/smaps" % pid[0]) as f:
         for line in f:
             w = line.split()
             if "-" in w[0] and len(w) >= 5:  # a mapping's header line
-                cur = line.rstrip().endswith(path)
+                cur = line.rstrip().endswith("/" + os.path.basename(path))
             elif cur and w[0] in tot:
                 tot[w[0]] += int(w[1])
     return tot
