@@ -300,9 +300,8 @@ static int compile(const struct role *role, struct sock_fprog *prog)
 			seccomp_release(ctx);
 			return -EINVAL;
 		}
-	int r = -errno, fd = memfd_create("kvkit-seccomp", MFD_CLOEXEC);
-	if (fd >= 0)
-		r = seccomp_export_bpf(ctx, fd);
+	int fd = memfd_create("kvkit-seccomp", MFD_CLOEXEC);
+	int r = fd < 0 ? -errno : seccomp_export_bpf(ctx, fd);
 	seccomp_release(ctx);
 	off_t len = r == 0 ? lseek(fd, 0, SEEK_END) : -1;
 	if (r == 0 && (len <= 0 || len % sizeof(struct sock_filter) || len / sizeof(struct sock_filter) > 0xffff))
