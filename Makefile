@@ -31,7 +31,7 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 
 LIB_SRCS := lib/config.c lib/options.c lib/cmdline.c lib/json.c lib/print.c
-CORE_SRCS := src/util/log.c src/vmm/guest_mem.c src/vmm/bus.c src/vmm/eventloop.c src/vmm/vm.c \
+CORE_SRCS := src/util/log.c src/vmm/guest_mem.c src/vmm/bus.c src/vmm/eventloop.c src/vmm/vm.c src/vmm/device.c src/vmm/device_types.c \
 	src/arch/x86/cpu.c src/arch/x86/acpi.c src/arch/x86/smbios.c src/boot/linux.c src/devices/platform.c src/devices/uart.c \
 	src/pci/pci.c src/pci/msix.c src/virtio/virtq.c src/virtio/virtio_pci.c src/virtio/console.c \
 	src/virtio/rng.c src/virtio/blk.c src/virtio/blk_parse.c src/nvme/nvme.c src/nvme/nvme_ctrl.c src/block/file.c src/block/qcow2.c src/block/nbd.c src/block/nbd_lib.c src/util/dynlib.c src/util/mhd_lib.c \
@@ -39,7 +39,7 @@ CORE_SRCS := src/util/log.c src/vmm/guest_mem.c src/vmm/bus.c src/vmm/eventloop.
 	src/virtio/net.c src/virtio/net_frames.c src/net/fdnet.c src/net/slirp.c \
 	src/virtio/vsock.c src/vsock/vsock.c src/services/ignition.c src/services/timesync.c \
 	src/virtio/fs.c src/fs/fuse_server.c src/fs/dax_window.c \
-	src/boot/efi.c src/boot/kernel_unpack.c src/devices/pflash.c src/devices/fw_cfg.c src/devices/rtc.c src/devices/piix4_pm.c \
+	src/boot/efi.c src/boot/kernel_unpack.c src/devices/pflash.c src/devices/fw_cfg.c src/devices/rtc.c src/devices/piix4_pm.c src/devices/rosetta.c \
 	src/sandbox/sandbox.c src/sandbox/jail.c
 MAIN_SRCS := src/main.c
 

@@ -19,23 +19,20 @@
 #include "api/api.h"
 #include "arch/x86/cpu.h"
 #include "arch/x86/layout.h"
-#include "block/backend.h"
 #include "boot/efi.h"
 #include "boot/linux.h"
 #include "devices/platform.h"
 #include "devices/uart.h"
-#include "net/net.h"
-#include "nvme/nvme.h"
 #include "pci/pci.h"
 #include "services/cloudinit.h"
 #include "services/ignition.h"
 #include "sandbox/sandbox.h"
 #include "services/timesync.h"
-#include "util/unixsock.h"
 #include "vsock/vsock.h"
 #include "util/file_replace.h"
 #include "util/log.h"
 #include "virtio/devices.h"
+#include "vmm/device.h"
 #include "vmm/vm.h"
 
 #ifndef KVKIT_VERSION
@@ -86,31 +83,7 @@ static int reject_unsupported(struct kv_config *c, char *err, size_t errlen)
 		return -1;
 	}
 	if (c->gui) { snprintf(err, errlen, "--gui: not supported yet"); return -1; }
-	for (size_t i = 0; i < c->ndevices; i++) {
-		struct kv_device *d = &c->devices[i];
-		switch (d->kind) {
-		case KV_DEV_VIRTIO_SERIAL:
-		case KV_DEV_VIRTIO_RNG:
-		case KV_DEV_VIRTIO_BALLOON:
-		case KV_DEV_VIRTIO_NET:
-		case KV_DEV_VIRTIO_BLK:
-		case KV_DEV_NVME:
-		case KV_DEV_NBD:
-		case KV_DEV_VIRTIO_VSOCK:
-		case KV_DEV_VIRTIO_FS:
-			break;
-		case KV_DEV_ROSETTA:
-			if (!d->u.rosetta.ignore_if_missing) {
-				snprintf(err, errlen, "rosetta is unsupported on non-arm64 platforms");
-				return -1;
-			}
-			break;
-		default:
-			snprintf(err, errlen, "--device %s: not supported yet", kv_device_type_name(d->kind));
-			return -1;
-		}
-	}
-	return 0;
+	return devices_supported(c, err, errlen);
 }
 
 static int write_pidfile(const char *path)
@@ -136,151 +109,14 @@ static void remove_pidfile(void)
 	g.pidfile_written = NULL;
 }
 
-/* vsock entries: one port per direction, 1024 is Ignition's, paths fit. */
-static int check_vsock(struct kv_config *c, char *err, size_t errlen)
+/* Problems the user can fix are reported before anything is created. */
+static int check_devices(struct kv_config *c, char *err, size_t errlen)
 {
-	for (size_t i = 0; i < c->ndevices; i++) {
-		struct kv_vsock *a = &c->devices[i].u.vsock;
-		if (c->devices[i].kind != KV_DEV_VIRTIO_VSOCK || !a->socket_url || !*a->socket_url)
-			continue;
-		if (strlen(a->socket_url) > UNIX_PATH_MAX_LEN) {
-			snprintf(err, errlen, "virtio-vsock: socket path length exceeds %d bytes: %s", UNIX_PATH_MAX_LEN,
-				 a->socket_url);
-			return -1;
-		}
-		if (a->mux)
-			continue;
-		if (c->ignition && a->listen && a->port == IGNITION_VSOCK_PORT) {
-			snprintf(err, errlen, "vsock port %d is used by --ignition", IGNITION_VSOCK_PORT);
-			return -1;
-		}
-		for (size_t j = 0; j < i; j++) {
-			struct kv_vsock *b = &c->devices[j].u.vsock;
-			if (c->devices[j].kind == KV_DEV_VIRTIO_VSOCK && b->socket_url && *b->socket_url && !b->mux &&
-			    b->port == a->port && b->listen == a->listen) {
-				snprintf(err, errlen, "virtio-vsock: port %u is given twice in %s mode", a->port,
-					 a->listen ? "listen" : "connect");
-				return -1;
-			}
-		}
-	}
+	if (devices_check(c, err, errlen) < 0)
+		return -1;
 	if (c->ignition && ignition_load(c->ignition, err, errlen) < 0)
 		return -1;
 	return 0;
-}
-
-/* Shares: an existing folder each, tags unique (the guest mounts by tag). */
-static int check_shares(struct kv_config *c, char *err, size_t errlen)
-{
-	for (size_t i = 0; i < c->ndevices; i++) {
-		struct kv_fs *a = &c->devices[i].u.fs;
-		if (c->devices[i].kind != KV_DEV_VIRTIO_FS)
-			continue;
-		struct stat st;
-		if (stat(a->shared_dir, &st) < 0) {
-			snprintf(err, errlen, "virtio-fs: shared directory %s: %s", a->shared_dir, strerror(errno));
-			return -1;
-		}
-		if (!S_ISDIR(st.st_mode)) {
-			snprintf(err, errlen, "virtio-fs: shared directory %s is not a directory", a->shared_dir);
-			return -1;
-		}
-		for (size_t j = 0; j < i; j++)
-			if (c->devices[j].kind == KV_DEV_VIRTIO_FS && !strcmp(c->devices[j].u.fs.mount_tag, a->mount_tag)) {
-				snprintf(err, errlen, "virtio-fs: mount tag '%s' is used twice", a->mount_tag);
-				return -1;
-			}
-	}
-	return 0;
-}
-
-/* Disk and network problems are reported before anything is created. */
-static int check_devices(struct kv_config *c, char *err, size_t errlen)
-{
-	if (check_vsock(c, err, errlen) < 0 || check_shares(c, err, errlen) < 0)
-		return -1;
-	for (size_t i = 0; i < c->ndevices; i++) {
-		struct kv_device *d = &c->devices[i];
-		if ((d->kind == KV_DEV_VIRTIO_BLK || d->kind == KV_DEV_NVME) &&
-		    blk_file_check(&d->u.disk, NULL, err, errlen) < 0)
-			return -1;
-		if (d->kind == KV_DEV_VIRTIO_NET && net_fd_check(&d->u.net, err, errlen) < 0)
-			return -1;
-	}
-	return 0;
-}
-
-static int add_disk(struct kv_disk *k, char *err, size_t errlen)
-{
-	struct blk_backend *be;
-	log_info("Adding virtio-blk device (imagePath: %s, type: %s)", k->path, k->type == KV_DISK_DEV ? "dev" : "image");
-	if (blk_file_open(k, &g.vm.ev, &be, err, errlen) < 0)
-		return -1;
-	if (virtio_blk_create(&g.vm, be, k->device_id, k->path, err, errlen) < 0) {
-		be->ops->close(be);
-		return -1;
-	}
-	return 0;
-}
-
-static int add_nvme(struct kv_disk *k, char *err, size_t errlen)
-{
-	struct blk_backend *be;
-	log_info("Adding NVMe device (imagePath: %s, type: %s)", k->path, k->type == KV_DISK_DEV ? "dev" : "image");
-	if (blk_file_open(k, &g.vm.ev, &be, err, errlen) < 0)
-		return -1;
-	return nvme_create(&g.vm, be, k->path, err, errlen) < 0 ? -1 : 0;
-}
-
-static int add_nic(struct kv_net *k, char *err, size_t errlen)
-{
-	struct net_backend *be;
-	if (net_backend_open(k, &g.vm.ev, &be, err, errlen) < 0)
-		return -1;
-	if (virtio_net_create(&g.vm, k, be, err, errlen) < 0) {
-		be->ops->close(be);
-		return -1;
-	}
-	log_info("Adding virtio-net device (nat: %s macAddress: [%02x:%02x:%02x:%02x:%02x:%02x])", k->nat ? "true" : "false",
-		 k->mac[0], k->mac[1], k->mac[2], k->mac[3], k->mac[4], k->mac[5]);
-	return 0;
-}
-
-static int add_nbd(struct kv_nbd *k, char *err, size_t errlen)
-{
-	struct blk_backend *be;
-	if (blk_nbd_open(k, &g.vm.ev, &be, err, errlen) < 0)
-		return -1;
-	if (virtio_blk_create(&g.vm, be, k->device_id, k->uri, err, errlen) < 0) {
-		be->ops->close(be);
-		return -1;
-	}
-	return 0;
-}
-
-/* The one vsock device, created where its first entry is (PCI order). */
-static struct vsock *vsock_device(char *err, size_t errlen)
-{
-	static struct vsock *v;
-	if (!v) {
-		log_info("Adding virtio-vsock device");
-		v = virtio_vsock_create(&g.vm, err, errlen);
-	}
-	return v;
-}
-
-static int add_vsock_entry(struct kv_vsock *k, char *err, size_t errlen)
-{
-	struct vsock *v = vsock_device(err, errlen);
-	if (!v)
-		return -1;
-	if (!k->socket_url || !*k->socket_url)
-		return 0; /* only makes sure the device exists */
-	if (k->mux)
-		return vsock_add_mux(v, k->socket_url, err, errlen);
-	if (k->listen)
-		return vsock_add_listen(v, k->port, k->socket_url, err, errlen);
-	return vsock_add_connect(v, k->port, k->socket_url, err, errlen);
 }
 
 /* --ignition and --timesync bring the vsock device with them. */
@@ -289,7 +125,7 @@ static int add_vsock_services(char *err, size_t errlen)
 	struct vsock *v;
 	if (!g.cfg.ignition && !g.cfg.has_timesync)
 		return 0;
-	if (!(v = vsock_device(err, errlen)))
+	if (!(v = virtio_vsock_get(&g.vm, err, errlen)))
 		return -1;
 	if (g.cfg.ignition && (ignition_start(err, errlen) < 0 ||
 			       vsock_add_service(v, IGNITION_VSOCK_PORT, ignition_accept, NULL, err, errlen) < 0))
@@ -297,35 +133,15 @@ static int add_vsock_services(char *err, size_t errlen)
 	return 0;
 }
 
-/* The seed image is the last disk, read-only, and shows in /vm/inspect. */
-static int add_cloudinit_disk(char *err, size_t errlen)
-{
-	char *iso;
-	if (cloudinit_build(g.cfg.cloud_init, g.cfg.ncloud_init, &iso, err, errlen) < 0)
-		return -1;
-	struct kv_device *d = kv_add_disk(&g.cfg, KV_DEV_VIRTIO_BLK, iso, true);
-	free(iso);
-	if (!d) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	return 0;
-}
-
 static void cleanup(void)
 {
 	api_shutdown();
 	timesync_stop();
-	virtio_vsock_close();
+	uart_flush(); /* into the first console, destroyed next */
+	devices_destroy(&g.vm);
 	ignition_stop();
 	cloudinit_remove();
-	virtio_net_close_all();
-	virtio_blk_close_all();
-	nvme_close_all();
-	virtio_fs_close_all();
 	efi_boot_finish();
-	uart_flush();
-	virtio_console_restore_terminal();
 	remove_pidfile();
 }
 
@@ -410,14 +226,12 @@ static char *api_inspect(void *opaque)
 
 static int api_balloon_info(void *opaque, struct balloon_info *out)
 {
-	(void)opaque;
-	return virtio_balloon_info(out);
+	return virtio_balloon_info(opaque, out);
 }
 
 static int api_balloon_set(void *opaque, uint64_t bytes, char *err, size_t errlen)
 {
-	(void)opaque;
-	return virtio_balloon_set_target(bytes, err, errlen);
+	return virtio_balloon_set_target(opaque, bytes, err, errlen);
 }
 
 static const struct api_vm_ops api_ops = {
@@ -427,8 +241,7 @@ static const struct api_vm_ops api_ops = {
 
 static void uart_to_console(void *opaque, const uint8_t *buf, size_t len)
 {
-	(void)opaque;
-	virtio_console_early_output(buf, len);
+	virtio_console_early_output(opaque, buf, len);
 }
 
 /* 64-bit BARs (DAX windows) go above RAM, from the next 1 GiB boundary up
@@ -449,56 +262,14 @@ static int build_vm(char *err, size_t errlen)
 	g.vm_created = true;
 	if (r < 0)
 		return r;
-	if (platform_devices_init(&g.vm) < 0 || uart_init(&g.vm, uart_to_console, NULL) < 0 ||
+	if (platform_devices_init(&g.vm) < 0 || uart_init(&g.vm, uart_to_console, &g.vm) < 0 ||
 	    pci_init(&g.vm, c->boot.kind == KV_BOOT_EFI) < 0) {
 		snprintf(err, errlen, "cannot set up the platform devices");
 		return -1;
 	}
 	set_mmio64_window(&g.vm);
-	for (size_t i = 0; i < c->ndevices; i++) {
-		struct kv_device *d = &c->devices[i];
-		switch (d->kind) {
-		case KV_DEV_VIRTIO_SERIAL:
-			r = virtio_console_create(&g.vm, &d->u.serial, err, errlen);
-			break;
-		case KV_DEV_VIRTIO_RNG:
-			r = virtio_rng_create(&g.vm, err, errlen);
-			break;
-		case KV_DEV_VIRTIO_BALLOON:
-			r = virtio_balloon_create(&g.vm, err, errlen);
-			break;
-		case KV_DEV_VIRTIO_NET:
-			r = add_nic(&d->u.net, err, errlen);
-			break;
-		case KV_DEV_VIRTIO_BLK:
-			r = add_disk(&d->u.disk, err, errlen);
-			break;
-		case KV_DEV_NVME:
-			r = add_nvme(&d->u.disk, err, errlen);
-			break;
-		case KV_DEV_NBD:
-			r = add_nbd(&d->u.nbd, err, errlen);
-			break;
-		case KV_DEV_VIRTIO_VSOCK:
-			r = add_vsock_entry(&d->u.vsock, err, errlen);
-			break;
-		case KV_DEV_VIRTIO_FS:
-			log_info("Adding virtio-fs device (sharedDir: %s, mountTag: %s)", d->u.fs.shared_dir,
-				 d->u.fs.mount_tag);
-			r = virtio_fs_create(&g.vm, &d->u.fs, err, errlen);
-			break;
-		case KV_DEV_ROSETTA:
-			log_warn("rosetta share '%s' ignored: Rosetta is not available on this host",
-				 d->u.rosetta.mount_tag ? d->u.rosetta.mount_tag : "");
-			r = 0;
-			break;
-		default:
-			r = 0;
-			break;
-		}
-		if (r < 0)
-			return r;
-	}
+	if (devices_create(&g.vm, c, err, errlen) < 0)
+		return -1;
 	if (add_vsock_services(err, errlen) < 0)
 		return -1;
 	if (c->boot.kind == KV_BOOT_EFI)
@@ -550,7 +321,7 @@ int main(int argc, char **argv)
 	if (setup_signals() < 0)
 		return user_error("cannot set up signal handling: %s", strerror(errno));
 
-	if (g.cfg.ncloud_init && add_cloudinit_disk(err, sizeof(err)) < 0) {
+	if (g.cfg.ncloud_init && cloudinit_add_seed_disk(&g.cfg, err, sizeof(err)) < 0) {
 		cleanup();
 		return user_error("%s", err);
 	}
@@ -593,7 +364,7 @@ int main(int argc, char **argv)
 	}
 	log_info("virtual machine is running");
 	if (g.cfg.has_timesync) {
-		struct vsock *v = vsock_device(err, sizeof(err));
+		struct vsock *v = virtio_vsock_get(&g.vm, err, sizeof(err));
 		if (v && timesync_start(v, g.cfg.timesync_port) < 0)
 			log_warn("timesync: cannot start the watcher");
 	}
@@ -604,8 +375,7 @@ int main(int argc, char **argv)
 
 	vm_stop_vcpus(&g.vm);
 	/* the guest is gone, but what it already asked of its disks completes */
-	virtio_blk_drain_all();
-	nvme_drain_all();
+	devices_drain(&g.vm);
 	enum vm_stop_reason why = g.vm.stop_reason;
 	if (why == STOP_HARD || why == STOP_ERROR)
 		vm_log_vcpu_state(&g.vm);

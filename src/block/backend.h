@@ -65,6 +65,12 @@ int blk_file_check(const struct kv_disk *disk, struct stat *st, char *err, size_
  * the spec asks (exact one-line errors in err). */
 int blk_file_open(const struct kv_disk *disk, struct eventloop *ev, struct blk_backend **out, char *err,
 		  size_t errlen);
+/* The same two for c->devices[i], a virtio-blk or NVMe disk, in the device
+ * registry's shape (src/vmm/device.h); the open logs "Adding <model>
+ * device (imagePath: ..., type: ...)". */
+int blk_disk_check(const struct kv_config *c, size_t i, char *err, size_t errlen);
+int blk_disk_open(const struct kv_config *c, size_t i, const char *model, struct eventloop *ev,
+		  struct blk_backend **out, char *err, size_t errlen);
 /* Connect to an NBD export (first connection made here, within timeout). */
 int blk_nbd_open(const struct kv_nbd *nbd, struct eventloop *ev, struct blk_backend **out, char *err,
 		 size_t errlen);

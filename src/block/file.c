@@ -615,3 +615,16 @@ fail:
 	free(f);
 	return -1;
 }
+
+int blk_disk_check(const struct kv_config *c, size_t i, char *err, size_t errlen)
+{
+	return blk_file_check(&c->devices[i].u.disk, NULL, err, errlen);
+}
+
+int blk_disk_open(const struct kv_config *c, size_t i, const char *model, struct eventloop *ev,
+		  struct blk_backend **out, char *err, size_t errlen)
+{
+	const struct kv_disk *k = &c->devices[i].u.disk;
+	log_info("Adding %s device (imagePath: %s, type: %s)", model, k->path, k->type == KV_DISK_DEV ? "dev" : "image");
+	return blk_file_open(k, ev, out, err, errlen);
+}

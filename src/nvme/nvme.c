@@ -1,4 +1,6 @@
-/* NVMe disks on the PCI bus; see nvme.h. BAR 0 (16 KiB): registers at 0,
+/* NVMe disks (`--device nvme,path=...`): one PCI NVMe controller (class
+ * 01:08:02) per disk, with namespace 1 on a block backend; nvme_ctrl.h is
+ * the controller itself. BAR 0 (16 KiB): registers at 0,
  * doorbells at 0x1000, the MSI-X table at 0x2000 and its PBA at 0x3000.
  * A doorbell is an MMIO exit (its value is the new queue index, which an
  * ioeventfd would lose): the vCPU thread records it and wakes the I/O
@@ -6,7 +8,6 @@
  * gives shadow doorbells (Linux does, as the controller offers them) the
  * I/O queues' indexes are in guest memory: their doorbells become
  * ioeventfds, and the driver rings them only when kvkit asks. */
-#include "nvme.h"
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include "../block/backend.h"
 #include "../pci/pci.h"
 #include "../util/log.h"
+#include "../vmm/device.h"
 #include "../vmm/vm.h"
 #include "nvme_ctrl.h"
 
@@ -39,11 +41,9 @@ struct nvme_dev {
 	uint64_t db_base;        /* where they are registered (BAR 0) */
 	unsigned max_ioq;
 	char serial[24]; /* the controller's identify data points here */
-	struct nvme_dev *next;
 };
 
-static struct nvme_dev *all_nvme;
-static unsigned n_nvme;
+extern const struct device_type nvme_device;
 
 static void bar_io(void *opaque, uint64_t off, uint8_t *data, unsigned len, bool is_write)
 {
@@ -128,12 +128,6 @@ static void on_wake(void *opaque, uint32_t events)
 	nvme_ctrl_process(d->ctrl);
 }
 
-static void resume_all(void *opaque)
-{
-	(void)opaque;
-	for (struct nvme_dev *d = all_nvme; d; d = d->next)
-		wake(d);
-}
 
 /* A serial number per disk: its position and a hash of its path, so the
  * same command line gives the guest the same names (/dev/disk/by-id). */
@@ -151,7 +145,9 @@ static void make_ids(const char *label, unsigned index, struct nvme_ctrl_params 
 	p->uuid[8] = (p->uuid[8] & 0x3f) | 0x80;
 }
 
-int nvme_create(struct vm *vm, struct blk_backend *be, const char *label, char *err, size_t errlen)
+/* Put a controller on the bus; label names the disk in messages (its path).
+ * The backend is the device's from here on, even on failure. */
+static int nvme_init(struct vm *vm, struct blk_backend *be, const char *label, char *err, size_t errlen)
 {
 	struct nvme_dev *d = calloc(1, sizeof(*d));
 	if (!d) {
@@ -166,7 +162,7 @@ int nvme_create(struct vm *vm, struct blk_backend *be, const char *label, char *
 	if (p.max_ioq < 2)
 		p.max_ioq = 2;
 	p.nvec = p.max_ioq + 1; /* the admin queue's, then one per I/O queue */
-	make_ids(label, n_nvme, &p, d->serial, sizeof(d->serial));
+	make_ids(label, device_count(vm, &nvme_device), &p, d->serial, sizeof(d->serial));
 	p.serial = d->serial;
 	static const struct nvme_ctrl_ops ops = { .irq = raise_irq, .wake = wake, .shadow_doorbells = shadow_doorbells };
 	d->vm = vm;
@@ -190,8 +186,6 @@ int nvme_create(struct vm *vm, struct blk_backend *be, const char *label, char *
 		d->watch = (struct ev_watch){ .fd = d->efd, .events = EPOLLIN, .fn = on_wake, .opaque = d };
 		r = ev_add(&vm->ev, &d->watch);
 	}
-	if (!r && !all_nvme)
-		r = vm_add_resume_hook(vm, resume_all, NULL);
 	if (!r)
 		r = pci_register(vm, &d->pci);
 	if (r < 0) {
@@ -202,28 +196,41 @@ int nvme_create(struct vm *vm, struct blk_backend *be, const char *label, char *
 	d->db_base = d->pci.bar[0].addr;
 	log_debug("nvme %s: PCI 00:%02x.0, BAR0 0x%llx, %u I/O queues", d->serial, r,
 		  (unsigned long long)d->pci.bar[0].addr, p.max_ioq);
-	d->next = all_nvme;
-	all_nvme = d;
-	n_nvme++;
-	return 0;
+	return device_add(vm, &nvme_device, d, err, errlen); /* on failure d stays: it is on the bus */
 }
 
-void nvme_drain_all(void)
+static int nvme_create(struct vm *vm, struct kv_config *c, size_t i, char *err, size_t errlen)
 {
-	for (struct nvme_dev *d = all_nvme; d; d = d->next)
-		while (nvme_ctrl_inflight(d->ctrl))
-			d->be->ops->drain(d->be); /* a write's flush may follow its completion */
+	struct blk_backend *be;
+	if (blk_disk_open(c, i, "NVMe", &vm->ev, &be, err, errlen) < 0)
+		return -1;
+	return nvme_init(vm, be, c->devices[i].u.disk.path, err, errlen) < 0 ? -1 : 0;
 }
 
-void nvme_close_all(void)
+static void nvme_resume(struct device *dv)
 {
-	while (all_nvme) {
-		struct nvme_dev *d = all_nvme;
-		all_nvme = d->next;
-		d->be->ops->close(d->be);
-		nvme_ctrl_free(d->ctrl);
-		ev_del(&d->vm->ev, &d->watch);
-		close(d->efd);
-		free(d);
-	}
+	wake(dv->priv);
 }
+
+/* Wait for every request the disk holds (the guest has stopped). */
+static void nvme_drain(struct device *dv)
+{
+	struct nvme_dev *d = dv->priv;
+	while (nvme_ctrl_inflight(d->ctrl))
+		d->be->ops->drain(d->be); /* a write's flush may follow its completion */
+}
+
+static void nvme_destroy(struct device *dv)
+{
+	struct nvme_dev *d = dv->priv;
+	d->be->ops->close(d->be);
+	nvme_ctrl_free(d->ctrl);
+	ev_del(&d->vm->ev, &d->watch);
+	close(d->efd);
+	free(d);
+}
+
+const struct device_type nvme_device = {
+	.kind = KV_DEV_NVME, .check = blk_disk_check, .create = nvme_create, .resume = nvme_resume,
+	.drain = nvme_drain, .destroy = nvme_destroy,
+};

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <kvkit/config.h>
 #include <stdint.h> /* libisofs.h needs it first */
 /* struct burn_source comes with libisofs.h itself: kvkit does not use libburn */
 #define LIBISOFS_WITHOUT_LIBBURN 1
@@ -236,4 +237,18 @@ void cloudinit_remove(void)
 		free(iso_path);
 		iso_path = NULL;
 	}
+}
+
+int cloudinit_add_seed_disk(struct kv_config *c, char *err, size_t errlen)
+{
+	char *iso;
+	if (cloudinit_build(c->cloud_init, c->ncloud_init, &iso, err, errlen) < 0)
+		return -1;
+	struct kv_device *d = kv_add_disk(c, KV_DEV_VIRTIO_BLK, iso, true);
+	free(iso);
+	if (!d) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
 }

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "../util/log.h"
+#include "../vmm/device.h"
 #include "../vmm/vm.h"
 #include "balloon_pfns.h"
 #include "devices.h"
@@ -39,7 +40,7 @@ struct balloon {
 	unsigned bad_pfns_logged;
 };
 
-static struct balloon *the_balloon;
+extern const struct device_type virtio_balloon_device;
 
 /* Give the host pages behind one run of guest frames back to the kernel. */
 static void release_run(struct balloon *b, uint64_t first_pfn, uint64_t npages)
@@ -139,7 +140,7 @@ static const struct virtio_ops balloon_ops = {
 	.reset = balloon_reset,
 };
 
-int virtio_balloon_create(struct vm *vm, char *err, size_t errlen)
+static int balloon_create(struct vm *vm, struct kv_config *c, size_t i, char *err, size_t errlen)
 {
 	struct balloon *b = calloc(1, sizeof(*b));
 	if (!b) {
@@ -157,19 +158,23 @@ int virtio_balloon_create(struct vm *vm, char *err, size_t errlen)
 		snprintf(err, errlen, "virtio-balloon: cannot create device: %s", strerror(-rc));
 		return rc;
 	}
-	if (!the_balloon)
-		the_balloon = b;
-	return 0;
+	return device_add(vm, &virtio_balloon_device, &b->dev, err, errlen);
 }
 
-bool virtio_balloon_present(void)
+const struct device_type virtio_balloon_device = {
+	.kind = KV_DEV_VIRTIO_BALLOON, .create = balloon_create, .resume = virtio_device_resume,
+};
+
+/* The REST API drives the first balloon. */
+static struct balloon *first_balloon(struct vm *vm)
 {
-	return the_balloon != NULL;
+	struct device *d = device_first(vm, &virtio_balloon_device);
+	return d ? virtio_device_model(d) : NULL;
 }
 
-int virtio_balloon_set_target(uint64_t guest_bytes, char *err, size_t errlen)
+int virtio_balloon_set_target(struct vm *vm, uint64_t guest_bytes, char *err, size_t errlen)
 {
-	struct balloon *b = the_balloon;
+	struct balloon *b = first_balloon(vm);
 	if (!b) {
 		snprintf(err, errlen, "no virtio-balloon device");
 		return -ENODEV;
@@ -188,9 +193,9 @@ int virtio_balloon_set_target(uint64_t guest_bytes, char *err, size_t errlen)
 	return 0;
 }
 
-int virtio_balloon_info(struct balloon_info *out)
+int virtio_balloon_info(struct vm *vm, struct balloon_info *out)
 {
-	struct balloon *b = the_balloon;
+	struct balloon *b = first_balloon(vm);
 	if (!b)
 		return -ENODEV;
 	pthread_mutex_lock(&b->dev.lock);

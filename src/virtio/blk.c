@@ -8,10 +8,13 @@
 #include <string.h>
 #include "../block/backend.h"
 #include "../util/log.h"
+#include "../vmm/device.h"
 #include "../vmm/vm.h"
 #include "blk_parse.h"
 #include "devices.h"
 #include "virtio_pci.h"
+
+extern const struct device_type virtio_blk_device, nbd_device;
 
 #define VIRTIO_BLK_F_SEG_MAX (1ULL << 2)
 #define VIRTIO_BLK_F_RO (1ULL << 5)
@@ -57,10 +60,7 @@ struct blk_dev {
 	unsigned errors_logged;
 	struct virtq_elem elem;
 	struct blk_parsed parsed;
-	struct blk_dev *next;
 };
-
-static struct blk_dev *all_disks;
 
 static void log_io_error(struct blk_dev *b, const struct blk_io *io)
 {
@@ -265,11 +265,14 @@ static void fill_config(struct blk_dev *b, unsigned nq)
 	c[56] = 1;                           /* write_zeroes_may_unmap */
 }
 
-int virtio_blk_create(struct vm *vm, struct blk_backend *be, const char *serial, const char *label, char *err,
-		      size_t errlen)
+/* A virtio-blk device over an open backend (the device takes it over,
+ * even on failure); serial may be NULL; label names the disk in log lines. */
+static int blk_create(struct vm *vm, const struct device_type *type, struct blk_backend *be, const char *serial,
+		      const char *label, char *err, size_t errlen)
 {
 	struct blk_dev *b = calloc(1, sizeof(*b));
 	if (!b) {
+		be->ops->close(be);
 		snprintf(err, errlen, "virtio-blk: out of memory");
 		return -ENOMEM;
 	}
@@ -303,24 +306,54 @@ int virtio_blk_create(struct vm *vm, struct blk_backend *be, const char *serial,
 	int rc = virtio_dev_init(&b->dev, vm, &b->ops, b);
 	if (rc < 0) {
 		snprintf(err, errlen, "virtio-blk: cannot create device: %s", strerror(-rc));
+		be->ops->close(be);
 		return rc; /* b stays allocated: the device may be half on the bus */
 	}
-	b->next = all_disks;
-	all_disks = b;
+	if (device_add(vm, type, &b->dev, err, errlen) < 0) {
+		be->ops->close(be);
+		return -ENOMEM;
+	}
 	return 0;
 }
 
-void virtio_blk_drain_all(void)
+static void blk_drain(struct device *d)
 {
-	for (struct blk_dev *b = all_disks; b; b = b->next)
-		b->be->ops->drain(b->be);
+	struct blk_dev *b = virtio_device_model(d);
+	b->be->ops->drain(b->be);
 }
 
-void virtio_blk_close_all(void)
+static void blk_destroy(struct device *d)
 {
-	while (all_disks) {
-		struct blk_dev *b = all_disks;
-		all_disks = b->next;
-		b->be->ops->close(b->be);
-	}
+	struct blk_dev *b = virtio_device_model(d);
+	b->be->ops->close(b->be);
 }
+
+/* --device virtio-blk,path=...: a file or a block device */
+static int disk_create(struct vm *vm, struct kv_config *c, size_t i, char *err, size_t errlen)
+{
+	const struct kv_disk *k = &c->devices[i].u.disk;
+	struct blk_backend *be;
+	if (blk_disk_open(c, i, "virtio-blk", &vm->ev, &be, err, errlen) < 0)
+		return -1;
+	return blk_create(vm, &virtio_blk_device, be, k->device_id, k->path, err, errlen);
+}
+
+const struct device_type virtio_blk_device = {
+	.kind = KV_DEV_VIRTIO_BLK, .check = blk_disk_check, .create = disk_create,
+	.resume = virtio_device_resume, .drain = blk_drain, .destroy = blk_destroy,
+};
+
+/* --device nbd,uri=...: the same device over an NBD client */
+static int nbd_create(struct vm *vm, struct kv_config *c, size_t i, char *err, size_t errlen)
+{
+	const struct kv_nbd *k = &c->devices[i].u.nbd;
+	struct blk_backend *be;
+	if (blk_nbd_open(k, &vm->ev, &be, err, errlen) < 0)
+		return -1;
+	return blk_create(vm, &nbd_device, be, k->device_id, k->uri, err, errlen);
+}
+
+const struct device_type nbd_device = {
+	.kind = KV_DEV_NBD, .create = nbd_create, .resume = virtio_device_resume, .drain = blk_drain,
+	.destroy = blk_destroy,
+};

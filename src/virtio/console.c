@@ -13,6 +13,7 @@
 #include <termios.h>
 #include <unistd.h>
 #include "../util/log.h"
+#include "../vmm/device.h"
 #include "../vmm/vm.h"
 #include "devices.h"
 #include "virtio_pci.h"
@@ -73,11 +74,11 @@ static void log_count(struct console *c, ssize_t w)
 		__atomic_add_fetch(&c->log_bytes, (uint64_t)w, __ATOMIC_RELAXED);
 }
 
-static struct console *first_console;
+extern const struct device_type virtio_serial_device;
 static struct termios saved_tio;
 static bool tio_saved;
 
-void virtio_console_restore_terminal(void)
+static void restore_terminal(void)
 {
 	if (tio_saved) {
 		tcsetattr(STDIN_FILENO, TCSANOW, &saved_tio);
@@ -255,9 +256,10 @@ static const struct virtio_ops console_ops = {
 	.reset = console_reset,
 };
 
-void virtio_console_early_output(const uint8_t *buf, size_t len)
+void virtio_console_early_output(struct vm *vm, const uint8_t *buf, size_t len)
 {
-	struct console *c = first_console;
+	struct device *d = device_first(vm, &virtio_serial_device);
+	struct console *c = d ? virtio_device_model(d) : NULL;
 	if (!c || c->out_fd < 0)
 		return;
 	while (len) {
@@ -302,8 +304,9 @@ static int open_pty(struct console *c, struct kv_serial *s, int *master, char *e
 	return 0;
 }
 
-int virtio_console_create(struct vm *vm, struct kv_serial *s, char *err, size_t errlen)
+static int console_create(struct vm *vm, struct kv_config *cfg, size_t i, char *err, size_t errlen)
 {
+	struct kv_serial *s = &cfg->devices[i].u.serial;
 	struct console *c = calloc(1, sizeof(*c));
 	if (!c) {
 		snprintf(err, errlen, "virtio-serial: out of memory");
@@ -362,6 +365,7 @@ int virtio_console_create(struct vm *vm, struct kv_serial *s, char *err, size_t 
 	int r = virtio_dev_init(&c->dev, vm, &console_ops, c);
 	if (r < 0) {
 		snprintf(err, errlen, "virtio-serial: cannot create device: %s", strerror(-r));
+		restore_terminal();
 		return r;
 	}
 	if (c->in_fd >= 0) {
@@ -377,7 +381,17 @@ int virtio_console_create(struct vm *vm, struct kv_serial *s, char *err, size_t 
 		if (ev_add(&vm->ev, &c->out_watch) < 0)
 			c->policy = OUT_FILE; /* regular file: writes never wait */
 	}
-	if (!first_console)
-		first_console = c;
-	return 0;
+	return device_add(vm, &virtio_serial_device, &c->dev, err, errlen);
 }
+
+/* The terminal gets back the settings a stdio console changed. */
+static void console_destroy(struct device *d)
+{
+	(void)d;
+	restore_terminal();
+}
+
+const struct device_type virtio_serial_device = {
+	.kind = KV_DEV_VIRTIO_SERIAL, .create = console_create, .resume = virtio_device_resume,
+	.destroy = console_destroy,
+};

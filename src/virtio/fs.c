@@ -25,6 +25,7 @@
 #include "../fs/dax_window.h"
 #include "../fs/fuse_server.h"
 #include "../util/log.h"
+#include "../vmm/device.h"
 #include "../vmm/vm.h"
 #include "devices.h"
 #include "virtio_pci.h"
@@ -54,10 +55,9 @@ struct fs_dev {
 	pthread_t workers[WORKERS];
 	unsigned nworkers, ready; /* started, and done setting themselves up */
 	struct jail jail; /* the workers' mount namespace: only the folder */
-	struct fs_dev *next;
 };
 
-static struct fs_dev *all_fs;
+extern const struct device_type virtio_fs_device;
 
 /* Device lock held. The high-priority queue carries FORGETs: cheap and
  * answerless, served on the spot. */
@@ -342,8 +342,31 @@ static int jail_share(struct fs_dev *s, const char *dir, char *why, size_t whyle
 	return -1;
 }
 
-int virtio_fs_create(struct vm *vm, const struct kv_fs *fs, char *err, size_t errlen)
+/* Shares: an existing folder each, tags unique (the guest mounts by tag). */
+static int fs_check(const struct kv_config *c, size_t i, char *err, size_t errlen)
 {
+	const struct kv_fs *a = &c->devices[i].u.fs;
+	struct stat st;
+	if (stat(a->shared_dir, &st) < 0) {
+		snprintf(err, errlen, "virtio-fs: shared directory %s: %s", a->shared_dir, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "virtio-fs: shared directory %s is not a directory", a->shared_dir);
+		return -1;
+	}
+	for (size_t j = 0; j < i; j++)
+		if (c->devices[j].kind == KV_DEV_VIRTIO_FS && !strcmp(c->devices[j].u.fs.mount_tag, a->mount_tag)) {
+			snprintf(err, errlen, "virtio-fs: mount tag '%s' is used twice", a->mount_tag);
+			return -1;
+		}
+	return 0;
+}
+
+static int fs_create(struct vm *vm, struct kv_config *c, size_t i, char *err, size_t errlen)
+{
+	const struct kv_fs *fs = &c->devices[i].u.fs;
+	log_info("Adding virtio-fs device (sharedDir: %s, mountTag: %s)", fs->shared_dir, fs->mount_tag);
 	const char *dir = fs->shared_dir, *tag = fs->mount_tag;
 	enum fuse_cache cache = fs->cache == KV_FS_CACHE_ALWAYS ? FUSE_CACHE_ALWAYS
 				: fs->cache == KV_FS_CACHE_NEVER ? FUSE_CACHE_NEVER : FUSE_CACHE_AUTO;
@@ -407,33 +430,36 @@ int virtio_fs_create(struct vm *vm, const struct kv_fs *fs, char *err, size_t er
 	while (s->ready < s->nworkers)
 		pthread_cond_wait(&s->idle, &s->lock);
 	pthread_mutex_unlock(&s->lock);
-	s->next = all_fs;
-	all_fs = s;
-	return 0;
+	return device_add(vm, &virtio_fs_device, &s->dev, err, errlen);
 }
 
-void virtio_fs_close_all(void)
+/* Let requests in flight end, stop the workers, close the share. */
+static void fs_destroy(struct device *d)
 {
-	for (struct fs_dev *s = all_fs; s; s = s->next) {
-		uint64_t one = 1;
-		pthread_mutex_lock(&s->lock);
-		while (s->busy) /* let requests being served end */
-			pthread_cond_wait(&s->idle, &s->lock);
-		s->quit = true;
-		pthread_cond_broadcast(&s->promote);
-		pthread_mutex_unlock(&s->lock);
-		if (write(s->quit_efd, &one, sizeof(one)) < 0)
-			log_debug("virtio-fs: quit eventfd: %m");
-		for (unsigned i = 0; i < s->nworkers; i++)
-			pthread_join(s->workers[i], NULL);
-		if (log_enabled(LOG_DEBUG)) {
-			char line[1024];
-			fuse_server_describe(s->srv, line, sizeof(line));
-			log_debug("virtio-fs %s: %u inodes held by the guest at exit; requests: %s", s->tag,
-				  fuse_server_inodes(s->srv), line);
-		}
-		fuse_server_free(s->srv);
-		jail_free(&s->jail);
-		s->srv = NULL;
+	struct fs_dev *s = virtio_device_model(d);
+	uint64_t one = 1;
+	pthread_mutex_lock(&s->lock);
+	while (s->busy) /* let requests being served end */
+		pthread_cond_wait(&s->idle, &s->lock);
+	s->quit = true;
+	pthread_cond_broadcast(&s->promote);
+	pthread_mutex_unlock(&s->lock);
+	if (write(s->quit_efd, &one, sizeof(one)) < 0)
+		log_debug("virtio-fs: quit eventfd: %m");
+	for (unsigned i = 0; i < s->nworkers; i++)
+		pthread_join(s->workers[i], NULL);
+	if (log_enabled(LOG_DEBUG)) {
+		char line[1024];
+		fuse_server_describe(s->srv, line, sizeof(line));
+		log_debug("virtio-fs %s: %u inodes held by the guest at exit; requests: %s", s->tag,
+			  fuse_server_inodes(s->srv), line);
 	}
+	fuse_server_free(s->srv);
+	jail_free(&s->jail);
+	s->srv = NULL;
 }
+
+const struct device_type virtio_fs_device = {
+	.kind = KV_DEV_VIRTIO_FS, .check = fs_check, .create = fs_create, .resume = virtio_device_resume,
+	.destroy = fs_destroy,
+};

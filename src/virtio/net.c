@@ -11,10 +11,13 @@
 #include <sys/random.h>
 #include "../net/net.h"
 #include "../util/log.h"
+#include "../vmm/device.h"
 #include "../vmm/vm.h"
 #include "devices.h"
 #include "net_frames.h"
 #include "virtio_pci.h"
+
+extern const struct device_type virtio_net_device;
 
 #define RX_Q 0
 #define TX_Q 1
@@ -44,10 +47,7 @@ struct net_dev {
 	bool tx_waiting;      /* the backend is full: tx_elem is still to send */
 	bool rx_starved;      /* a frame found no buffer: tell the backend when some come */
 	struct iovec tx_iov[VIRTQ_MAX_SIZE];
-	struct net_dev *next;
 };
-
-static struct net_dev *all_nics;
 
 /* ---------------- receive: backend -> guest ---------------- */
 
@@ -168,7 +168,13 @@ static const struct virtio_ops net_ops = {
 	.reset = net_reset,
 };
 
-int virtio_net_create(struct vm *vm, struct kv_net *cfg, struct net_backend *be, char *err, size_t errlen)
+static int nic_check(const struct kv_config *c, size_t i, char *err, size_t errlen)
+{
+	return net_fd_check(&c->devices[i].u.net, err, errlen);
+}
+
+/* The backend is the device's from here on, even on failure. */
+static int nic_init(struct vm *vm, struct kv_net *cfg, struct net_backend *be, char *err, size_t errlen)
 {
 	struct net_dev *n = calloc(1, sizeof(*n));
 	if (!n) {
@@ -195,20 +201,35 @@ int virtio_net_create(struct vm *vm, struct kv_net *cfg, struct net_backend *be,
 		snprintf(err, errlen, "virtio-net: cannot create device: %s", strerror(-rc));
 		return rc;
 	}
-	n->next = all_nics;
-	all_nics = n;
+	return device_add(vm, &virtio_net_device, &n->dev, err, errlen);
+}
+
+static int nic_create(struct vm *vm, struct kv_config *c, size_t i, char *err, size_t errlen)
+{
+	struct kv_net *k = &c->devices[i].u.net;
+	struct net_backend *be;
+	if (net_backend_open(k, &vm->ev, &be, err, errlen) < 0)
+		return -1;
+	if (nic_init(vm, k, be, err, errlen) < 0) {
+		be->ops->close(be);
+		return -1;
+	}
+	log_info("Adding virtio-net device (nat: %s macAddress: [%02x:%02x:%02x:%02x:%02x:%02x])", k->nat ? "true" : "false",
+		 k->mac[0], k->mac[1], k->mac[2], k->mac[3], k->mac[4], k->mac[5]);
 	return 0;
 }
 
-void virtio_net_close_all(void)
+static void nic_destroy(struct device *d)
 {
-	while (all_nics) {
-		struct net_dev *n = all_nics;
-		all_nics = n->next;
-		if (n->be->rx_dropped || n->be->tx_dropped)
-			log_info("virtio-net %02x:%02x:%02x:%02x:%02x:%02x: %llu received and %llu sent frames dropped", n->mac[0],
-				 n->mac[1], n->mac[2], n->mac[3], n->mac[4], n->mac[5], (unsigned long long)n->be->rx_dropped,
-				 (unsigned long long)n->be->tx_dropped);
-		n->be->ops->close(n->be);
-	}
+	struct net_dev *n = virtio_device_model(d);
+	if (n->be->rx_dropped || n->be->tx_dropped)
+		log_info("virtio-net %02x:%02x:%02x:%02x:%02x:%02x: %llu received and %llu sent frames dropped", n->mac[0],
+			 n->mac[1], n->mac[2], n->mac[3], n->mac[4], n->mac[5], (unsigned long long)n->be->rx_dropped,
+			 (unsigned long long)n->be->tx_dropped);
+	n->be->ops->close(n->be);
 }
+
+const struct device_type virtio_net_device = {
+	.kind = KV_DEV_VIRTIO_NET, .check = nic_check, .create = nic_create, .resume = virtio_device_resume,
+	.destroy = nic_destroy,
+};

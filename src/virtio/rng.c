@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include "../vmm/device.h"
 #include "../vmm/vm.h"
 #include "devices.h"
 #include "virtio_pci.h"
@@ -49,7 +50,9 @@ static const struct virtio_ops rng_ops = {
 	.queue_notify = rng_notify,
 };
 
-int virtio_rng_create(struct vm *vm, char *err, size_t errlen)
+extern const struct device_type virtio_rng_device;
+
+static int rng_create(struct vm *vm, struct kv_config *c, size_t i, char *err, size_t errlen)
 {
 	struct rng *r = calloc(1, sizeof(*r));
 	if (!r) {
@@ -57,7 +60,13 @@ int virtio_rng_create(struct vm *vm, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	int rc = virtio_dev_init(&r->dev, vm, &rng_ops, r);
-	if (rc < 0)
+	if (rc < 0) {
 		snprintf(err, errlen, "virtio-rng: cannot create device: %s", strerror(-rc));
-	return rc;
+		return rc;
+	}
+	return device_add(vm, &virtio_rng_device, &r->dev, err, errlen);
 }
+
+const struct device_type virtio_rng_device = {
+	.kind = KV_DEV_VIRTIO_RNG, .create = rng_create, .resume = virtio_device_resume,
+};

@@ -20,18 +20,13 @@
 #define SHM_BAR 2
 #define CAP_SHARED_MEMORY 8
 
-/* Every device, so a resumed VM can look at all queues again. */
-static struct virtio_dev *all_devs[32];
-static unsigned n_devs;
-
-static void resume_all(void *opaque)
+void virtio_device_resume(struct device *dev)
 {
-	(void)opaque;
+	struct virtio_dev *d = dev->priv;
 	uint64_t one = 1;
-	for (unsigned i = 0; i < n_devs; i++)
-		for (unsigned q = 0; q < all_devs[i]->num_queues; q++)
-			if (write(all_devs[i]->q[q].notify_efd, &one, sizeof(one)) < 0)
-				log_debug("notify eventfd: %m");
+	for (unsigned q = 0; q < d->num_queues; q++)
+		if (write(d->q[q].notify_efd, &one, sizeof(one)) < 0)
+			log_debug("notify eventfd: %m");
 }
 
 bool virtio_dev_paused(const struct virtio_dev *d)
@@ -403,11 +398,6 @@ int virtio_dev_init(struct virtio_dev *d, struct vm *vm, const struct virtio_ops
 	ioeventfds(d, d->notify_base, true);
 	/* the shared memory BAR (64-bit) is placed when the guest turns memory
 	 * decoding on: bar_moved() */
-	if (n_devs < sizeof(all_devs) / sizeof(all_devs[0]))
-		all_devs[n_devs++] = d;
-	static struct vm *hooked; /* one hook per VM looks at every device */
-	if (hooked != vm && vm_add_resume_hook(vm, resume_all, NULL) == 0)
-		hooked = vm;
 	log_debug("%s: PCI 00:%02x.0, BAR0 0x%llx", ops->name, r, (unsigned long long)d->notify_base);
 	return 0;
 }

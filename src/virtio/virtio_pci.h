@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "../pci/pci.h"
+#include "../vmm/device.h"
 #include "../vmm/eventloop.h"
 #include "virtq.h"
 
@@ -98,5 +99,14 @@ void virtio_config_changed(struct virtio_dev *d);
 /* The VM is paused: take no new work from the guest (backends may finish
  * what is in flight). Every queue is kicked again at resume. */
 bool virtio_dev_paused(const struct virtio_dev *d);
+/* A virtio device type's resume op (its instances are registered with their
+ * struct virtio_dev): kick every queue, so the device looks at what the
+ * guest queued while the VM was paused. */
+void virtio_device_resume(struct device *dev);
+/* The model behind a registered virtio device (the virtio_dev's priv). */
+static inline void *virtio_device_model(const struct device *dev)
+{
+	return ((struct virtio_dev *)dev->priv)->priv;
+}
 
 #endif

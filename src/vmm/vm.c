@@ -1,6 +1,7 @@
 /* KVM VM lifecycle: create, memory, irqchip, vCPU threads, interrupt routing. */
 #define _GNU_SOURCE
 #include "vm.h"
+#include "device.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -499,14 +500,6 @@ bool vm_wait_stopped(struct vm *vm, int timeout_ms)
 	return ok;
 }
 
-int vm_add_resume_hook(struct vm *vm, void (*fn)(void *opaque), void *opaque)
-{
-	if (vm->nresume_hooks >= sizeof(vm->resume_hooks) / sizeof(vm->resume_hooks[0]))
-		return -ENOSPC;
-	vm->resume_hooks[vm->nresume_hooks++] = (struct vm_resume_hook){ fn, opaque };
-	return 0;
-}
-
 /* Move from one state to another only if the VM is in `from`. */
 static bool transition(struct vm *vm, enum vm_state from, enum vm_state to)
 {
@@ -529,6 +522,7 @@ int vm_pause(struct vm *vm, char *err, size_t errlen)
 		return -EBUSY;
 	}
 	vm->devices_paused = true;
+	devices_quiesce(vm);
 	__atomic_store_n(&vm->pause_req, true, __ATOMIC_SEQ_CST);
 	kick_vcpus(vm);
 	struct timespec dl;
@@ -569,8 +563,7 @@ int vm_resume(struct vm *vm, char *err, size_t errlen)
 	if (vm->saved_clock.clock && ioctl(vm->vm_fd, KVM_SET_CLOCK, &vm->saved_clock) < 0)
 		log_warn("KVM_SET_CLOCK: %m");
 	vm->devices_paused = false;
-	for (unsigned i = 0; i < vm->nresume_hooks; i++)
-		vm->resume_hooks[i].fn(vm->resume_hooks[i].opaque);
+	devices_resume(vm);
 	pthread_mutex_lock(&vm->pause_lock);
 	vm->pause_req = false;
 	pthread_cond_broadcast(&vm->pause_cond);

@@ -39,6 +39,8 @@ struct vcpu {
 
 #define VM_MAX_ROUTES 1024
 
+struct device;
+
 struct vm {
 	int kvm_fd, vm_fd, mem_fd;
 	size_t run_size;
@@ -78,9 +80,8 @@ struct vm {
 	 * files into the guest a chance to mend (see vm_add_fault_fixer) */
 	struct vm_fault_fixer { bool (*fn)(void *opaque); void *opaque; } fixers[4];
 	unsigned nfixers;
-	/* devices that look at their queues again when the VM resumes */
-	struct vm_resume_hook { void (*fn)(void *opaque); void *opaque; } resume_hooks[4];
-	unsigned nresume_hooks;
+	/* every device, in creation order (src/vmm/device.h) */
+	struct device *devices, *devices_tail;
 };
 
 int vm_create(struct vm *vm, unsigned ncpus, uint64_t ram_bytes, bool nested, char *err, size_t errlen);
@@ -130,8 +131,6 @@ int vm_pause(struct vm *vm, char *err, size_t errlen);
 /* Paused -> Resuming -> Running: the guest clock continues from where it
  * stopped; devices look at their queues again. */
 int vm_resume(struct vm *vm, char *err, size_t errlen);
-/* Have vm_resume call fn, so a device re-checks its queues; 0 or -ENOSPC. */
-int vm_add_resume_hook(struct vm *vm, void (*fn)(void *opaque), void *opaque);
 int kvm_check_nested(char *err, size_t errlen);
 
 #endif
