@@ -81,7 +81,7 @@ TEST_LIBS := -lcmocka
 UNIT_TESTS := $(BUILD)/tests/test_cmdline $(BUILD)/tests/test_virtq $(BUILD)/tests/test_kvm_api \
 	$(BUILD)/tests/test_blk_parse $(BUILD)/tests/test_balloon $(BUILD)/tests/test_log $(BUILD)/tests/test_config_lib $(BUILD)/tests/test_api $(BUILD)/tests/test_vsock \
 	$(BUILD)/tests/test_fuse $(BUILD)/tests/test_firmware $(BUILD)/tests/test_kernel_unpack $(BUILD)/tests/test_pci \
-	$(BUILD)/tests/test_nvme $(BUILD)/tests/test_qcow2 $(BUILD)/tests/test_sandbox
+	$(BUILD)/tests/test_nvme $(BUILD)/tests/test_qcow2 $(BUILD)/tests/test_sandbox $(BUILD)/tests/test_device
 
 $(BUILD)/tests/test_cmdline: tests/unit/test_cmdline.c $(BUILD)/libkvkit.a
 	@mkdir -p $(dir $@)
@@ -113,6 +113,10 @@ $(BUILD)/tests/test_virtq: tests/unit/test_virtq.c $(call obj,src/virtio/virtq.c
 $(BUILD)/tests/test_sandbox: tests/unit/test_sandbox.c $(call obj,src/sandbox/sandbox.c src/sandbox/jail.c src/util/log.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lseccomp $(TEST_LIBS)
+
+$(BUILD)/tests/test_device: tests/unit/test_device.c $(call obj,src/vmm/device.c) $(BUILD)/libkvkit.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -ljson-c $(TEST_LIBS)
 
 $(BUILD)/tests/test_log: tests/unit/test_log.c $(call obj,src/util/log.c)
 	@mkdir -p $(dir $@)
