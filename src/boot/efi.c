@@ -23,6 +23,7 @@
 #include "../util/file_replace.h"
 #include "../util/log.h"
 #include "../vmm/vm.h"
+#include "../util/bytes.h"
 
 #define FLASH_MAX (16u << 20) /* 0xff000000 up: above the KVM TSS pages */
 #define FLASH_BLOCK 4096      /* OVMF's PcdOvmfFirmwareBlockSize */
@@ -106,8 +107,6 @@ static int read_whole(const char *path, const char *what, unsigned char **buf, s
 	return 0;
 }
 
-static uint64_t rd64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return v; }
-static uint16_t rd16(const unsigned char *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 
 int efi_store_matches(const unsigned char *buf, size_t len, const unsigned char *tmpl, size_t tmpl_len)
 {

@@ -13,12 +13,12 @@
 #include <zlib.h>
 #include <zstd.h>
 #include "../util/log.h"
+#include "../util/bytes.h"
 
 #define LZ4_LEGACY_MAGIC 0x184c2102u
 #define LZ4_LEGACY_BLOCK (8u << 20) /* lz4 -l: each block unpacks to at most this */
 #define ELF_MAX_PHDRS 64
 
-static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 
 enum kernel_compression kernel_compression_of(const uint8_t *p, size_t len)
 {

@@ -19,6 +19,7 @@
 #include "kernel_unpack.h"
 #include "../util/log.h"
 #include "../vmm/vm.h"
+#include "../util/bytes.h"
 
 /* zero page (struct boot_params) offsets */
 #define BP_ACPI_RSDP 0x070
@@ -117,10 +118,6 @@ static void release(struct file_buf *f)
 	f->fd = -1;
 }
 
-static uint16_t rd16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
-static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static uint64_t rd64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
-static void wr32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 
 static bool is_bzimage(const struct file_buf *k)
 {

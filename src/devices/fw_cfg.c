@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "../util/bytes.h"
 
 void fw_cfg_init(struct fw_cfg *c)
 {
@@ -41,8 +42,6 @@ int fw_cfg_add_file(struct fw_cfg *c, const char *name, const void *data, uint32
 	return add(c, c->next_file++, name, data, len);
 }
 
-static void be32(uint8_t *p, uint32_t v) { p[0] = v >> 24; p[1] = v >> 16; p[2] = v >> 8; p[3] = v; }
-static void be16(uint8_t *p, uint16_t v) { p[0] = v >> 8; p[1] = v; }
 
 /* The directory: big-endian count, then {be32 size, be16 key, be16 0,
  * name[56]} per file, sorted by name as QEMU does. */
@@ -55,7 +54,7 @@ int fw_cfg_finish(struct fw_cfg *c)
 	uint8_t *dir = calloc(1, len);
 	if (!dir)
 		return -1;
-	be32(dir, files);
+	wr32be(dir, files);
 	uint8_t *p = dir + 4;
 	const char *last = "";
 	for (unsigned k = 0; k < files; k++, p += 64) { /* selection sort: a few dozen names */
@@ -67,8 +66,8 @@ int fw_cfg_finish(struct fw_cfg *c)
 		}
 		if (!best)
 			break;
-		be32(p, best->len);
-		be16(p + 4, best->key);
+		wr32be(p, best->len);
+		wr16be(p + 4, best->key);
 		memcpy(p + 8, best->name, strlen(best->name));
 		last = best->name;
 	}

@@ -24,7 +24,7 @@
 #include <unistd.h>
 #include "../util/log.h"
 #include "../vmm/eventloop.h"
-#include "../virtio/net_hdr.h"
+#include <linux/virtio_net.h> /* struct virtio_net_hdr_v1 */
 #include "net.h"
 
 #define RX_BATCH 64

@@ -13,6 +13,7 @@
 #include "../util/log.h"
 #include "../virtio/virtq.h" /* iov_from_buf, iov_to_buf */
 #include "../vmm/guest_mem.h"
+#include "../util/bytes.h"
 
 #define PAGE 4096u
 #define MQES 1023u                 /* entries per queue, less one */
@@ -154,9 +155,6 @@ static void put_str(uint8_t *dst, const char *s, size_t n) /* space-padded ASCII
 	memcpy(dst, s, l < n ? l : n);
 }
 
-static void put16(uint8_t *b, unsigned off, uint16_t v) { memcpy(b + off, &v, 2); }
-static void put32(uint8_t *b, unsigned off, uint32_t v) { memcpy(b + off, &v, 4); }
-static void put64(uint8_t *b, unsigned off, uint64_t v) { memcpy(b + off, &v, 8); }
 
 /* One segment of guest memory onto the iovec array, merged with the last
  * one when the host memory continues it. */
@@ -456,29 +454,29 @@ void nvme_ctrl_mmio(struct nvme_ctrl *c, uint64_t off, uint8_t *data, unsigned l
 
 static void identify_ctrl(struct nvme_ctrl *c, uint8_t *d)
 {
-	put16(d, 0, 0x1af4);               /* VID */
-	put16(d, 2, 0x1af4);               /* SSVID */
+	wr16(d + 0, 0x1af4);               /* VID */
+	wr16(d + 2, 0x1af4);               /* SSVID */
 	put_str(d + 4, c->p.serial, 20);   /* SN */
 	put_str(d + 24, "kvkit NVMe disk", 40); /* MN */
 	put_str(d + 64, "1.0", 8);         /* FR */
 	d[72] = 6;                         /* RAB */
 	d[77] = MDTS;
-	put32(d, 80, NVME_VERSION);
+	wr32(d + 80, NVME_VERSION);
 	d[111] = 1;                        /* CNTRLTYPE: I/O controller */
-	put16(d, 256, 1u << 8);            /* OACS: Doorbell Buffer Config */
+	wr16(d + 256, 1u << 8);            /* OACS: Doorbell Buffer Config */
 	d[258] = 3;                        /* ACL */
 	d[259] = AERL;
 	d[260] = 0x03;                     /* FRMW: one slot, read-only */
 	d[261] = 0;                        /* LPA */
 	d[262] = 0;                        /* ELPE: one error log entry */
-	put16(d, 266, 0x0157);             /* WCTEMP 343 K */
-	put16(d, 268, 0x0175);             /* CCTEMP 373 K */
+	wr16(d + 266, 0x0157);             /* WCTEMP 343 K */
+	wr16(d + 268, 0x0175);             /* CCTEMP 373 K */
 	d[512] = 0x66;                     /* SQES: 64 bytes */
 	d[513] = 0x44;                     /* CQES: 16 bytes */
-	put16(d, 514, MQES + 1);           /* MAXCMD */
-	put32(d, 516, 1);                  /* NN */
+	wr16(d + 514, MQES + 1);           /* MAXCMD */
+	wr32(d + 516, 1);                  /* NN */
 	uint16_t oncs = c->be->can_discard ? (1u << 2 | 1u << 3) : 0; /* DSM, WRITE ZEROES */
-	put16(d, 520, oncs);
+	wr16(d + 520, oncs);
 	d[525] = 1;                        /* VWC present: FLUSH reaches the disk */
 	char nqn[64];
 	snprintf(nqn, sizeof(nqn), "nqn.2026-11.dev.kvkit:nvme:%s", c->p.serial); /* unique per disk */
@@ -487,9 +485,9 @@ static void identify_ctrl(struct nvme_ctrl *c, uint8_t *d)
 
 static void identify_ns(struct nvme_ctrl *c, uint8_t *d)
 {
-	put64(d, 0, c->nsze);  /* NSZE */
-	put64(d, 8, c->nsze);  /* NCAP */
-	put64(d, 16, c->nsze); /* NUSE */
+	wr64(d + 0, c->nsze);  /* NSZE */
+	wr64(d + 8, c->nsze);  /* NCAP */
+	wr64(d + 16, c->nsze); /* NUSE */
 	/* NSFEAT: deallocation (thin provisioning) if discard works; NPWG and
 	 * NOWS give the physical block size */
 	d[24] = (c->be->can_discard ? 1 : 0) | 1u << 4;
@@ -497,12 +495,12 @@ static void identify_ns(struct nvme_ctrl *c, uint8_t *d)
 	d[26] = 0;             /* FLBAS: format 0 */
 	d[33] = c->be->can_discard ? (1u << 3 | 1) : 0; /* DLFEAT: deallocated reads zero; WRITE ZEROES may deallocate */
 	uint32_t per_phys = c->be->physical_block > c->lbs ? c->be->physical_block / c->lbs : 1;
-	put16(d, 64, (uint16_t)(per_phys - 1)); /* NPWG */
-	put16(d, 66, (uint16_t)(per_phys - 1)); /* NPWA */
-	put16(d, 72, (uint16_t)(per_phys - 1)); /* NOWS */
+	wr16(d + 64, (uint16_t)(per_phys - 1)); /* NPWG */
+	wr16(d + 66, (uint16_t)(per_phys - 1)); /* NPWA */
+	wr16(d + 72, (uint16_t)(per_phys - 1)); /* NOWS */
 	d[99] = c->be->readonly ? 1 : 0;        /* NSATTR: write protected */
 	memcpy(d + 104, c->p.uuid, 16);         /* NGUID */
-	put32(d, 128, (uint32_t)c->lbads << 16); /* LBAF0: LBADS, no metadata */
+	wr32(d + 128, (uint32_t)c->lbads << 16); /* LBAF0: LBADS, no metadata */
 }
 
 static uint16_t do_identify(struct nvme_ctrl *c, const struct nvme_sqe *e)
@@ -520,7 +518,7 @@ static uint16_t do_identify(struct nvme_ctrl *c, const struct nvme_sqe *e)
 		if (e->nsid >= 0xfffffffe)
 			return SC_INVALID_NS | SC_DNR;
 		if (e->nsid < 1)
-			put32(d, 0, 1);
+			wr32(d + 0, 1);
 		break;
 	case 0x03: /* namespace identification descriptors: a UUID */
 		if (e->nsid != 1)
@@ -546,7 +544,7 @@ static uint16_t do_get_log(struct nvme_ctrl *c, const struct nvme_sqe *e)
 	case 0x01: size = 64; break;  /* error information: no errors */
 	case 0x02:                    /* SMART / health */
 		size = 512;
-		put16(page, 1, 0x0143); /* composite temperature 323 K */
+		wr16(page + 1, 0x0143); /* composite temperature 323 K */
 		page[3] = 100;          /* available spare */
 		page[4] = 10;           /* its threshold */
 		break;

@@ -5,6 +5,7 @@
 #include "../arch/x86/layout.h"
 #include "../util/log.h"
 #include "../vmm/vm.h"
+#include "../util/bytes.h"
 
 #define PCI_SLOTS 32
 
@@ -18,25 +19,22 @@ static struct {
 	pthread_mutex_t lock;
 } pb = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
-static inline void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
-static inline void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static inline uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 
 void pci_func_init(struct pci_func *f, uint16_t vendor, uint16_t device, uint32_t class_code,
 		   uint16_t subsys_vendor, uint16_t subsys_id, uint8_t revision)
 {
 	memset(f->cfg, 0, sizeof(f->cfg));
 	memset(f->wmask, 0, sizeof(f->wmask));
-	put16(f->cfg + 0x00, vendor);
-	put16(f->cfg + 0x02, device);
+	wr16(f->cfg + 0x00, vendor);
+	wr16(f->cfg + 0x02, device);
 	f->cfg[0x08] = revision;
 	f->cfg[0x09] = class_code & 0xff;
 	f->cfg[0x0a] = (class_code >> 8) & 0xff;
 	f->cfg[0x0b] = (class_code >> 16) & 0xff;
-	put16(f->cfg + 0x2c, subsys_vendor);
-	put16(f->cfg + 0x2e, subsys_id);
+	wr16(f->cfg + 0x2c, subsys_vendor);
+	wr16(f->cfg + 0x2e, subsys_id);
 	/* command: I/O, memory, bus master, INTx disable are writable */
-	put16(f->wmask + 0x04, 0x0407);
+	wr16(f->wmask + 0x04, 0x0407);
 	f->wmask[0x3c] = 0xff; /* interrupt line */
 	f->last_cap = 0;
 	f->cap_end = 0x40;
@@ -108,11 +106,11 @@ static void put_bar(struct pci_func *f, int i)
 {
 	const struct pci_bar *b = &f->bar[i];
 	if (!b->mem64) {
-		put32(f->cfg + 0x10 + 4 * i, (uint32_t)b->addr); /* 32-bit, non-prefetchable memory */
+		wr32(f->cfg + 0x10 + 4 * i, (uint32_t)b->addr); /* 32-bit, non-prefetchable memory */
 		return;
 	}
-	put32(f->cfg + 0x10 + 4 * i, (uint32_t)b->addr | 0xc); /* 64-bit, prefetchable */
-	put32(f->cfg + 0x14 + 4 * i, (uint32_t)(b->addr >> 32));
+	wr32(f->cfg + 0x10 + 4 * i, (uint32_t)b->addr | 0xc); /* 64-bit, prefetchable */
+	wr32(f->cfg + 0x14 + 4 * i, (uint32_t)(b->addr >> 32));
 }
 
 int pci_register(struct vm *vm, struct pci_func *f)
@@ -213,7 +211,7 @@ static void bar_write(struct pci_func *f, int i, uint32_t v)
 	if (i > 0 && f->bar[i - 1].mem64) { /* the upper half of a 64-bit BAR */
 		struct pci_bar *b = &f->bar[i - 1];
 		uint32_t hi = v & (uint32_t)(~(b->size - 1) >> 32);
-		put32(f->cfg + 0x10 + 4 * i, hi);
+		wr32(f->cfg + 0x10 + 4 * i, hi);
 		if (v != 0xffffffff)
 			bar_place(f, i - 1, (uint64_t)hi << 32 | (uint32_t)b->addr);
 		return;
@@ -222,7 +220,7 @@ static void bar_write(struct pci_func *f, int i, uint32_t v)
 	if (!b->size)
 		return; /* unimplemented BAR reads as 0 */
 	uint32_t lo = v & ~(uint32_t)(b->size - 1) & ~0xfu;
-	put32(f->cfg + 0x10 + 4 * i, lo | (b->mem64 ? 0xc : 0));
+	wr32(f->cfg + 0x10 + 4 * i, lo | (b->mem64 ? 0xc : 0));
 	if (v != 0xffffffff)
 		bar_place(f, i, b->mem64 ? (b->addr & ~0xffffffffull) | lo : lo);
 }
@@ -251,7 +249,7 @@ static void cfg_access(struct pci_func *f, unsigned reg, uint8_t *data, unsigned
 	}
 	if (reg >= 0x10 && reg < 0x28) {
 		if (len == 4 && (reg & 3) == 0)
-			bar_write(f, (reg - 0x10) / 4, get32(data));
+			bar_write(f, (reg - 0x10) / 4, rd32(data));
 		return;
 	}
 	bool was_decoding = mem_decoding(f);
@@ -282,9 +280,9 @@ static void conf_addr_io(void *opaque, uint64_t off, uint8_t *data, unsigned len
 	pthread_mutex_lock(&pb.lock);
 	if (len == 4) {
 		if (is_write)
-			pb.conf_addr = get32(data) & 0x80fffffc;
+			pb.conf_addr = rd32(data) & 0x80fffffc;
 		else
-			put32(data, pb.conf_addr);
+			wr32(data, pb.conf_addr);
 	} else if (!is_write) {
 		memset(data, 0xff, len);
 	}

@@ -17,11 +17,11 @@
 #include "balloon_pfns.h"
 #include "devices.h"
 #include "virtio_pci.h"
+#include <linux/virtio_balloon.h>
 
 #define INFLATE_Q 0
 #define DEFLATE_Q 1
 #define STATS_Q 2
-#define VIRTIO_BALLOON_F_STATS_VQ (1ULL << 1)
 #define BALLOON_PAGE 4096ULL
 #define STATS_TIMEOUT_MS 1000
 
@@ -133,7 +133,7 @@ static const struct virtio_ops balloon_ops = {
 	.class_code = 0x05ff00,
 	.num_queues = 3,
 	.queue_max = 128,
-	.features = VIRTIO_BALLOON_F_STATS_VQ,
+	.features = VIRTIO_BIT(VIRTIO_BALLOON_F_STATS_VQ),
 	.config_size = 8,
 	.config_written = balloon_config_written,
 	.queue_notify = balloon_notify,

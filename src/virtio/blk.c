@@ -16,17 +16,12 @@
 
 extern const struct device_type virtio_blk_device, nbd_device;
 
-#define VIRTIO_BLK_F_SEG_MAX (1ULL << 2)
-#define VIRTIO_BLK_F_RO (1ULL << 5)
-#define VIRTIO_BLK_F_BLK_SIZE (1ULL << 6)
-#define VIRTIO_BLK_F_FLUSH (1ULL << 9)
-#define VIRTIO_BLK_F_TOPOLOGY (1ULL << 10)
-#define VIRTIO_BLK_F_MQ (1ULL << 12)
-#define VIRTIO_BLK_F_DISCARD (1ULL << 13)
-#define VIRTIO_BLK_F_WRITE_ZEROES (1ULL << 14)
-
+#define F(bit) (1ULL << VIRTIO_BLK_F_##bit)
 #define BLK_QUEUE_SIZE 256
-#define BLK_CONFIG_SIZE 60
+/* the config as far as write_zeroes_may_unmap and its padding: kvkit offers
+ * no secure erase, whose fields follow */
+#define BLK_CONFIG_SIZE offsetof(struct virtio_blk_config, max_secure_erase_sectors)
+_Static_assert(BLK_CONFIG_SIZE == 60, "virtio 1.2 5.2.4: the config through write_zeroes_may_unmap");
 #define MAX_DISCARD_SECTORS (1u << 22) /* 2 GiB per request */
 
 struct blk_dev;
@@ -238,31 +233,28 @@ static void blk_reset(struct virtio_dev *d)
 	b->to_notify = 0;
 }
 
-static void put32(uint8_t *c, unsigned off, uint32_t v) { memcpy(c + off, &v, 4); }
-static void put16(uint8_t *c, unsigned off, uint16_t v) { memcpy(c + off, &v, 2); }
-
 static void fill_config(struct blk_dev *b, unsigned nq)
 {
-	uint8_t *c = b->dev.config;
 	const struct blk_backend *be = b->be;
-	uint64_t sectors = be->size / BLK_SECTOR;
 	uint32_t lbs = be->logical_block;
 	unsigned exp = 0;
 	while ((lbs << exp) < be->physical_block && exp < 7)
 		exp++;
-	memset(c, 0, BLK_CONFIG_SIZE);
-	memcpy(c + 0, &sectors, 8);          /* capacity */
-	put32(c, 12, BLK_MAX_SEGS);          /* seg_max */
-	put32(c, 20, lbs);                   /* blk_size */
-	c[24] = (uint8_t)exp;                /* physical_block_exp */
-	put16(c, 26, 1);                     /* min_io_size (logical blocks) */
-	put16(c, 34, (uint16_t)nq);          /* num_queues */
-	put32(c, 36, MAX_DISCARD_SECTORS);   /* max_discard_sectors */
-	put32(c, 40, 1);                     /* max_discard_seg */
-	put32(c, 44, be->physical_block / BLK_SECTOR); /* discard_sector_alignment */
-	put32(c, 48, MAX_DISCARD_SECTORS);   /* max_write_zeroes_sectors */
-	put32(c, 52, 1);                     /* max_write_zeroes_seg */
-	c[56] = 1;                           /* write_zeroes_may_unmap */
+	struct virtio_blk_config c = {
+		.capacity = htole64(be->size / BLK_SECTOR),
+		.seg_max = htole32(BLK_MAX_SEGS),
+		.blk_size = htole32(lbs),
+		.physical_block_exp = (uint8_t)exp,
+		.min_io_size = htole16(1), /* logical blocks */
+		.num_queues = htole16((uint16_t)nq),
+		.max_discard_sectors = htole32(MAX_DISCARD_SECTORS),
+		.max_discard_seg = htole32(1),
+		.discard_sector_alignment = htole32(be->physical_block / BLK_SECTOR),
+		.max_write_zeroes_sectors = htole32(MAX_DISCARD_SECTORS),
+		.max_write_zeroes_seg = htole32(1),
+		.write_zeroes_may_unmap = 1,
+	};
+	memcpy(b->dev.config, &c, BLK_CONFIG_SIZE);
 }
 
 /* A virtio-blk device over an open backend (the device takes it over,
@@ -291,10 +283,8 @@ static int blk_create(struct vm *vm, const struct device_type *type, struct blk_
 		.class_code = 0x010000,
 		.num_queues = nq,
 		.queue_max = BLK_QUEUE_SIZE,
-		.features = VIRTIO_BLK_F_SEG_MAX | VIRTIO_BLK_F_BLK_SIZE | VIRTIO_BLK_F_FLUSH | VIRTIO_BLK_F_TOPOLOGY |
-			    VIRTIO_BLK_F_MQ |
-			    (be->readonly ? VIRTIO_BLK_F_RO : 0) |
-			    (be->can_discard ? VIRTIO_BLK_F_DISCARD | VIRTIO_BLK_F_WRITE_ZEROES : 0),
+		.features = F(SEG_MAX) | F(BLK_SIZE) | F(FLUSH) | F(TOPOLOGY) | F(MQ) | (be->readonly ? F(RO) : 0) |
+			    (be->can_discard ? F(DISCARD) | F(WRITE_ZEROES) : 0),
 		.config_size = BLK_CONFIG_SIZE,
 		.queue_notify = blk_queue_notify,
 		.reset = blk_reset,

@@ -6,21 +6,10 @@
 #define KVKIT_VIRTIO_BLK_PARSE_H
 #include <stdbool.h>
 #include <stdint.h>
+#include <linux/virtio_blk.h> /* request types, status codes, the config layout */
 #include <sys/uio.h>
 #include "virtq.h"
 
-#define VIRTIO_BLK_T_IN 0
-#define VIRTIO_BLK_T_OUT 1
-#define VIRTIO_BLK_T_FLUSH 4
-#define VIRTIO_BLK_T_GET_ID 8
-#define VIRTIO_BLK_T_DISCARD 11
-#define VIRTIO_BLK_T_WRITE_ZEROES 13
-
-#define VIRTIO_BLK_S_OK 0
-#define VIRTIO_BLK_S_IOERR 1
-#define VIRTIO_BLK_S_UNSUPP 2
-
-#define VIRTIO_BLK_ID_BYTES 20
 #define BLK_SECTOR 512
 #define BLK_MAX_SEGS 254 /* data descriptors per request (seg_max) */
 

@@ -17,10 +17,10 @@
 #include "../vmm/vm.h"
 #include "devices.h"
 #include "virtio_pci.h"
+#include <linux/virtio_console.h>
 
 #define RX_Q 0
 #define TX_Q 1
-#define VIRTIO_CONSOLE_F_EMERG_WRITE (1ULL << 2)
 
 enum out_policy { OUT_FILE, OUT_WAIT, OUT_DROP };
 
@@ -249,7 +249,7 @@ static const struct virtio_ops console_ops = {
 	.class_code = 0x078000,
 	.num_queues = 2,
 	.queue_max = 256,
-	.features = VIRTIO_CONSOLE_F_EMERG_WRITE,
+	.features = VIRTIO_BIT(VIRTIO_CONSOLE_F_EMERG_WRITE),
 	.config_size = 12,
 	.config_written = console_config_written,
 	.queue_notify = console_notify,

@@ -32,7 +32,6 @@
 #include "../sandbox/jail.h"
 #include "../sandbox/sandbox.h"
 
-#define VIRTIO_ID_FS 26
 #define REQUEST_QUEUES 2
 #define WORKERS 4
 #define TAG_LEN 36

@@ -16,27 +16,20 @@
 #include "devices.h"
 #include "net_frames.h"
 #include "virtio_pci.h"
+#include <linux/virtio_net.h>
+#include <stddef.h>
 
 extern const struct device_type virtio_net_device;
 
 #define RX_Q 0
 #define TX_Q 1
 #define NET_QUEUE_SIZE 256
-#define VIRTIO_NET_F_CSUM (1ULL << 0)
-#define VIRTIO_NET_F_GUEST_CSUM (1ULL << 1)
-#define VIRTIO_NET_F_GUEST_TSO4 (1ULL << 7)
-#define VIRTIO_NET_F_GUEST_TSO6 (1ULL << 8)
-#define VIRTIO_NET_F_GUEST_ECN (1ULL << 9)
-#define VIRTIO_NET_F_HOST_TSO4 (1ULL << 11)
-#define VIRTIO_NET_F_HOST_TSO6 (1ULL << 12)
-#define VIRTIO_NET_F_HOST_ECN (1ULL << 13)
+#define F(bit) VIRTIO_BIT(VIRTIO_NET_F_##bit)
 #define NET_OFFLOADS                                                                                              \
-	(VIRTIO_NET_F_CSUM | VIRTIO_NET_F_GUEST_CSUM | VIRTIO_NET_F_GUEST_TSO4 | VIRTIO_NET_F_GUEST_TSO6 |          \
-	 VIRTIO_NET_F_GUEST_ECN | VIRTIO_NET_F_HOST_TSO4 | VIRTIO_NET_F_HOST_TSO6 | VIRTIO_NET_F_HOST_ECN)
-#define VIRTIO_NET_F_MAC (1ULL << 5)
-#define VIRTIO_NET_F_MRG_RXBUF (1ULL << 15)
-#define VIRTIO_NET_F_STATUS (1ULL << 16)
-#define VIRTIO_NET_S_LINK_UP 1
+	(F(CSUM) | F(GUEST_CSUM) | F(GUEST_TSO4) | F(GUEST_TSO6) | F(GUEST_ECN) | F(HOST_TSO4) | F(HOST_TSO6) |     \
+	 F(HOST_ECN))
+/* the config as far as max_virtqueue_pairs (no MTU, speed or RSS fields) */
+#define NET_CONFIG_SIZE offsetof(struct virtio_net_config, mtu)
 
 struct net_dev {
 	struct virtio_dev dev;
@@ -139,10 +132,9 @@ static void net_reset(struct virtio_dev *d)
 {
 	struct net_dev *n = d->priv;
 	n->tx_waiting = false;
-	memcpy(d->config, n->mac, 6);
-	uint16_t status = VIRTIO_NET_S_LINK_UP, pairs = 1;
-	memcpy(d->config + 6, &status, 2);
-	memcpy(d->config + 8, &pairs, 2);
+	struct virtio_net_config c = { .status = htole16(VIRTIO_NET_S_LINK_UP), .max_virtqueue_pairs = htole16(1) };
+	memcpy(c.mac, n->mac, 6);
+	memcpy(d->config, &c, NET_CONFIG_SIZE);
 }
 
 /* The guest is ready: tell a vnet_hdr backend which offloads it takes. */
@@ -151,8 +143,7 @@ static void net_driver_ok(struct virtio_dev *d)
 	struct net_dev *n = d->priv;
 	uint64_t f = d->driver_features;
 	if (n->be->ops->set_offload)
-		n->be->ops->set_offload(n->be, f & VIRTIO_NET_F_GUEST_CSUM, f & VIRTIO_NET_F_GUEST_TSO4,
-					f & VIRTIO_NET_F_GUEST_TSO6, f & VIRTIO_NET_F_GUEST_ECN);
+		n->be->ops->set_offload(n->be, f & F(GUEST_CSUM), f & F(GUEST_TSO4), f & F(GUEST_TSO6), f & F(GUEST_ECN));
 }
 
 static const struct virtio_ops net_ops = {
@@ -161,8 +152,8 @@ static const struct virtio_ops net_ops = {
 	.class_code = 0x020000,
 	.num_queues = 2,
 	.queue_max = NET_QUEUE_SIZE,
-	.features = VIRTIO_NET_F_MAC | VIRTIO_NET_F_MRG_RXBUF | VIRTIO_NET_F_STATUS,
-	.config_size = 10,
+	.features = F(MAC) | F(MRG_RXBUF) | F(STATUS),
+	.config_size = NET_CONFIG_SIZE,
 	.queue_notify = net_notify,
 	.driver_ok = net_driver_ok,
 	.reset = net_reset,

@@ -2,7 +2,7 @@
 #include "net_frames.h"
 #include <errno.h>
 #include <string.h>
-#include "net_hdr.h"
+#include <linux/virtio_net.h> /* struct virtio_net_hdr_v1 */
 
 int net_tx_frame(const struct virtq_elem *e, struct iovec *out, size_t max_frame, bool keep_hdr)
 {

@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "net_hdr.h"
+#include <linux/virtio_net.h> /* struct virtio_net_hdr_v1 */
 #include "virtq.h"
 
 #define NET_MIN_FRAME 14 /* an Ethernet header */

@@ -1,6 +1,10 @@
 /* Modern virtio-pci transport; see virtio_pci.h. BAR 0 layout: */
 #include "virtio_pci.h"
+#include <endian.h>
 #include <errno.h>
+#include <linux/pci_regs.h>
+#include <linux/virtio_pci.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -17,8 +21,9 @@
 #define OFF_MSIX_TABLE 0x4000
 #define OFF_MSIX_PBA 0x5000
 #define NOTIFY_MULT 4
+/* a field of the common configuration, by name */
+#define CC(field) offsetof(struct virtio_pci_common_cfg, field)
 #define SHM_BAR 2
-#define CAP_SHARED_MEMORY 8
 
 void virtio_device_resume(struct device *dev)
 {
@@ -36,12 +41,13 @@ bool virtio_dev_paused(const struct virtio_dev *d)
 
 bool virtio_driver_ok(const struct virtio_dev *d)
 {
-	return (d->status & VIRTIO_STATUS_DRIVER_OK) && !(d->status & VIRTIO_STATUS_NEEDS_RESET);
+	return (d->status & VIRTIO_CONFIG_S_DRIVER_OK) && !(d->status & VIRTIO_CONFIG_S_NEEDS_RESET);
 }
 
 static uint64_t offered(const struct virtio_dev *d)
 {
-	return d->ops->features | VIRTIO_F_VERSION_1 | VIRTIO_F_RING_INDIRECT_DESC | VIRTIO_F_RING_EVENT_IDX;
+	return d->ops->features | VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC) |
+	       VIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX);
 }
 
 void virtio_notify(struct virtio_dev *d, unsigned q)
@@ -62,7 +68,7 @@ void virtio_config_changed(struct virtio_dev *d)
 
 static void needs_reset(struct virtio_dev *d)
 {
-	d->status |= VIRTIO_STATUS_NEEDS_RESET;
+	d->status |= VIRTIO_CONFIG_S_NEEDS_RESET;
 	d->isr |= 2;
 	msix_notify(&d->msix, d->config_vector);
 }
@@ -73,14 +79,14 @@ static void device_reset(struct virtio_dev *d)
 	d->driver_features = 0;
 	d->dfselect = d->gfselect = 0;
 	d->queue_select = 0;
-	d->config_vector = VIRTIO_NO_VECTOR;
+	d->config_vector = VIRTIO_MSI_NO_VECTOR;
 	d->isr = 0;
 	for (unsigned i = 0; i < d->num_queues; i++) {
 		struct virtio_queue *q = &d->q[i];
 		virtq_reset(&q->vq);
 		q->enabled = false;
 		q->size = d->ops->queue_max;
-		q->msix_vector = VIRTIO_NO_VECTOR;
+		q->msix_vector = VIRTIO_MSI_NO_VECTOR;
 	}
 	if (d->ops->reset)
 		d->ops->reset(d);
@@ -136,25 +142,25 @@ static uint64_t common_read(struct virtio_dev *d, unsigned off)
 {
 	struct virtio_queue *q = d->queue_select < d->num_queues ? &d->q[d->queue_select] : NULL;
 	switch (off) {
-	case 0x00: return d->dfselect;
-	case 0x04: return d->dfselect < 2 ? (uint32_t)(offered(d) >> (32 * d->dfselect)) : 0;
-	case 0x08: return d->gfselect;
-	case 0x0c: return d->gfselect < 2 ? (uint32_t)(d->driver_features >> (32 * d->gfselect)) : 0;
-	case 0x10: return d->config_vector;
-	case 0x12: return d->num_queues;
-	case 0x14: return d->status;
-	case 0x15: return d->config_generation;
-	case 0x16: return d->queue_select;
-	case 0x18: return q ? q->size : 0;
-	case 0x1a: return q ? q->msix_vector : VIRTIO_NO_VECTOR;
-	case 0x1c: return q ? q->enabled : 0;
-	case 0x1e: return q ? d->queue_select : 0;
-	case 0x20: return q ? (uint32_t)q->vq.desc_gpa : 0;
-	case 0x24: return q ? q->vq.desc_gpa >> 32 : 0;
-	case 0x28: return q ? (uint32_t)q->vq.avail_gpa : 0;
-	case 0x2c: return q ? q->vq.avail_gpa >> 32 : 0;
-	case 0x30: return q ? (uint32_t)q->vq.used_gpa : 0;
-	case 0x34: return q ? q->vq.used_gpa >> 32 : 0;
+	case CC(device_feature_select): return d->dfselect;
+	case CC(device_feature): return d->dfselect < 2 ? (uint32_t)(offered(d) >> (32 * d->dfselect)) : 0;
+	case CC(guest_feature_select): return d->gfselect;
+	case CC(guest_feature): return d->gfselect < 2 ? (uint32_t)(d->driver_features >> (32 * d->gfselect)) : 0;
+	case CC(msix_config): return d->config_vector;
+	case CC(num_queues): return d->num_queues;
+	case CC(device_status): return d->status;
+	case CC(config_generation): return d->config_generation;
+	case CC(queue_select): return d->queue_select;
+	case CC(queue_size): return q ? q->size : 0;
+	case CC(queue_msix_vector): return q ? q->msix_vector : VIRTIO_MSI_NO_VECTOR;
+	case CC(queue_enable): return q ? q->enabled : 0;
+	case CC(queue_notify_off): return q ? d->queue_select : 0;
+	case CC(queue_desc_lo): return q ? (uint32_t)q->vq.desc_gpa : 0;
+	case CC(queue_desc_hi): return q ? q->vq.desc_gpa >> 32 : 0;
+	case CC(queue_avail_lo): return q ? (uint32_t)q->vq.avail_gpa : 0;
+	case CC(queue_avail_hi): return q ? q->vq.avail_gpa >> 32 : 0;
+	case CC(queue_used_lo): return q ? (uint32_t)q->vq.used_gpa : 0;
+	case CC(queue_used_hi): return q ? q->vq.used_gpa >> 32 : 0;
 	}
 	return 0;
 }
@@ -168,17 +174,17 @@ static void set_status(struct virtio_dev *d, uint8_t s)
 		device_reset(d);
 		return;
 	}
-	if ((s & VIRTIO_STATUS_FEATURES_OK) && !(d->status & VIRTIO_STATUS_FEATURES_OK)) {
+	if ((s & VIRTIO_CONFIG_S_FEATURES_OK) && !(d->status & VIRTIO_CONFIG_S_FEATURES_OK)) {
 		uint64_t f = d->driver_features;
-		if ((f & ~offered(d)) || !(f & VIRTIO_F_VERSION_1)) {
+		if ((f & ~offered(d)) || !(f & VIRTIO_BIT(VIRTIO_F_VERSION_1))) {
 			log_warn("%s: driver accepted features 0x%llx we did not offer", d->ops->name,
 				 (unsigned long long)f);
-			s &= ~VIRTIO_STATUS_FEATURES_OK;
+			s &= ~VIRTIO_CONFIG_S_FEATURES_OK;
 		}
 	}
 	uint8_t was = d->status;
-	d->status = s | (was & VIRTIO_STATUS_NEEDS_RESET);
-	if ((s & VIRTIO_STATUS_DRIVER_OK) && !(was & VIRTIO_STATUS_DRIVER_OK)) {
+	d->status = s | (was & VIRTIO_CONFIG_S_NEEDS_RESET);
+	if ((s & VIRTIO_CONFIG_S_DRIVER_OK) && !(was & VIRTIO_CONFIG_S_DRIVER_OK)) {
 		if (d->ops->driver_ok)
 			d->ops->driver_ok(d);
 		/* Drivers may queue buffers and notify before DRIVER_OK (Linux's
@@ -195,33 +201,33 @@ static void common_write(struct virtio_dev *d, unsigned off, uint32_t v)
 {
 	struct virtio_queue *q = d->queue_select < d->num_queues ? &d->q[d->queue_select] : NULL;
 	switch (off) {
-	case 0x00: d->dfselect = v; return;
-	case 0x08: d->gfselect = v; return;
-	case 0x0c:
-		if (d->gfselect < 2 && !(d->status & VIRTIO_STATUS_FEATURES_OK)) {
+	case CC(device_feature_select): d->dfselect = v; return;
+	case CC(guest_feature_select): d->gfselect = v; return;
+	case CC(guest_feature):
+		if (d->gfselect < 2 && !(d->status & VIRTIO_CONFIG_S_FEATURES_OK)) {
 			if (d->gfselect == 0)
 				set_lo(&d->driver_features, v);
 			else
 				set_hi(&d->driver_features, v);
 		}
 		return;
-	case 0x10: d->config_vector = v < d->msix.nvec ? v : VIRTIO_NO_VECTOR; return;
-	case 0x14: set_status(d, v); return;
-	case 0x16: d->queue_select = v; return;
+	case CC(msix_config): d->config_vector = v < d->msix.nvec ? v : VIRTIO_MSI_NO_VECTOR; return;
+	case CC(device_status): set_status(d, v); return;
+	case CC(queue_select): d->queue_select = v; return;
 	}
 	if (!q || q->enabled)
 		return; /* queue fields are frozen once the queue is enabled */
 	switch (off) {
-	case 0x18:
+	case CC(queue_size):
 		if (v && v <= d->ops->queue_max && !(v & (v - 1)))
 			q->size = v;
 		return;
-	case 0x1a: q->msix_vector = v < d->msix.nvec ? v : VIRTIO_NO_VECTOR; return;
-	case 0x1c:
+	case CC(queue_msix_vector): q->msix_vector = v < d->msix.nvec ? v : VIRTIO_MSI_NO_VECTOR; return;
+	case CC(queue_enable):
 		if (v != 1)
 			return;
 		q->vq.size = q->size;
-		q->vq.event_idx = d->driver_features & VIRTIO_F_RING_EVENT_IDX;
+		q->vq.event_idx = d->driver_features & VIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX);
 		if (virtq_start(&q->vq, &d->vm->mem) < 0) {
 			log_warn("%s: queue %u: invalid ring addresses from the guest", d->ops->name, q->index);
 			needs_reset(d);
@@ -229,12 +235,12 @@ static void common_write(struct virtio_dev *d, unsigned off, uint32_t v)
 		}
 		q->enabled = true;
 		return;
-	case 0x20: set_lo(&q->vq.desc_gpa, v); return;
-	case 0x24: set_hi(&q->vq.desc_gpa, v); return;
-	case 0x28: set_lo(&q->vq.avail_gpa, v); return;
-	case 0x2c: set_hi(&q->vq.avail_gpa, v); return;
-	case 0x30: set_lo(&q->vq.used_gpa, v); return;
-	case 0x34: set_hi(&q->vq.used_gpa, v); return;
+	case CC(queue_desc_lo): set_lo(&q->vq.desc_gpa, v); return;
+	case CC(queue_desc_hi): set_hi(&q->vq.desc_gpa, v); return;
+	case CC(queue_avail_lo): set_lo(&q->vq.avail_gpa, v); return;
+	case CC(queue_avail_hi): set_hi(&q->vq.avail_gpa, v); return;
+	case CC(queue_used_lo): set_lo(&q->vq.used_gpa, v); return;
+	case CC(queue_used_hi): set_hi(&q->vq.used_gpa, v); return;
 	}
 }
 
@@ -263,7 +269,7 @@ static void bar_io(void *opaque, uint64_t off, uint8_t *data, unsigned len, bool
 		return;
 	}
 	pthread_mutex_lock(&d->lock);
-	if (off < OFF_COMMON + 0x38) {
+	if (off < OFF_COMMON + sizeof(struct virtio_pci_common_cfg)) {
 		/* fields are naturally aligned; the driver uses their exact width */
 		if (is_write) {
 			uint32_t v = 0;
@@ -305,18 +311,17 @@ static void bar_io(void *opaque, uint64_t off, uint8_t *data, unsigned len, bool
 	pthread_mutex_unlock(&d->lock);
 }
 
-struct __attribute__((packed)) virtio_pci_cap {
-	uint8_t vndr, next, len, cfg_type, bar, id, pad[2];
-	uint32_t offset, length;
-	uint32_t notify_mult; /* only in the notify capability */
-};
-
+/* A capability in BAR 0 (virtio 1.2 4.1.4); the notify one carries the
+ * multiplier after it. */
 static int add_vcap(struct virtio_dev *d, uint8_t type, uint32_t off, uint32_t len)
 {
-	struct virtio_pci_cap c = { .vndr = 0x09, .cfg_type = type, .bar = 0, .offset = off, .length = len,
-				    .notify_mult = NOTIFY_MULT };
-	c.len = type == 2 ? 20 : 16;
-	return pci_add_cap(&d->pci, &c, c.len);
+	struct virtio_pci_notify_cap c = {
+		.cap = { .cap_vndr = PCI_CAP_ID_VNDR, .cfg_type = type, .bar = 0, .offset = htole32(off),
+			 .length = htole32(len) },
+		.notify_off_multiplier = htole32(NOTIFY_MULT),
+	};
+	c.cap.cap_len = type == VIRTIO_PCI_CAP_NOTIFY_CFG ? sizeof(c) : sizeof(c.cap);
+	return pci_add_cap(&d->pci, &c, c.cap.cap_len);
 }
 
 /* BAR 2 is memory the device maps for the guest; what is not mapped (the
@@ -328,17 +333,15 @@ static void shm_io(void *opaque, uint64_t off, uint8_t *data, unsigned len, bool
 		memset(data, 0xff, len);
 }
 
-/* struct virtio_pci_cap64: the 16-byte capability, then offset_hi and
- * length_hi (24 bytes, no notify_mult) */
 static int add_shm_cap(struct virtio_dev *d)
 {
-	struct virtio_pci_cap c = { .vndr = 0x09, .len = 24, .cfg_type = CAP_SHARED_MEMORY, .bar = SHM_BAR,
-				    .id = d->shm_id, .offset = 0, .length = (uint32_t)d->shm_size };
-	uint8_t raw[24];
-	uint32_t hi[2] = { 0, (uint32_t)(d->shm_size >> 32) };
-	memcpy(raw, &c, 16);
-	memcpy(raw + 16, hi, sizeof(hi));
-	int r = pci_add_cap(&d->pci, raw, sizeof(raw));
+	struct virtio_pci_cap64 c = {
+		.cap = { .cap_vndr = PCI_CAP_ID_VNDR, .cap_len = sizeof(c), .cfg_type = VIRTIO_PCI_CAP_SHARED_MEMORY_CFG,
+			 .bar = SHM_BAR, .id = d->shm_id, .offset = 0, .length = htole32((uint32_t)d->shm_size) },
+		.offset_hi = 0,
+		.length_hi = htole32((uint32_t)(d->shm_size >> 32)),
+	};
+	int r = pci_add_cap(&d->pci, &c, sizeof(c));
 	return r < 0 ? r : pci_add_bar64(&d->pci, SHM_BAR, d->shm_size, shm_io, d);
 }
 
@@ -365,9 +368,10 @@ int virtio_dev_init(struct virtio_dev *d, struct vm *vm, const struct virtio_ops
 	d->pci.bar_moved = bar_moved;
 	d->pci.cfg_written = cfg_written;
 	d->pci.cfg[0x3d] = 0; /* no INTx pin: MSI-X only */
-	if (add_vcap(d, 1, OFF_COMMON, 0x38) < 0 || add_vcap(d, 3, OFF_ISR, 1) < 0 ||
-	    add_vcap(d, 4, OFF_DEVICE, ops->config_size ? ops->config_size : 4) < 0 ||
-	    add_vcap(d, 2, OFF_NOTIFY, d->num_queues * NOTIFY_MULT) < 0)
+	if (add_vcap(d, VIRTIO_PCI_CAP_COMMON_CFG, OFF_COMMON, sizeof(struct virtio_pci_common_cfg)) < 0 ||
+	    add_vcap(d, VIRTIO_PCI_CAP_ISR_CFG, OFF_ISR, 1) < 0 ||
+	    add_vcap(d, VIRTIO_PCI_CAP_DEVICE_CFG, OFF_DEVICE, ops->config_size ? ops->config_size : 4) < 0 ||
+	    add_vcap(d, VIRTIO_PCI_CAP_NOTIFY_CFG, OFF_NOTIFY, d->num_queues * NOTIFY_MULT) < 0)
 		return -ENOSPC;
 	if (d->shm_size && add_shm_cap(d) < 0)
 		return -ENOSPC;

@@ -11,23 +11,13 @@
 #include "../vmm/eventloop.h"
 #include "virtq.h"
 
-#define VIRTIO_F_RING_INDIRECT_DESC (1ULL << 28)
-#define VIRTIO_F_RING_EVENT_IDX (1ULL << 29)
-#define VIRTIO_F_VERSION_1 (1ULL << 32)
-
-#define VIRTIO_STATUS_ACK 1
-#define VIRTIO_STATUS_DRIVER 2
-#define VIRTIO_STATUS_DRIVER_OK 4
-#define VIRTIO_STATUS_FEATURES_OK 8
-#define VIRTIO_STATUS_NEEDS_RESET 0x40
-#define VIRTIO_STATUS_FAILED 0x80
-#define VIRTIO_NO_VECTOR 0xffff
-
-#define VIRTIO_ID_NET 1
-#define VIRTIO_ID_BLOCK 2
-#define VIRTIO_ID_CONSOLE 3
-#define VIRTIO_ID_RNG 4
-#define VIRTIO_ID_BALLOON 5
+/* Feature bit numbers, status bits (VIRTIO_CONFIG_S_*) and device IDs come
+ * from the kernel's uapi headers; a device's feature mask is built with
+ * VIRTIO_BIT(VIRTIO_<DEV>_F_<NAME>). */
+#include <linux/virtio_config.h>
+#include <linux/virtio_ids.h>
+#include <linux/virtio_ring.h>
+#define VIRTIO_BIT(n) (1ULL << (n))
 #define VIRTIO_MAX_QUEUES 64 /* MSI-X table room: one vector per queue + config */
 
 struct virtio_dev;

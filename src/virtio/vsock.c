@@ -13,7 +13,6 @@
 #include "devices.h"
 #include "virtio_pci.h"
 
-#define VIRTIO_ID_VSOCK 19
 
 struct vsock_dev {
 	struct virtio_dev dev;

@@ -17,14 +17,11 @@
 #include <zstd.h>
 #include <cmocka.h>
 #include "../../src/boot/kernel_unpack.h"
+#include "../../src/util/bytes.h"
 
 #define LINK 0x1000000ULL
 #define DELTA 0x2600000ULL
 
-static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
-static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static uint64_t get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
 
 /* the kernel virtual address of an image offset, as a relocation entry */
 static uint32_t va(uint64_t off) { return (uint32_t)(START_KERNEL_MAP + LINK + off); }
@@ -49,16 +46,16 @@ static size_t make_kernel(uint8_t *b, size_t cap)
 	memcpy(b, &eh, sizeof(eh));
 	memcpy(b + sizeof(eh), ph, sizeof(ph));
 	memset(b + 0x1000, 0xaa, 0x2000); /* text */
-	put32(b + 0x1000 + 0x100, 0x81000500);           /* 32-bit: += delta */
-	put32(b + 0x1000 + 0x200, 0x00123456);           /* inverse 32-bit: -= delta */
-	put64(b + 0x1000 + 0x300, 0xffffffff81000600ULL); /* 64-bit: += delta */
+	wr32(b + 0x1000 + 0x100, 0x81000500);           /* 32-bit: += delta */
+	wr32(b + 0x1000 + 0x200, 0x00123456);           /* inverse 32-bit: -= delta */
+	wr64(b + 0x1000 + 0x300, 0xffffffff81000600ULL); /* 64-bit: += delta */
 	memset(b + 0x4000, 0xbb, 0x1000); /* data */
-	put64(b + 0x4000 + 0x8, 0xffffffff81003008ULL);  /* 64-bit, in the second segment */
+	wr64(b + 0x4000 + 0x8, 0xffffffff81003008ULL);  /* 64-bit, in the second segment */
 	/* the table after the ELF file (0x5000): 0, 64-bit..., 0, inverse..., 0, 32-bit... */
 	uint8_t *t = b + 0x5000;
 	uint32_t words[] = { 0, va(0x300), va(0x3008), 0, va(0x200), 0, va(0x100) };
 	for (unsigned i = 0; i < sizeof(words) / 4; i++)
-		put32(t + 4 * i, words[i]);
+		wr32(t + 4 * i, words[i]);
 	return 0x5000 + sizeof(words);
 }
 
@@ -85,14 +82,14 @@ static void inspect_and_place_with_kaslr(void **state)
 	assert_int_equal(l.relocs, 4);
 	/* text moved to the image start, its relocations applied */
 	assert_int_equal(b[0], 0xaa);
-	assert_int_equal(get32(b + 0x100), (uint32_t)(0x81000500 + DELTA));
-	assert_int_equal(get32(b + 0x200), (uint32_t)(0x00123456 - DELTA));
-	assert_int_equal(get64(b + 0x300), 0xffffffff81000600ULL + DELTA);
+	assert_int_equal(rd32(b + 0x100), (uint32_t)(0x81000500 + DELTA));
+	assert_int_equal(rd32(b + 0x200), (uint32_t)(0x00123456 - DELTA));
+	assert_int_equal(rd64(b + 0x300), 0xffffffff81000600ULL + DELTA);
 	/* the bss after it zeroed, the data segment at 0x3000 */
 	for (unsigned i = 0x2000; i < 0x3000; i++)
 		assert_int_equal(b[i], 0);
 	assert_int_equal(b[0x3000], 0xbb);
-	assert_int_equal(get64(b + 0x3008), 0xffffffff81003008ULL + DELTA);
+	assert_int_equal(rd64(b + 0x3008), 0xffffffff81003008ULL + DELTA);
 }
 
 static void place_without_kaslr_changes_nothing_but_layout(void **state)
@@ -101,8 +98,8 @@ static void place_without_kaslr_changes_nothing_but_layout(void **state)
 	static uint8_t b[0x8000];
 	struct vmlinux_layout l;
 	laid_out(b, sizeof(b), 0, &l);
-	assert_int_equal(get32(b + 0x100), 0x81000500);
-	assert_int_equal(get64(b + 0x300), 0xffffffff81000600ULL);
+	assert_int_equal(rd32(b + 0x100), 0x81000500);
+	assert_int_equal(rd64(b + 0x300), 0xffffffff81000600ULL);
 }
 
 static void refuses(uint8_t *b, size_t len, const char *expect)
@@ -124,16 +121,16 @@ static void malformed_images_refused(void **state)
 	refuses(b, len, "not an x86_64");
 	len = make_kernel(b, sizeof(b));
 	/* a relocation pointing outside the image */
-	put32(b + 0x5000 + 4 * 6, va(0x10000));
+	wr32(b + 0x5000 + 4 * 6, va(0x10000));
 	refuses(b, len, "outside the kernel image");
 	/* the table loses its first terminator */
 	len = make_kernel(b, sizeof(b));
-	put32(b + 0x5000, 0x81000000);
+	wr32(b + 0x5000, 0x81000000);
 	refuses(b, len, "without its terminators");
 	/* words between the ELF image and the table */
 	len = make_kernel(b, sizeof(b));
 	memmove(b + 0x5004, b + 0x5000, 28);
-	put32(b + 0x5000, 0);
+	wr32(b + 0x5000, 0);
 	refuses(b, len + 4, "between the ELF image and its relocation table");
 	/* an odd tail */
 	len = make_kernel(b, sizeof(b));
@@ -194,7 +191,7 @@ static void fill_plain(void)
 
 static size_t append_size(size_t n)
 {
-	put32(packed + n, sizeof(plain));
+	wr32(packed + n, sizeof(plain));
 	return n + 4;
 }
 
@@ -204,10 +201,10 @@ static size_t pack(enum kernel_compression c)
 	size_t n = 0;
 	switch (c) {
 	case KC_LZ4: { /* lz4 -l: magic, then [size][block] */
-		put32(packed, 0x184c2102);
+		wr32(packed, 0x184c2102);
 		int r = LZ4_compress_default((char *)plain, (char *)packed + 8, sizeof(plain), sizeof(packed) - 12);
 		assert_true(r > 0);
-		put32(packed + 4, r);
+		wr32(packed + 4, r);
 		n = 8 + r;
 		break;
 	}
@@ -253,7 +250,7 @@ static void formats_round_trip(void **state)
 		/* the size the payload claims must be exact */
 		assert_int_equal(kernel_decompress(all[i], packed, n, out, sizeof(out) - 1, why, sizeof(why)), -1);
 		/* a truncated payload: refused with a reason, never a crash */
-		put32(packed + n / 2, sizeof(plain));
+		wr32(packed + n / 2, sizeof(plain));
 		why[0] = 0;
 		assert_int_equal(kernel_decompress(all[i], packed, n / 2 + 4, out, sizeof(out), why, sizeof(why)), -1);
 		assert_true(why[0]);
@@ -266,7 +263,7 @@ static void lz4_framing_errors(void **state)
 	char why[200];
 	size_t n = pack(KC_LZ4);
 	/* a block longer than the payload */
-	put32(packed + 4, 0x7fffffff);
+	wr32(packed + 4, 0x7fffffff);
 	assert_int_equal(kernel_decompress(KC_LZ4, packed, n, out, sizeof(out), why, sizeof(why)), -1);
 	assert_non_null(strstr(why, "bad block"));
 	/* truncated: the stream ends before the promised size */
@@ -325,8 +322,8 @@ static void real_debian_kernels(void **state)
 		assert_non_null(k);
 		assert_true(len > 0x268);
 		size_t setup = ((k[0x1f1] ? k[0x1f1] : 4) + 1) * 512;
-		uint32_t poff = get32(k + 0x248), plen = get32(k + 0x24c);
-		uint64_t link = get64(k + 0x258);
+		uint32_t poff = rd32(k + 0x248), plen = rd32(k + 0x24c);
+		uint64_t link = rd64(k + 0x258);
 		assert_true(setup + poff + plen <= len);
 		const uint8_t *payload = k + setup + poff;
 		enum kernel_compression c = kernel_compression_of(payload, plen);
@@ -342,7 +339,7 @@ static void real_debian_kernels(void **state)
 		if (vmlinux_inspect(blob, size, link, &l, why, sizeof(why)) != 0)
 			fail_msg("%s: %s", g.gl_pathv[i], why);
 		assert_true(l.relocs > 10000);
-		assert_true(l.span > (8u << 20) && l.span <= get32(k + 0x260)); /* within init_size */
+		assert_true(l.span > (8u << 20) && l.span <= rd32(k + 0x260)); /* within init_size */
 		assert_int_equal(l.entry_off, 0); /* startup_64 opens the image */
 		free(blob);
 		free(k);

@@ -10,6 +10,7 @@
 #include "../../vmm/vm.h"
 #include "dsdt_aml.h"
 #include "layout.h"
+#include "../../util/bytes.h"
 
 struct __attribute__((packed)) acpi_header {
 	char sig[4];
@@ -74,9 +75,6 @@ _Static_assert(sizeof(struct fadt) == 276, "FADT layout");
 #define BOOT_ARCH_VGA_NOT_PRESENT (1u << 2)
 #define BOOT_ARCH_CMOS_RTC_NOT_PRESENT (1u << 5)
 
-static void wr16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
-static void wr32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static void wr64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
 
 static uint8_t checksum(const void *p, size_t len)
 {
