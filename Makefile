@@ -33,7 +33,7 @@ endif
 LIB_SRCS := lib/config.c lib/options.c lib/cmdline.c lib/json.c lib/print.c
 CORE_SRCS := src/util/log.c src/vmm/guest_mem.c src/vmm/bus.c src/vmm/eventloop.c src/vmm/vm.c src/vmm/device.c src/vmm/device_types.c \
 	src/arch/x86/cpu.c src/arch/x86/acpi.c src/arch/x86/smbios.c src/boot/linux.c src/devices/platform.c src/devices/uart.c \
-	src/pci/pci.c src/pci/msix.c src/virtio/virtq.c src/virtio/virtio_pci.c src/virtio/console.c \
+	src/pci/pci.c src/pci/msix.c src/util/iov.c src/virtio/virtq.c src/virtio/virtio_pci.c src/virtio/console.c \
 	src/virtio/rng.c src/virtio/blk.c src/virtio/blk_parse.c src/nvme/nvme.c src/nvme/nvme_ctrl.c src/block/file.c src/block/qcow2.c src/block/nbd.c src/block/nbd_lib.c src/util/dynlib.c src/util/mhd_lib.c \
 	src/virtio/balloon.c src/virtio/balloon_pfns.c src/api/handler.c src/api/server.c src/services/cloudinit.c src/util/unixsock.c src/util/file_replace.c \
 	src/virtio/net.c src/virtio/net_frames.c src/net/fdnet.c src/net/slirp.c \
@@ -96,17 +96,17 @@ $(BUILD)/tests/test_api: tests/unit/test_api.c $(call obj,src/api/handler.c src/
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -ljson-c -lseccomp $(TEST_LIBS)
 
-$(BUILD)/tests/test_fuse: tests/unit/test_fuse.c $(call obj,src/fs/fuse_server.c src/fs/dax_window.c src/virtio/virtq.c src/vmm/guest_mem.c \
+$(BUILD)/tests/test_fuse: tests/unit/test_fuse.c $(call obj,src/fs/fuse_server.c src/fs/dax_window.c src/util/iov.c src/vmm/guest_mem.c \
 		src/util/log.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
 
-$(BUILD)/tests/test_vsock: tests/unit/test_vsock.c $(call obj,src/vsock/vsock.c src/virtio/virtq.c src/vmm/guest_mem.c \
+$(BUILD)/tests/test_vsock: tests/unit/test_vsock.c $(call obj,src/vsock/vsock.c src/virtio/virtq.c src/util/iov.c src/vmm/guest_mem.c \
 		src/vmm/eventloop.c src/util/log.c src/util/unixsock.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
 
-$(BUILD)/tests/test_virtq: tests/unit/test_virtq.c $(call obj,src/virtio/virtq.c src/vmm/guest_mem.c src/util/log.c)
+$(BUILD)/tests/test_virtq: tests/unit/test_virtq.c $(call obj,src/virtio/virtq.c src/util/iov.c src/vmm/guest_mem.c src/util/log.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
 
@@ -126,7 +126,7 @@ $(BUILD)/tests/test_balloon: tests/unit/test_balloon.c $(call obj,src/virtio/bal
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
 
-$(BUILD)/tests/test_blk_parse: tests/unit/test_blk_parse.c $(call obj,src/virtio/blk_parse.c src/virtio/virtq.c src/vmm/guest_mem.c src/util/log.c)
+$(BUILD)/tests/test_blk_parse: tests/unit/test_blk_parse.c $(call obj,src/virtio/blk_parse.c src/virtio/virtq.c src/util/iov.c src/vmm/guest_mem.c src/util/log.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
 
@@ -138,12 +138,12 @@ $(BUILD)/tests/test_pci: tests/unit/test_pci.c $(call obj,src/pci/pci.c src/vmm/
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
 
-$(BUILD)/tests/test_nvme: tests/unit/test_nvme.c $(call obj,src/nvme/nvme_ctrl.c src/virtio/virtq.c src/vmm/guest_mem.c \
+$(BUILD)/tests/test_nvme: tests/unit/test_nvme.c $(call obj,src/nvme/nvme_ctrl.c src/util/iov.c src/vmm/guest_mem.c \
 		src/util/log.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
 
-$(BUILD)/tests/test_qcow2: tests/unit/test_qcow2.c $(call obj,src/block/qcow2.c src/virtio/virtq.c src/vmm/guest_mem.c src/util/log.c)
+$(BUILD)/tests/test_qcow2: tests/unit/test_qcow2.c $(call obj,src/block/qcow2.c src/util/iov.c src/vmm/guest_mem.c src/util/log.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lz -lzstd $(TEST_LIBS)
 
@@ -173,10 +173,10 @@ FUZZ_CFLAGS := -std=gnu11 -g -O1 -Iinclude -I$(BUILD) -pthread -fsanitize=fuzzer
 fuzz: $(BUILD)/fuzz/fuzz_virtq $(BUILD)/fuzz/fuzz_balloon $(BUILD)/fuzz/fuzz_cmdline $(BUILD)/fuzz/fuzz_blk $(BUILD)/fuzz/fuzz_rest \
 	$(BUILD)/fuzz/fuzz_config_json $(BUILD)/fuzz/fuzz_net $(BUILD)/fuzz/fuzz_vsock $(BUILD)/fuzz/fuzz_fuse \
 	$(BUILD)/fuzz/fuzz_firmware $(BUILD)/fuzz/fuzz_kernel $(BUILD)/fuzz/fuzz_pci $(BUILD)/fuzz/fuzz_nvme $(BUILD)/fuzz/fuzz_qcow2
-$(BUILD)/fuzz/fuzz_qcow2: tests/fuzz/fuzz_qcow2.c src/block/qcow2.c src/virtio/virtq.c src/vmm/guest_mem.c src/util/log.c
+$(BUILD)/fuzz/fuzz_qcow2: tests/fuzz/fuzz_qcow2.c src/block/qcow2.c src/util/iov.c src/vmm/guest_mem.c src/util/log.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@ -lz -lzstd
-$(BUILD)/fuzz/fuzz_nvme: tests/fuzz/fuzz_nvme.c src/nvme/nvme_ctrl.c src/virtio/virtq.c src/vmm/guest_mem.c src/util/log.c
+$(BUILD)/fuzz/fuzz_nvme: tests/fuzz/fuzz_nvme.c src/nvme/nvme_ctrl.c src/util/iov.c src/vmm/guest_mem.c src/util/log.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@
 $(BUILD)/fuzz/fuzz_pci: tests/fuzz/fuzz_pci.c src/pci/pci.c src/vmm/bus.c src/util/log.c
@@ -189,14 +189,14 @@ $(BUILD)/fuzz/fuzz_firmware: tests/fuzz/fuzz_firmware.c src/devices/pflash.c src
 		src/devices/piix4_pm.c src/pci/pci.c src/util/log.c src/vmm/bus.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@
-$(BUILD)/fuzz/fuzz_fuse: tests/fuzz/fuzz_fuse.c src/fs/fuse_server.c src/fs/dax_window.c src/virtio/virtq.c src/vmm/guest_mem.c src/util/log.c
+$(BUILD)/fuzz/fuzz_fuse: tests/fuzz/fuzz_fuse.c src/fs/fuse_server.c src/fs/dax_window.c src/util/iov.c src/vmm/guest_mem.c src/util/log.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@
-$(BUILD)/fuzz/fuzz_vsock: tests/fuzz/fuzz_vsock.c src/vsock/vsock.c src/virtio/virtq.c src/vmm/guest_mem.c src/vmm/eventloop.c \
+$(BUILD)/fuzz/fuzz_vsock: tests/fuzz/fuzz_vsock.c src/vsock/vsock.c src/virtio/virtq.c src/util/iov.c src/vmm/guest_mem.c src/vmm/eventloop.c \
 		src/util/log.c src/util/unixsock.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@
-$(BUILD)/fuzz/fuzz_net: tests/fuzz/fuzz_net.c src/virtio/net_frames.c src/virtio/virtq.c src/vmm/guest_mem.c src/util/log.c
+$(BUILD)/fuzz/fuzz_net: tests/fuzz/fuzz_net.c src/virtio/net_frames.c src/virtio/virtq.c src/util/iov.c src/vmm/guest_mem.c src/util/log.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@
 $(BUILD)/fuzz/fuzz_rest: tests/fuzz/fuzz_rest.c src/api/handler.c
@@ -205,13 +205,13 @@ $(BUILD)/fuzz/fuzz_rest: tests/fuzz/fuzz_rest.c src/api/handler.c
 $(BUILD)/fuzz/fuzz_config_json: tests/fuzz/fuzz_config_json.c $(LIB_SRCS)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@ -ljson-c
-$(BUILD)/fuzz/fuzz_blk: tests/fuzz/fuzz_blk.c src/virtio/blk_parse.c src/virtio/virtq.c src/vmm/guest_mem.c src/util/log.c
+$(BUILD)/fuzz/fuzz_blk: tests/fuzz/fuzz_blk.c src/virtio/blk_parse.c src/virtio/virtq.c src/util/iov.c src/vmm/guest_mem.c src/util/log.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@
 $(BUILD)/fuzz/fuzz_balloon: tests/fuzz/fuzz_balloon.c src/virtio/balloon_pfns.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@
-$(BUILD)/fuzz/fuzz_virtq: tests/fuzz/fuzz_virtq.c src/virtio/virtq.c src/vmm/guest_mem.c src/util/log.c
+$(BUILD)/fuzz/fuzz_virtq: tests/fuzz/fuzz_virtq.c src/virtio/virtq.c src/util/iov.c src/vmm/guest_mem.c src/util/log.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@
 $(BUILD)/fuzz/fuzz_cmdline: tests/fuzz/fuzz_cmdline.c $(LIB_SRCS)

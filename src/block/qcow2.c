@@ -25,7 +25,7 @@
 #include <zlib.h>
 #include <zstd.h>
 #include "../util/log.h"
-#include "../virtio/virtq.h" /* iov_slice, iov_to_buf, iov_from_buf */
+#include "../util/iov.h"
 
 #define INCOMPAT_DIRTY (1ULL << 0)
 #define INCOMPAT_CORRUPT (1ULL << 1)

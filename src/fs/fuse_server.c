@@ -22,8 +22,12 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 #include "../util/log.h"
-#include "../virtio/virtq.h"
+#include "../util/iov.h"
 #include "dax_window.h"
+
+/* iovec entries in a slice of one request: a request is one virtqueue
+ * chain, at most 1024 descriptors long */
+#define MAX_SLICE 1024
 
 #define MAX_WRITE (1u << 20)
 #define MAX_PAGES (MAX_WRITE / 4096)
@@ -929,8 +933,8 @@ static size_t do_read(struct req *r)
 	size_t want = in->size;
 	if (want > r->wcap - OUT_HDR)
 		want = r->wcap - OUT_HDR;
-	struct iovec iov[VIRTQ_MAX_SIZE];
-	int k = want ? iov_slice(r->wiov, r->nw, OUT_HDR, want, iov, VIRTQ_MAX_SIZE) : 0;
+	struct iovec iov[MAX_SLICE];
+	int k = want ? iov_slice(r->wiov, r->nw, OUT_HDR, want, iov, MAX_SLICE) : 0;
 	ssize_t n = k < 0 ? -1 : k == 0 ? 0 : preadv(h->fd, iov, k, in->offset);
 	if (n > 0)
 		__atomic_fetch_add(&r->s->read_bytes, (uint64_t)n, __ATOMIC_RELAXED);
@@ -963,8 +967,8 @@ static size_t do_write(struct req *r)
 	struct handle *h = handle_get(r->s, in->fh, false);
 	if (!h)
 		return reply_err(r, EBADF);
-	struct iovec iov[VIRTQ_MAX_SIZE];
-	int k = in->size ? iov_slice(r->riov, r->nr, data_off, in->size, iov, VIRTQ_MAX_SIZE) : 0;
+	struct iovec iov[MAX_SLICE];
+	int k = in->size ? iov_slice(r->riov, r->nr, data_off, in->size, iov, MAX_SLICE) : 0;
 	ssize_t n = k < 0 ? -1 : k == 0 ? 0 : pwritev(h->fd, iov, k, in->offset);
 	if (n > 0 && (in->write_flags & FUSE_WRITE_KILL_SUIDGID))
 		kill_suidgid(r->s, h->fd, NULL);

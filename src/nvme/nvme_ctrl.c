@@ -11,7 +11,7 @@
 #include <sys/uio.h>
 #include "../block/backend.h"
 #include "../util/log.h"
-#include "../virtio/virtq.h" /* iov_from_buf, iov_to_buf */
+#include "../util/iov.h"
 #include "../vmm/guest_mem.h"
 #include "../util/bytes.h"
 

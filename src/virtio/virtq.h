@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
+#include "../util/iov.h"
 #include "../vmm/guest_mem.h"
 
 #define VIRTQ_MAX_SIZE 1024
@@ -66,12 +67,5 @@ void virtq_describe(const struct virtq *vq, char *buf, size_t len);
 int virtq_unpop(struct virtq *vq);
 bool virtq_has_avail(struct virtq *vq);
 
-/* Copy helpers over an iovec array (bounded by the array). */
-size_t iov_from_buf(const struct iovec *iov, unsigned n, size_t off, const void *buf, size_t len);
-size_t iov_to_buf(const struct iovec *iov, unsigned n, size_t off, void *buf, size_t len);
-/* Bytes [off, off+len) of iov[0..n) as a new iovec list in dst (max entries).
- * Returns the entry count, or -1 when the range is not all there or needs
- * more than max entries. */
-int iov_slice(const struct iovec *iov, unsigned n, uint64_t off, uint64_t len, struct iovec *dst, unsigned max);
 
 #endif
