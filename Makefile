@@ -32,7 +32,7 @@ endif
 
 LIB_SRCS := lib/config.c lib/options.c lib/cmdline.c lib/json.c lib/print.c
 CORE_SRCS := src/util/log.c src/vmm/guest_mem.c src/vmm/bus.c src/vmm/eventloop.c src/vmm/vm.c src/vmm/device.c src/vmm/device_types.c \
-	src/arch/x86/cpu.c src/arch/x86/acpi.c src/arch/x86/smbios.c src/boot/linux.c src/devices/platform.c src/devices/uart.c \
+	src/arch/x86/cpu.c src/arch/x86/machine.c src/arch/x86/acpi.c src/arch/x86/smbios.c src/boot/linux.c src/devices/platform.c src/devices/uart.c \
 	src/pci/pci.c src/pci/msix.c src/util/iov.c src/virtio/virtq.c src/virtio/virtio_pci.c src/virtio/console.c \
 	src/virtio/rng.c src/virtio/blk.c src/virtio/blk_parse.c src/nvme/nvme.c src/nvme/nvme_ctrl.c src/block/file.c src/block/qcow2.c src/block/nbd.c src/block/nbd_lib.c src/util/dynlib.c src/util/mhd_lib.c \
 	src/virtio/balloon.c src/virtio/balloon_pfns.c src/api/handler.c src/api/server.c src/services/cloudinit.c src/util/unixsock.c src/util/file_replace.c \

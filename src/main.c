@@ -17,8 +17,6 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 #include "api/api.h"
-#include "arch/x86/cpu.h"
-#include "arch/x86/layout.h"
 #include "boot/efi.h"
 #include "boot/linux.h"
 #include "devices/platform.h"
@@ -32,6 +30,7 @@
 #include "util/file_replace.h"
 #include "util/log.h"
 #include "virtio/devices.h"
+#include "vmm/arch.h"
 #include "vmm/device.h"
 #include "vmm/vm.h"
 
@@ -244,17 +243,6 @@ static void uart_to_console(void *opaque, const uint8_t *buf, size_t len)
 	virtio_console_early_output(opaque, buf, len);
 }
 
-/* 64-bit BARs (DAX windows) go above RAM, from the next 1 GiB boundary up
- * to the guest's physical address width; the DSDT tells the guest so. */
-static void set_mmio64_window(struct vm *vm)
-{
-	uint64_t top = RAM_ABOVE_4G + vm->high_ram;
-	uint64_t base = (top + PCI_MMIO64_ALIGN - 1) & ~(PCI_MMIO64_ALIGN - 1);
-	unsigned bits = x86_phys_bits(vm);
-	uint64_t end = bits < 64 ? 1ull << bits : 0;
-	pci_set_mmio64(base, end > base ? end - base : 0);
-}
-
 static int build_vm(char *err, size_t errlen)
 {
 	struct kv_config *c = &g.cfg;
@@ -267,7 +255,7 @@ static int build_vm(char *err, size_t errlen)
 		snprintf(err, errlen, "cannot set up the platform devices");
 		return -1;
 	}
-	set_mmio64_window(&g.vm);
+	arch_place_pci_windows(&g.vm);
 	if (devices_create(&g.vm, c, err, errlen) < 0)
 		return -1;
 	if (add_vsock_services(err, errlen) < 0)

@@ -304,7 +304,9 @@ static int fw_cfg_setup(struct vm *vm)
 	if (fw_cfg_add(c, FW_CFG_SIGNATURE, "QEMU", 4) < 0 || fw_cfg_add(c, FW_CFG_ID, &id, 4) < 0 ||
 	    fw_cfg_add(c, FW_CFG_NB_CPUS, &ncpus, 2) < 0 || fw_cfg_add(c, FW_CFG_MAX_CPUS, &ncpus, 2) < 0 ||
 	    fw_cfg_add_file(c, "etc/e820", e820, (uint32_t)sizeof(e820[0]) * (vm->high_ram ? 3 : 2)) < 0 ||
-	    acpi_fw_cfg(vm->ncpus, c) < 0 || smbios_fw_cfg(&machine, c) < 0 || fw_cfg_finish(c) < 0)
+	    acpi_firmware_files(vm->ncpus, fw_cfg_add_file_to, c) < 0 ||
+	    smbios_firmware_files(&machine, fw_cfg_add_file_to, c) < 0 ||
+	    fw_cfg_finish(c) < 0)
 		return -1;
 	return bus_register(&vm->pio, FW_CFG_PORT_SEL, 2, fw_cfg_io, c);
 }

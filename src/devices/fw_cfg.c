@@ -104,3 +104,8 @@ void fw_cfg_io(void *opaque, uint64_t off, uint8_t *data, unsigned len, bool is_
 	}
 	pthread_mutex_unlock(&c->lock);
 }
+
+int fw_cfg_add_file_to(void *fw_cfg, const char *name, const void *data, uint32_t len)
+{
+	return fw_cfg_add_file(fw_cfg, name, data, len);
+}

@@ -42,6 +42,9 @@ void fw_cfg_init(struct fw_cfg *c);
 /* Copy data in as a fixed key or a named file; 0 or -1 (full, name too long). */
 int fw_cfg_add(struct fw_cfg *c, uint16_t key, const void *data, uint32_t len);
 int fw_cfg_add_file(struct fw_cfg *c, const char *name, const void *data, uint32_t len);
+/* The same with the fw_cfg as an opaque pointer: what ACPI and SMBIOS take
+ * to hand their tables to the firmware (firmware_file_fn). */
+int fw_cfg_add_file_to(void *fw_cfg, const char *name, const void *data, uint32_t len);
 /* Build the file directory once every file is in; 0 or -1. */
 int fw_cfg_finish(struct fw_cfg *c);
 void fw_cfg_free(struct fw_cfg *c);

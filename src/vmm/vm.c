@@ -14,8 +14,7 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
-#include "../arch/x86/cpu.h"
-#include "../arch/x86/layout.h"
+#include "arch.h"
 #include "../util/log.h"
 #include "../sandbox/sandbox.h"
 
@@ -39,32 +38,6 @@ int kvm_check_nested(char *err, size_t errlen)
 		return 0;
 	snprintf(err, errlen, "nested virtualization is not supported");
 	return -ENOTSUP;
-}
-
-/* Default irqchip routes: GSI 0 (PIT) -> IOAPIC pin 2 as on PCs, ISA IRQs to
- * the PIC and IOAPIC, GSI 16-23 to the IOAPIC only. */
-static void routes_init(struct vm *vm)
-{
-	struct kvm_irq_routing *r = vm->routes;
-	r->nr = 0;
-	for (uint32_t gsi = 0; gsi < 24; gsi++) {
-		if (gsi < 16 && gsi != 2) {
-			struct kvm_irq_routing_entry *e = &r->entries[r->nr++];
-			memset(e, 0, sizeof(*e));
-			e->gsi = gsi;
-			e->type = KVM_IRQ_ROUTING_IRQCHIP;
-			e->u.irqchip.irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE;
-			e->u.irqchip.pin = gsi % 8;
-		}
-		if (gsi == 2)
-			continue;
-		struct kvm_irq_routing_entry *e = &r->entries[r->nr++];
-		memset(e, 0, sizeof(*e));
-		e->gsi = gsi;
-		e->type = KVM_IRQ_ROUTING_IRQCHIP;
-		e->u.irqchip.irqchip = KVM_IRQCHIP_IOAPIC;
-		e->u.irqchip.pin = gsi == 0 ? 2 : gsi;
-	}
 }
 
 static int fail(char *err, size_t errlen, const char *what)
@@ -122,19 +95,13 @@ int vm_create(struct vm *vm, unsigned ncpus, uint64_t ram_bytes, bool nested, ch
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0)
 		return fail(err, errlen, "KVM_CREATE_VM");
-	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDR) < 0)
-		return fail(err, errlen, "KVM_SET_TSS_ADDR");
-	uint64_t idmap = KVM_IDENTITY_MAP_ADDR;
-	if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0)
-		return fail(err, errlen, "KVM_SET_IDENTITY_MAP_ADDR");
-	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
-		return fail(err, errlen, "KVM_CREATE_IRQCHIP");
-	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
-	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
-		return fail(err, errlen, "KVM_CREATE_PIT2");
+	int r = arch_vm_init(vm, err, errlen);
+	if (r < 0)
+		return r;
 
 	/* Guest RAM: one memfd (shareable later), split around the PCI hole. */
-	vm->low_ram = ram_bytes < MMIO_HOLE_START ? ram_bytes : MMIO_HOLE_START;
+	uint64_t high_base;
+	arch_ram_split(ram_bytes, &vm->low_ram, &high_base);
 	vm->high_ram = ram_bytes - vm->low_ram;
 	vm->mem_fd = memfd_create("kvkit-guest-ram", MFD_CLOEXEC);
 	if (vm->mem_fd < 0)
@@ -161,22 +128,21 @@ int vm_create(struct vm *vm, unsigned ncpus, uint64_t ram_bytes, bool nested, ch
 	gmem_add(&vm->mem, 0, vm->low_ram, vm->ram);
 	if (vm->high_ram) {
 		slot.slot = 1;
-		slot.guest_phys_addr = RAM_ABOVE_4G;
+		slot.guest_phys_addr = high_base;
 		slot.memory_size = vm->high_ram;
 		slot.userspace_addr = (uintptr_t)(vm->ram + vm->low_ram);
 		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
 			return fail(err, errlen, "invalid virtual machine configuration: KVM_SET_USER_MEMORY_REGION");
-		gmem_add(&vm->mem, RAM_ABOVE_4G, vm->high_ram, vm->ram + vm->low_ram);
+		gmem_add(&vm->mem, high_base, vm->high_ram, vm->ram + vm->low_ram);
 	}
 	vm->next_slot = 2;
 
 	vm->routes = calloc(1, sizeof(*vm->routes) + VM_MAX_ROUTES * sizeof(struct kvm_irq_routing_entry));
 	if (!vm->routes)
 		return fail(err, errlen, "out of memory");
-	routes_init(vm);
+	vm->next_gsi = arch_irq_routes(vm->routes);
 	if (ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, vm->routes) < 0)
 		return fail(err, errlen, "KVM_SET_GSI_ROUTING");
-	vm->next_gsi = GSI_MSI_BASE;
 
 	if (ev_init(&vm->ev) < 0)
 		return fail(err, errlen, "epoll_create");
@@ -202,7 +168,7 @@ int vm_create(struct vm *vm, unsigned ncpus, uint64_t ram_bytes, bool nested, ch
 			c->run = NULL;
 			return fail(err, errlen, "mmap kvm_run");
 		}
-		int r = x86_vcpu_init(c, err, errlen);
+		int r = arch_vcpu_init(c, err, errlen);
 		if (r < 0)
 			return r;
 	}
@@ -639,7 +605,7 @@ void vm_log_vcpu_state(struct vm *vm)
 			  (unsigned long long)r.rip, (unsigned long long)r.rsp, (unsigned long long)r.rflags,
 			  (unsigned long long)sr.cr0, sr.cs.selector, (unsigned long long)sr.efer);
 		char st[400];
-		x86_vcpu_describe(&vm->vcpus[i], st, sizeof(st));
+		arch_vcpu_describe(&vm->vcpus[i], st, sizeof(st));
 		log_debug("vCPU %u: %s", i, st);
 	}
 }

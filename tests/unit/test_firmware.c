@@ -332,7 +332,7 @@ static void acpi_loader_script_links_valid_tables(void **state)
 	struct fw_cfg c;
 	fw_cfg_init(&c);
 	pci_set_mmio64(0x140000000ULL, (1ULL << 40) - 0x140000000ULL);
-	assert_int_equal(acpi_fw_cfg(4, &c), 0);
+	assert_int_equal(acpi_firmware_files(4, fw_cfg_add_file_to, &c), 0);
 	const struct fw_cfg_item *rsdp_i = file_item(&c, "etc/acpi/rsdp"), *tab_i = file_item(&c, "etc/acpi/tables"),
 				 *ld = file_item(&c, "etc/table-loader");
 	assert_non_null(rsdp_i);
@@ -471,7 +471,7 @@ static void smbios_tables_walk_and_anchor_matches(void **state)
 	struct smbios_machine m = { .ncpus = 2, .low_ram = 3ULL << 30, .high_ram = 61ULL << 30 };
 	struct fw_cfg c;
 	fw_cfg_init(&c);
-	assert_int_equal(smbios_fw_cfg(&m, &c), 0);
+	assert_int_equal(smbios_firmware_files(&m, fw_cfg_add_file_to, &c), 0);
 	const struct fw_cfg_item *anchor = file_item(&c, "etc/smbios/smbios-anchor"),
 				 *tables = file_item(&c, "etc/smbios/smbios-tables");
 	assert_non_null(anchor);

@@ -4,7 +4,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
-#include "../../devices/fw_cfg.h"
 #include "../../pci/pci.h"
 #include "../../util/log.h"
 #include "../../vmm/vm.h"
@@ -308,7 +307,8 @@ _Static_assert(sizeof(struct loader_cmd) == 128, "loader command size");
 
 static void name(char *dst, const char *src) { strncpy(dst, src, LOADER_FILESZ - 1); }
 
-int acpi_fw_cfg(unsigned ncpus, struct fw_cfg *fc)
+int acpi_firmware_files(unsigned ncpus, int (*add)(void *opaque, const char *name, const void *data, uint32_t len),
+			void *opaque)
 {
 	static uint8_t buf[ACPI_TABLES_SIZE];
 	struct area a = { .base = buf, .gpa = 0, .cap = sizeof(buf) };
@@ -365,9 +365,8 @@ int acpi_fw_cfg(unsigned ncpus, struct fw_cfg *fc)
 	cmds[n].u.sum.result = offsetof(struct rsdp, ext_checksum);
 	cmds[n++].u.sum.length = sizeof(rsdp);
 
-	if (fw_cfg_add_file(fc, FILE_RSDP, &rsdp, sizeof(rsdp)) < 0 ||
-	    fw_cfg_add_file(fc, FILE_TABLES, buf, (uint32_t)a.used) < 0 ||
-	    fw_cfg_add_file(fc, "etc/table-loader", cmds, n * (uint32_t)sizeof(cmds[0])) < 0)
+	if (add(opaque, FILE_RSDP, &rsdp, sizeof(rsdp)) < 0 || add(opaque, FILE_TABLES, buf, (uint32_t)a.used) < 0 ||
+	    add(opaque, "etc/table-loader", cmds, n * (uint32_t)sizeof(cmds[0])) < 0)
 		return -1;
 	return 0;
 }

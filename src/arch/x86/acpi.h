@@ -6,9 +6,10 @@
 struct vm;
 /* Writes the tables into guest RAM; returns the RSDP's address or 0. */
 uint64_t acpi_build_tables(struct vm *vm);
-struct fw_cfg;
-/* The same tables as fw_cfg files for UEFI firmware: etc/acpi/rsdp,
- * etc/acpi/tables and the etc/table-loader script that allocates them,
- * links their pointers and sets their checksums. 0 or -1. */
-int acpi_fw_cfg(unsigned ncpus, struct fw_cfg *fc);
+/* The same tables as files for UEFI firmware (QEMU's fw_cfg interface):
+ * etc/acpi/rsdp, etc/acpi/tables and the etc/table-loader script that
+ * allocates them, links their pointers and sets their checksums. add is
+ * smbios.h's firmware_file_fn. 0 or -1. */
+int acpi_firmware_files(unsigned ncpus, int (*add)(void *opaque, const char *name, const void *data, uint32_t len),
+			void *opaque);
 #endif

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include "../../vmm/arch.h"
 #include "../../vmm/vm.h"
 #include "layout.h"
 
@@ -148,7 +149,7 @@ unsigned x86_phys_bits(struct vm *vm)
 	return bits;
 }
 
-int x86_vcpu_init(struct vcpu *c, char *err, size_t errlen)
+int arch_vcpu_init(struct vcpu *c, char *err, size_t errlen)
 {
 	struct vm *vm = c->vm;
 	struct kvm_cpuid2 *cpuid = supported_cpuid(vm);
@@ -300,7 +301,7 @@ static int apic_top(const struct kvm_lapic_state *l, unsigned base)
 	return -1;
 }
 
-void x86_vcpu_describe(struct vcpu *c, char *buf, size_t len)
+void arch_vcpu_describe(struct vcpu *c, char *buf, size_t len)
 {
 	struct kvm_regs r = { 0 };
 	struct kvm_mp_state mp = { 0 };

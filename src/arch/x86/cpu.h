@@ -8,12 +8,9 @@
 struct vcpu;
 struct vm;
 
-int x86_vcpu_init(struct vcpu *c, char *err, size_t errlen);
 /* The guest's physical address width (CPUID 0x80000008, as KVM passes it). */
 unsigned x86_phys_bits(struct vm *vm);
 
-/* One debug line: where the vCPU is and what its LAPIC waits for. */
-void x86_vcpu_describe(struct vcpu *c, char *buf, size_t len);
 /* Write GDT, IDT and identity page tables for the first 4 GiB into guest RAM. */
 void x86_write_boot_tables(struct vm *vm);
 /* Without firmware, F000:FFF0 would hold zeros; an OS that restarts by

@@ -2,7 +2,7 @@
  * each structure is the spec's, field by field; strings follow each one,
  * numbered from 1, the set closed by an extra NUL. */
 #include "smbios.h"
-#include "../../devices/fw_cfg.h"
+#include "../../util/bytes.h"
 #include "../../vmm/vm.h"
 #include "layout.h"
 #include <cpuid.h>
@@ -34,16 +34,13 @@ static void put(struct builder *b, const void *p, size_t n)
 	b->len += n;
 }
 
-static void w16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
-static void w32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static void w64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
 
 /* One structure: its formatted part (s[1] is its length; the header is
  * filled here), then its strings, NULL-terminated list (empty: none). */
 static void structure(struct builder *b, uint8_t *s, uint8_t type, uint16_t handle, const char *const *strings)
 {
 	s[0] = type;
-	w16(s + 2, handle);
+	wr16(s + 2, handle);
 	put(b, s, s[1]);
 	if (!strings[0])
 		put(b, "", 1); /* no strings: the set is the closing NUL alone */
@@ -88,18 +85,18 @@ size_t smbios_build(const struct smbios_machine *m, uint8_t *buf, size_t cap)
 		s[5] = 3;    /* central processor */
 		s[6] = 0x01; /* family: other */
 		s[7] = 2;    /* manufacturer */
-		w32(s + 8, eax);
-		w32(s + 12, edx);
+		wr32(s + 8, eax);
+		wr32(s + 12, edx);
 		s[0x10] = 3;            /* version */
-		w16(s + 0x14, 0);       /* max speed unknown */
+		wr16(s + 0x14, 0);       /* max speed unknown */
 		s[0x18] = 0x41;         /* socket populated, CPU enabled */
 		s[0x19] = 0x01;         /* upgrade: other */
-		w16(s + 0x1a, NO_HANDLE);
-		w16(s + 0x1c, NO_HANDLE);
-		w16(s + 0x1e, NO_HANDLE);
+		wr16(s + 0x1a, NO_HANDLE);
+		wr16(s + 0x1c, NO_HANDLE);
+		wr16(s + 0x1e, NO_HANDLE);
 		s[0x23] = s[0x24] = s[0x25] = 1; /* cores, enabled, threads */
-		w16(s + 0x26, 0x02);             /* characteristics unknown */
-		w16(s + 0x28, 0x01);             /* family 2: other */
+		wr16(s + 0x26, 0x02);             /* characteristics unknown */
+		wr16(s + 0x28, 0x01);             /* family 2: other */
 		structure(&b, s, 4, (uint16_t)(0x400 + i),
 			  (const char *const[]){ socket, "kvkit", "kvkit virtual CPU", NULL });
 	}
@@ -112,33 +109,33 @@ size_t smbios_build(const struct smbios_machine *m, uint8_t *buf, size_t cap)
 	s[5] = 0x03; /* use: system memory */
 	s[6] = 0x03; /* error correction: none */
 	if (total_kib < 0x80000000ULL) {
-		w32(s + 7, (uint32_t)total_kib);
+		wr32(s + 7, (uint32_t)total_kib);
 	} else {
-		w32(s + 7, 0x80000000u); /* see the extended field */
-		w64(s + 0xf, total_kib << 10);
+		wr32(s + 7, 0x80000000u); /* see the extended field */
+		wr64(s + 0xf, total_kib << 10);
 	}
-	w16(s + 0xb, NO_ERROR_INFO);
-	w16(s + 0xd, 1);
+	wr16(s + 0xb, NO_ERROR_INFO);
+	wr16(s + 0xd, 1);
 	structure(&b, s, 16, HANDLE_ARRAY, (const char *const[]){ NULL });
 
 	/* Type 17, one device holding all of it */
 	uint64_t total_mib = total_kib >> 10;
 	memset(s, 0, sizeof(s));
 	s[1] = 0x28;
-	w16(s + 4, HANDLE_ARRAY);
-	w16(s + 6, NO_ERROR_INFO);
-	w16(s + 8, 0xffff); /* widths unknown */
-	w16(s + 0xa, 0xffff);
+	wr16(s + 4, HANDLE_ARRAY);
+	wr16(s + 6, NO_ERROR_INFO);
+	wr16(s + 8, 0xffff); /* widths unknown */
+	wr16(s + 0xa, 0xffff);
 	if (total_mib < 0x7fff) {
-		w16(s + 0xc, (uint16_t)total_mib);
+		wr16(s + 0xc, (uint16_t)total_mib);
 	} else {
-		w16(s + 0xc, 0x7fff); /* see the extended size */
-		w32(s + 0x1c, (uint32_t)total_mib);
+		wr16(s + 0xc, 0x7fff); /* see the extended size */
+		wr32(s + 0x1c, (uint32_t)total_mib);
 	}
 	s[0xe] = 0x09;       /* form factor: DIMM */
 	s[0x10] = 1;         /* device locator */
 	s[0x12] = 0x07;      /* type: RAM */
-	w16(s + 0x13, 0x02); /* detail: other */
+	wr16(s + 0x13, 0x02); /* detail: other */
 	s[0x17] = 2;         /* manufacturer */
 	structure(&b, s, 17, 0x1100, (const char *const[]){ "DIMM 0", "kvkit", NULL });
 
@@ -151,15 +148,15 @@ size_t smbios_build(const struct smbios_machine *m, uint8_t *buf, size_t cap)
 		memset(s, 0, sizeof(s));
 		s[1] = 0x1f;
 		if (end_kib < 0xffffffffULL) {
-			w32(s + 4, (uint32_t)start_kib);
-			w32(s + 8, (uint32_t)end_kib);
+			wr32(s + 4, (uint32_t)start_kib);
+			wr32(s + 8, (uint32_t)end_kib);
 		} else {
-			w32(s + 4, 0xffffffffu); /* see the extended addresses */
-			w32(s + 8, 0xffffffffu);
-			w64(s + 0xf, map[i].start);
-			w64(s + 0x17, map[i].start + map[i].len - 1);
+			wr32(s + 4, 0xffffffffu); /* see the extended addresses */
+			wr32(s + 8, 0xffffffffu);
+			wr64(s + 0xf, map[i].start);
+			wr64(s + 0x17, map[i].start + map[i].len - 1);
 		}
-		w16(s + 0xc, HANDLE_ARRAY);
+		wr16(s + 0xc, HANDLE_ARRAY);
 		s[0xe] = 1; /* partition width: one device */
 		structure(&b, s, 19, (uint16_t)(0x1300 + i), (const char *const[]){ NULL });
 	}
@@ -181,15 +178,15 @@ void smbios_entry_point(uint8_t ep[24], uint32_t len, uint64_t gpa)
 	ep[6] = 24;  /* entry point length */
 	ep[7] = 3;   /* SMBIOS 3.0.0 */
 	ep[10] = 1;  /* entry point revision */
-	w32(ep + 12, len);
-	w64(ep + 16, gpa);
+	wr32(ep + 12, len);
+	wr64(ep + 16, gpa);
 	uint8_t sum = 0;
 	for (unsigned i = 0; i < 24; i++)
 		sum += ep[i];
 	ep[5] = (uint8_t)-sum;
 }
 
-int smbios_fw_cfg(const struct smbios_machine *m, struct fw_cfg *fc)
+int smbios_firmware_files(const struct smbios_machine *m, firmware_file_fn add, void *opaque)
 {
 	static uint8_t table[SMBIOS_SIZE - 32];
 	uint8_t ep[24];
@@ -199,8 +196,8 @@ int smbios_fw_cfg(const struct smbios_machine *m, struct fw_cfg *fc)
 	/* OVMF takes the version from the anchor and the structures one by one;
 	 * it publishes its own entry point, so the address is left 0 */
 	smbios_entry_point(ep, (uint32_t)len, 0);
-	if (fw_cfg_add_file(fc, "etc/smbios/smbios-anchor", ep, sizeof(ep)) < 0 ||
-	    fw_cfg_add_file(fc, "etc/smbios/smbios-tables", table, (uint32_t)len) < 0)
+	if (add(opaque, "etc/smbios/smbios-anchor", ep, sizeof(ep)) < 0 ||
+	    add(opaque, "etc/smbios/smbios-tables", table, (uint32_t)len) < 0)
 		return -1;
 	return 0;
 }

@@ -6,7 +6,6 @@
 #include <stdint.h>
 
 struct vm;
-struct fw_cfg;
 
 struct smbios_machine {
 	unsigned ncpus;
@@ -19,9 +18,12 @@ size_t smbios_build(const struct smbios_machine *m, uint8_t *buf, size_t cap);
 /* The 24-byte SMBIOS 3.0 entry point for a table of len bytes at gpa. */
 void smbios_entry_point(uint8_t ep[24], uint32_t len, uint64_t gpa);
 
+/* A named file for the firmware (the UEFI boot hands it to fw_cfg); the
+ * data is copied. 0 or -1. */
+typedef int (*firmware_file_fn)(void *opaque, const char *name, const void *data, uint32_t len);
 /* UEFI boot: etc/smbios/smbios-anchor and etc/smbios/smbios-tables,
  * which OVMF installs (it adds its own BIOS information). 0 or -1. */
-int smbios_fw_cfg(const struct smbios_machine *m, struct fw_cfg *fc);
+int smbios_firmware_files(const struct smbios_machine *m, firmware_file_fn add, void *opaque);
 /* Direct boot: the entry point and tables in the F segment, where Linux's
  * DMI scan finds them. 0 or -1. */
 int smbios_write_legacy(struct vm *vm);
