@@ -78,16 +78,11 @@ $(BUILD)/vfkit: $(BUILD)/kvkit
 
 # ---- tests ----
 TEST_LIBS := -lcmocka
-UNIT_TESTS := $(BUILD)/tests/test_cmdline $(BUILD)/tests/test_virtq $(BUILD)/tests/test_kvm_api \
-	$(BUILD)/tests/test_blk_parse $(BUILD)/tests/test_balloon $(BUILD)/tests/test_log $(BUILD)/tests/test_config_lib $(BUILD)/tests/test_api $(BUILD)/tests/test_vsock \
-	$(BUILD)/tests/test_fuse $(BUILD)/tests/test_firmware $(BUILD)/tests/test_kernel_unpack $(BUILD)/tests/test_pci \
-	$(BUILD)/tests/test_nvme $(BUILD)/tests/test_qcow2 $(BUILD)/tests/test_sandbox $(BUILD)/tests/test_device
+# every tests/unit/test_*.c is a test; a test that needs more than libkvkit
+# names its objects in a rule below (the pattern rule serves the rest)
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 
-$(BUILD)/tests/test_cmdline: tests/unit/test_cmdline.c $(BUILD)/libkvkit.a
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -ljson-c $(TEST_LIBS)
-
-$(BUILD)/tests/test_config_lib: tests/unit/test_config_lib.c $(BUILD)/libkvkit.a
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libkvkit.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -ljson-c $(TEST_LIBS)
 
@@ -101,7 +96,7 @@ $(BUILD)/tests/test_fuse: tests/unit/test_fuse.c $(call obj,src/fs/fuse_server.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
 
-$(BUILD)/tests/test_vsock: tests/unit/test_vsock.c $(call obj,src/vsock/vsock.c src/virtio/virtq.c src/util/iov.c src/vmm/guest_mem.c \
+$(BUILD)/tests/test_vsock: tests/unit/test_vsock.c $(call obj,tests/lib/fake_guest.c src/vsock/vsock.c src/virtio/virtq.c src/util/iov.c src/vmm/guest_mem.c \
 		src/vmm/eventloop.c src/util/log.c src/util/unixsock.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
@@ -114,7 +109,7 @@ $(BUILD)/tests/test_sandbox: tests/unit/test_sandbox.c $(call obj,src/sandbox/sa
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lseccomp $(TEST_LIBS)
 
-$(BUILD)/tests/test_device: tests/unit/test_device.c $(call obj,src/vmm/device.c) $(BUILD)/libkvkit.a
+$(BUILD)/tests/test_device_registry: tests/unit/test_device_registry.c $(call obj,src/vmm/device.c) $(BUILD)/libkvkit.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -ljson-c $(TEST_LIBS)
 
@@ -147,7 +142,7 @@ $(BUILD)/tests/test_qcow2: tests/unit/test_qcow2.c $(call obj,src/block/qcow2.c 
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lz -lzstd $(TEST_LIBS)
 
-$(BUILD)/tests/test_firmware: tests/unit/test_firmware.c $(CORE_OBJS) $(BUILD)/libkvkit.a
+$(BUILD)/tests/test_devices: tests/unit/test_devices.c $(CORE_OBJS) $(BUILD)/libkvkit.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(LIBS) $(TEST_LIBS)
 
@@ -170,9 +165,8 @@ check-unit: $(UNIT_TESTS)
 # UBSan findings abort, so the fuzz smoke in tests/run.sh counts them
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -Iinclude -I$(BUILD) -pthread -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=undefined
-fuzz: $(BUILD)/fuzz/fuzz_virtq $(BUILD)/fuzz/fuzz_balloon $(BUILD)/fuzz/fuzz_cmdline $(BUILD)/fuzz/fuzz_blk $(BUILD)/fuzz/fuzz_rest \
-	$(BUILD)/fuzz/fuzz_config_json $(BUILD)/fuzz/fuzz_net $(BUILD)/fuzz/fuzz_vsock $(BUILD)/fuzz/fuzz_fuse \
-	$(BUILD)/fuzz/fuzz_firmware $(BUILD)/fuzz/fuzz_kernel $(BUILD)/fuzz/fuzz_pci $(BUILD)/fuzz/fuzz_nvme $(BUILD)/fuzz/fuzz_qcow2
+FUZZERS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+fuzz: $(FUZZERS)
 $(BUILD)/fuzz/fuzz_qcow2: tests/fuzz/fuzz_qcow2.c src/block/qcow2.c src/util/iov.c src/vmm/guest_mem.c src/util/log.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@ -lz -lzstd
@@ -192,11 +186,11 @@ $(BUILD)/fuzz/fuzz_firmware: tests/fuzz/fuzz_firmware.c src/devices/pflash.c src
 $(BUILD)/fuzz/fuzz_fuse: tests/fuzz/fuzz_fuse.c src/fs/fuse_server.c src/fs/dax_window.c src/util/iov.c src/vmm/guest_mem.c src/util/log.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@
-$(BUILD)/fuzz/fuzz_vsock: tests/fuzz/fuzz_vsock.c src/vsock/vsock.c src/virtio/virtq.c src/util/iov.c src/vmm/guest_mem.c src/vmm/eventloop.c \
+$(BUILD)/fuzz/fuzz_vsock: tests/fuzz/fuzz_vsock.c tests/lib/fake_guest.c src/vsock/vsock.c src/virtio/virtq.c src/util/iov.c src/vmm/guest_mem.c src/vmm/eventloop.c \
 		src/util/log.c src/util/unixsock.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@
-$(BUILD)/fuzz/fuzz_net: tests/fuzz/fuzz_net.c src/virtio/net_frames.c src/virtio/virtq.c src/util/iov.c src/vmm/guest_mem.c src/util/log.c
+$(BUILD)/fuzz/fuzz_net: tests/fuzz/fuzz_net.c tests/lib/fake_guest.c src/virtio/net_frames.c src/virtio/virtq.c src/util/iov.c src/vmm/guest_mem.c src/util/log.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@
 $(BUILD)/fuzz/fuzz_rest: tests/fuzz/fuzz_rest.c src/api/handler.c
@@ -205,13 +199,13 @@ $(BUILD)/fuzz/fuzz_rest: tests/fuzz/fuzz_rest.c src/api/handler.c
 $(BUILD)/fuzz/fuzz_config_json: tests/fuzz/fuzz_config_json.c $(LIB_SRCS)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@ -ljson-c
-$(BUILD)/fuzz/fuzz_blk: tests/fuzz/fuzz_blk.c src/virtio/blk_parse.c src/virtio/virtq.c src/util/iov.c src/vmm/guest_mem.c src/util/log.c
+$(BUILD)/fuzz/fuzz_blk: tests/fuzz/fuzz_blk.c tests/lib/fake_guest.c src/virtio/blk_parse.c src/virtio/virtq.c src/util/iov.c src/vmm/guest_mem.c src/util/log.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@
 $(BUILD)/fuzz/fuzz_balloon: tests/fuzz/fuzz_balloon.c src/virtio/balloon_pfns.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@
-$(BUILD)/fuzz/fuzz_virtq: tests/fuzz/fuzz_virtq.c src/virtio/virtq.c src/util/iov.c src/vmm/guest_mem.c src/util/log.c
+$(BUILD)/fuzz/fuzz_virtq: tests/fuzz/fuzz_virtq.c tests/lib/fake_guest.c src/virtio/virtq.c src/util/iov.c src/vmm/guest_mem.c src/util/log.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@
 $(BUILD)/fuzz/fuzz_cmdline: tests/fuzz/fuzz_cmdline.c $(LIB_SRCS)

@@ -128,8 +128,8 @@ fi
 # L1 (before the rig gave the L1 a periodic tick; docs/testing.md).
 PARALLEL=${KVKIT_E2E_PARALLEL:-$([ "$MODE" = rig ] && [ "$(nproc)" -ge 2 ] && echo 2 || echo 1)}
 echo "  groups run $PARALLEL at a time"
-for g in "blk|tests/e2e/test_blk.py|1|" "boot|tests/e2e/test_boot.py tests/e2e/test_cli.py tests/e2e/test_sandbox.py|1|" \
-	"efi|tests/e2e/test_efi.py|1|" "qcow2|tests/e2e/test_qcow2.py|1|" "api|tests/e2e/test_api.py|1|" "net|tests/e2e/test_net.py|1|not socketpair" \
+for g in "blk|tests/e2e/test_blk.py tests/e2e/test_nvme.py|1|" "boot|tests/e2e/test_boot.py tests/e2e/test_cli.py tests/e2e/test_sandbox.py|1|" \
+	"efi|tests/e2e/test_efi.py|1|" "qcow2|tests/e2e/test_qcow2.py|1|" "api|tests/e2e/test_api.py tests/e2e/test_balloon.py|1|" "net|tests/e2e/test_net.py|1|not socketpair" \
 	"net-pair|tests/e2e/test_net.py|1|socketpair" "vsock|tests/e2e/test_vsock.py|1|" "fs|tests/e2e/test_fs.py tests/e2e/test_fs_dax.py|1|"; do
 	IFS='|' read -r name files cpus k <<<"$g"
 	# two groups at a time in the rig: each L1 is one TCG thread, and this

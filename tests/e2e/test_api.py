@@ -1,94 +1,15 @@
 """REST API end to end (spec section 4, issue 7): real guests driven through
 --restful-uri over a unix socket and TCP, the way podman and minikube do."""
-import errno
-import http.client
 import json
 import os
-import re
 import socket
 import subprocess
-import threading
 import time
 
 import pytest
 
 from conftest import KERNEL, INITRD, KVKIT, free_port, kvkit_cmd, needs_kvm, run_to_end, wait_for_line
-
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path, timeout=10):
-        super().__init__("localhost", timeout=timeout)
-        self.path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.path)
-
-
-class Api:
-    def __init__(self, unix=None, port=None):
-        self.unix, self.port = unix, port
-
-    def conn(self):
-        if self.unix:
-            return UnixHTTPConnection(self.unix)
-        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-
-    def request(self, method, path, body=None, headers=None):
-        c = self.conn()
-        try:
-            c.request(method, path, body=body, headers=headers or {})
-            r = c.getresponse()
-            return r.status, r.read().decode(), r.getheader("Content-Type")
-        finally:
-            c.close()
-
-    def state(self):
-        st, body, _ = self.request("GET", "/vm/state")
-        assert st == 200, body
-        return json.loads(body)["state"]
-
-    def post(self, state):
-        return self.request("POST", "/vm/state", json.dumps({"state": state}))
-
-    def refused(self):
-        """True once connecting fails the way clients treat as 'stopped'."""
-        try:
-            self.request("GET", "/vm/state")
-            return False
-        except OSError as e:
-            # a unix socket file is removed at exit (spec 3.4): ENOENT after that
-            return e.errno in (errno.ECONNREFUSED, errno.ENOENT)
-
-
-class Lines:
-    """Collects a process's stdout lines on a thread."""
-
-    def __init__(self, stream):
-        self.lines = []
-        self.t = threading.Thread(target=self._run, args=(stream,), daemon=True)
-        self.t.start()
-
-    def _run(self, stream):
-        for raw in iter(stream.readline, b""):
-            self.lines.append(raw.decode(errors="replace").strip())
-
-    def ticks(self):
-        return [int(l.split("-")[1]) for l in self.lines if re.fullmatch(r"TICK-\d+(-[0-9.]+)?", l)]
-
-    def uptimes(self):
-        """(tick, guest uptime) pairs from TICK-n-uptime lines."""
-        return [(int(m.group(1)), float(m.group(2))) for m in
-                (re.fullmatch(r"TICK-(\d+)-([0-9.]+)", l) for l in self.lines) if m]
-
-    def wait(self, pred, timeout=90):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if pred(self):
-                return
-            time.sleep(0.1)
-        raise AssertionError("timed out; output so far:\n" + "\n".join(self.lines[-30:]))
+from rest_client import Api, Lines
 
 
 TICKER = "acpid -d & i=0; while true; do echo TICK-$i-$(cut -d' ' -f1 /proc/uptime); i=$((i+1)); sleep 0.2; done"
@@ -343,51 +264,3 @@ def test_cloud_init_errors(tmp_path):
                            capture_output=True, timeout=30)
         assert p.returncode == 1
         assert msg in p.stderr.decode().splitlines()[-1], p.stderr
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        return int([l for l in f if l.startswith("VmRSS:")][0].split()[1])
-
-
-@needs_kvm
-def test_balloon_inflate_shrinks_guest_and_kvkit(tmp_path):
-    sock = str(tmp_path / "api.sock")
-    run = ("dd if=/dev/zero of=/tmp/fill bs=1M count=600 2>/dev/null; rm /tmp/fill; echo FILLED; "
-           "while true; do grep MemTotal /proc/meminfo | tr -s ' ' | sed s/^/MEM-/; sleep 0.5; done")
-    p = subprocess.Popen(kvkit_cmd("--restful-uri", "unix://" + sock, memory=1024, run=run,
-                                   devices=["virtio-serial,stdio", "virtio-balloon"]),
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out = Lines(p.stdout)
-    try:
-        api = Api(unix=sock)
-        out.wait(lambda o: any(l.startswith("MEM-") for l in o.lines))
-
-        def memtotal():
-            return int([l for l in out.lines if l.startswith("MEM-")][-1].split()[1])
-
-        before_kib, rss_before = memtotal(), rss_kib(p.pid)
-        assert rss_before > 500 * 1024, rss_before  # the guest touched its memory
-        st, body, _ = api.request("POST", "/vm/balloon", json.dumps({"targetBytes": 768 << 20}))
-        assert st == 202, body
-        out.wait(lambda o: memtotal() <= before_kib - 250 * 1024, timeout=60)
-        deadline = time.monotonic() + 30
-        while rss_kib(p.pid) > rss_before - 200 * 1024 and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert rss_kib(p.pid) <= rss_before - 200 * 1024, (rss_before, rss_kib(p.pid))
-        st, body, _ = api.request("GET", "/vm/balloon")
-        info = json.loads(body)
-        assert st == 200 and info["targetBytes"] == 768 << 20 and info["memoryBytes"] == 1024 << 20
-        assert info["actualBytes"] <= (768 << 20) + (8 << 20), info
-        assert "freeMemory" in info["stats"] and "totalMemory" in info["stats"], info
-        # deflate: the guest gets its memory back
-        st, _, _ = api.request("POST", "/vm/balloon", json.dumps({"targetBytes": 1024 << 20}))
-        assert st == 202
-        out.wait(lambda o: memtotal() >= before_kib - 4 * 1024, timeout=60)
-        st, _, _ = api.request("POST", "/vm/balloon", json.dumps({"targetBytes": 4096 << 20}))
-        assert st == 400  # more than the VM has
-        api.post("HardStop")
-        p.wait(timeout=10)
-    finally:
-        if p.poll() is None:
-            p.kill()

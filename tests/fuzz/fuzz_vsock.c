@@ -16,6 +16,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include "../../src/vsock/vsock.h"
+#include "../lib/fake_guest.h"
 
 #define MEM (1u << 20)
 #define QSIZE 64
@@ -27,8 +28,8 @@
 #define TX_DATA 0x60000
 #define HDR 44
 
-static uint8_t *ram;
-static struct gmem mem;
+static struct fake_guest guest;
+static uint8_t *ram; /* guest.ram */
 static struct eventloop ev;
 static pthread_mutex_t lock;
 static int listener = -1;
@@ -38,64 +39,26 @@ static bool can_run(void *o) { (void)o; return true; }
 static void notify(void *o, unsigned q) { (void)o; (void)q; }
 static void service(void *o, int fd) { (void)o; close(fd); }
 
-struct ring {
-	struct virtq vq;
-	uint64_t desc;
-	uint16_t avail;
-};
-
-static void ring_start(struct ring *r, uint64_t base)
-{
-	virtq_reset(&r->vq);
-	r->vq.size = QSIZE;
-	r->desc = base;
-	r->vq.desc_gpa = base;
-	r->vq.avail_gpa = base + QSIZE * 16;
-	r->vq.used_gpa = base + 0x800;
-	r->avail = 0;
-	virtq_start(&r->vq, &mem);
-}
-
-/* Offer one descriptor (or two, split at split) at gpa. */
-static void ring_offer(struct ring *r, uint64_t gpa, uint32_t len, bool writable, uint32_t split)
-{
-	struct vring_desc *d = (struct vring_desc *)(ram + r->desc);
-	uint16_t head = (r->avail * 2) % QSIZE;
-	uint16_t flags = writable ? VRING_DESC_F_WRITE : 0;
-	if (split && split < len) {
-		d[head] = (struct vring_desc){ gpa, split, flags | VRING_DESC_F_NEXT, (uint16_t)(head + 1) };
-		d[head + 1] = (struct vring_desc){ gpa + split, len - split, flags, 0 };
-	} else {
-		d[head] = (struct vring_desc){ gpa, len, flags, 0 };
-	}
-	uint16_t *avail = (uint16_t *)(ram + r->vq.avail_gpa);
-	avail[2 + r->avail % QSIZE] = head;
-	r->avail++;
-	__atomic_store_n(&avail[1], r->avail, __ATOMIC_RELEASE);
-}
 
 /* The invariant the receive path once broke (a too-small buffer among good
  * ones was completed twice, another never): each offer of a receive chain
  * is completed at most once, and none is lost. */
 static uint8_t rx_out[QSIZE];
-static uint16_t rx_seen;
 
-static void rx_offer(struct ring *r, uint64_t gpa, uint32_t len, uint32_t split)
+static void rx_offer(struct fake_ring *r, uint64_t gpa, uint32_t len, uint32_t split)
 {
-	rx_out[(r->avail * 2) % QSIZE]++;
-	ring_offer(r, gpa, len, true, split);
+	rx_out[fake_ring_offer(r, gpa, len, true, split)]++;
 }
 
-static void rx_check(struct ring *r)
+static void rx_check(struct fake_ring *r)
 {
-	uint16_t used = *(uint16_t *)(ram + r->vq.used_gpa + 2);
-	const struct vring_used_elem *u = (const struct vring_used_elem *)(ram + r->vq.used_gpa + 4);
-	for (; rx_seen != used; rx_seen++) {
-		uint32_t id = u[rx_seen % QSIZE].id;
-		if (id >= QSIZE || !rx_out[id])
+	struct vring_used_elem e;
+	while (fake_ring_next_used(r, &e)) {
+		if (e.id >= QSIZE || !rx_out[e.id])
 			abort(); /* completed twice, or never offered */
-		rx_out[id]--;
+		rx_out[e.id]--;
 	}
+	uint16_t used = r->seen;
 	/* the engine holds no receive chain between calls: one it popped and
 	 * neither completed nor gave back is lost to the guest */
 	if (r->vq.last_avail != used)
@@ -104,8 +67,9 @@ static void rx_check(struct ring *r)
 
 static void setup_once(void)
 {
-	ram = calloc(1, MEM);
-	gmem_add(&mem, 0, MEM, ram);
+	if (fake_guest_init(&guest, MEM) < 0)
+		abort();
+	ram = guest.ram;
 	pthread_mutexattr_t ma;
 	pthread_mutexattr_init(&ma);
 	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
@@ -136,17 +100,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memset(ram, 0, MEM);
 	ev.nround_end = 0;
-	struct ring rx, tx, evq;
-	ring_start(&rx, RXQ_DESC);
-	ring_start(&tx, TXQ_DESC);
-	ring_start(&evq, EVQ_DESC);
+	struct fake_ring rx, tx, evq;
+	fake_ring_start(&rx, &guest, RXQ_DESC, QSIZE, 2);
+	fake_ring_start(&tx, &guest, TXQ_DESC, QSIZE, 2);
+	fake_ring_start(&evq, &guest, EVQ_DESC, QSIZE, 2);
 	uint8_t rxsplit = data[0];
 	memset(rx_out, 0, sizeof(rx_out));
-	rx_seen = 0;
 	for (unsigned i = 0; i < QSIZE / 2; i++) /* with bit 3, every fifth buffer is too small for a packet */
 		rx_offer(&rx, RX_BUFS + i * RX_BUF, rxsplit & 8 && i % 5 == 2 ? 16 : RX_BUF - (rxsplit & 3) * 1100,
 			 rxsplit & 4 ? HDR : 0);
-	ring_offer(&evq, RX_BUFS + (QSIZE - 1) * RX_BUF, data[1] & 7, true, 0);
+	fake_ring_offer(&evq, RX_BUFS + (QSIZE - 1) * RX_BUF, data[1] & 7, true, 0);
 
 	struct vsock_hooks hooks = { can_run, notify, NULL };
 	struct vsock_queues q = { &rx.vq, &tx.vq, &evq.vq };
@@ -194,7 +157,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			memcpy(p + 16, &sp, 4);
 			memcpy(p + 20, &dp, 4);
 		}
-		ring_offer(&tx, tx_gpa, HDR + plen, false, f & 0x80 ? HDR : 0);
+		fake_ring_offer(&tx, tx_gpa, HDR + plen, false, f & 0x80 ? HDR : 0);
 		tx_gpa += (HDR + plen + 15) & ~15ul;
 		n++;
 		if (n % 8 == 0 || off + 1 + HDR > size) {

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "../../src/vsock/vsock.h"
+#include "../lib/fake_guest.h"
 
 #define MEM (1u << 20)
 #define QSIZE 64
@@ -29,16 +30,11 @@ struct hdr {
 
 enum { REQUEST = 1, RESPONSE, RST, SHUTDOWN, RW, CREDIT_UPDATE, CREDIT_REQUEST };
 
-struct ring {
-	struct virtq vq;
-	uint16_t avail, seen;
-};
-
-static uint8_t *ram;
-static struct gmem mem;
+static struct fake_guest guest;
+static uint8_t *ram; /* guest.ram */
 static struct eventloop ev;
 static pthread_mutex_t lock;
-static struct ring rx, tx, evq;
+static struct fake_ring rx, tx, evq;
 static struct vsock *v;
 static int service_fd = -1;
 static uint64_t tx_gpa;
@@ -47,39 +43,26 @@ static bool can_run(void *o) { (void)o; return true; }
 static void notify(void *o, unsigned q) { (void)o; (void)q; }
 static void service(void *o, int fd) { (void)o; service_fd = fd; }
 
-static void ring_init(struct ring *r, uint64_t base)
+static void ring_init(struct fake_ring *r, uint64_t base)
 {
-	virtq_reset(&r->vq);
-	r->vq.size = QSIZE;
-	r->vq.desc_gpa = base;
-	r->vq.avail_gpa = base + QSIZE * 16;
-	r->vq.used_gpa = base + 0x800;
-	r->avail = r->seen = 0;
-	assert_int_equal(virtq_start(&r->vq, &mem), 0);
+	assert_int_equal(fake_ring_start(r, &guest, base, QSIZE, 1), 0);
 }
 
-static void offer(struct ring *r, uint64_t gpa, uint32_t len, bool writable)
+static void offer(struct fake_ring *r, uint64_t gpa, uint32_t len, bool writable)
 {
-	struct vring_desc *d = (struct vring_desc *)(ram + r->vq.desc_gpa);
-	uint16_t head = r->avail % QSIZE;
-	d[head] = (struct vring_desc){ gpa, len, writable ? VRING_DESC_F_WRITE : 0, 0 };
-	uint16_t *a = (uint16_t *)(ram + r->vq.avail_gpa);
-	a[2 + head] = head;
-	a[1] = ++r->avail;
+	fake_ring_offer(r, gpa, len, writable, 0);
 }
 
 /* The next reply the engine wrote (header and payload), or false. */
 static bool reply(struct hdr *h, uint8_t *payload)
 {
-	uint16_t used = *(uint16_t *)(ram + rx.vq.used_gpa + 2);
-	if (rx.seen == used)
+	struct vring_used_elem e;
+	if (!fake_ring_next_used(&rx, &e))
 		return false;
-	struct vring_used_elem *e = (struct vring_used_elem *)(ram + rx.vq.used_gpa + 4) + rx.seen % QSIZE;
-	struct vring_desc *d = (struct vring_desc *)(ram + rx.vq.desc_gpa) + e->id;
+	struct vring_desc *d = fake_ring_desc(&rx, (uint16_t)e.id);
 	memcpy(h, ram + d->addr, sizeof(*h));
 	if (payload)
 		memcpy(payload, ram + d->addr + sizeof(*h), h->len);
-	rx.seen++;
 	offer(&rx, d->addr, RX_BUF, true); /* recycle it */
 	return true;
 }
@@ -103,9 +86,8 @@ static void send_pkt(uint16_t op, uint32_t src, uint32_t dst, const void *data, 
 static int setup(void **state)
 {
 	(void)state;
-	ram = calloc(1, MEM);
-	memset(&mem, 0, sizeof(mem));
-	gmem_add(&mem, 0, MEM, ram);
+	assert_int_equal(fake_guest_init(&guest, MEM), 0);
+	ram = guest.ram;
 	pthread_mutexattr_t ma;
 	pthread_mutexattr_init(&ma);
 	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
@@ -135,7 +117,7 @@ static int teardown(void **state)
 		close(service_fd);
 	service_fd = -1;
 	close(ev.epfd);
-	free(ram);
+	fake_guest_free(&guest);
 	return 0;
 }
 
