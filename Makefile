@@ -133,7 +133,7 @@ $(BUILD)/tests/test_pci: tests/unit/test_pci.c $(call obj,src/pci/pci.c src/vmm/
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
 
-$(BUILD)/tests/test_nvme: tests/unit/test_nvme.c $(call obj,src/nvme/nvme_ctrl.c src/util/iov.c src/vmm/guest_mem.c \
+$(BUILD)/tests/test_nvme: tests/unit/test_nvme.c $(call obj,tests/lib/fake_disk.c src/nvme/nvme_ctrl.c src/util/iov.c src/vmm/guest_mem.c \
 		src/util/log.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
@@ -170,7 +170,7 @@ fuzz: $(FUZZERS)
 $(BUILD)/fuzz/fuzz_qcow2: tests/fuzz/fuzz_qcow2.c src/block/qcow2.c src/util/iov.c src/vmm/guest_mem.c src/util/log.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@ -lz -lzstd
-$(BUILD)/fuzz/fuzz_nvme: tests/fuzz/fuzz_nvme.c src/nvme/nvme_ctrl.c src/util/iov.c src/vmm/guest_mem.c src/util/log.c
+$(BUILD)/fuzz/fuzz_nvme: tests/fuzz/fuzz_nvme.c tests/lib/fake_disk.c src/nvme/nvme_ctrl.c src/util/iov.c src/vmm/guest_mem.c src/util/log.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@
 $(BUILD)/fuzz/fuzz_pci: tests/fuzz/fuzz_pci.c src/pci/pci.c src/vmm/bus.c src/util/log.c

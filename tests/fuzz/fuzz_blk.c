@@ -19,10 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct gmem mem;
 	struct virtq vq;
-
-	if (size < 4 || !fuzz_guest_image(&mem, MEM, data + 4, size - 4))
-		return 0;
-	if (fuzz_queue_start(&vq, &mem, data) < 0)
+	if (fuzz_guest_with_queue(&mem, &vq, MEM, data, size) < 0)
 		return 0;
 	/* a small disk, read-only or not, so range checks are exercised */
 	struct blk_disk_info disk = { .sectors = 64 + data[1], .readonly = data[2] & 1, .discard = data[2] & 2,

@@ -13,6 +13,7 @@
 #include "../../src/block/backend.h"
 #include "../../src/nvme/nvme_ctrl.h"
 #include "../../src/vmm/guest_mem.h"
+#include "../lib/fake_disk.h"
 
 #define RAM (256u << 10)
 #define DISK (64u << 10)
@@ -54,14 +55,7 @@ static void finish_some(unsigned n, int result)
 		n = npending;
 	for (unsigned i = 0; i < n; i++) {
 		struct blk_io *io = pending[--npending];
-		uint64_t off = io->offset;
-		for (unsigned k = 0; k < io->niov; k++) {
-			if (io->op == BLK_READ)
-				memcpy(io->iov[k].iov_base, disk + off, io->iov[k].iov_len);
-			else if (io->op == BLK_WRITE)
-				memcpy(disk + off, io->iov[k].iov_base, io->iov[k].iov_len);
-			off += io->iov[k].iov_len;
-		}
+		fake_disk_copy(disk, io);
 		io->result = result;
 		be.complete(be.opaque, io);
 	}

@@ -15,11 +15,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct gmem mem;
 	struct virtq vq;
-
-	if (size < 4 || !fuzz_guest_image(&mem, MEM, data + 4, size - 4))
-		return 0;
 	/* rings inside the first 4 KiB of input, overlapping as a hostile guest may */
-	if (fuzz_queue_start(&vq, &mem, data) < 0)
+	if (fuzz_guest_with_queue(&mem, &vq, MEM, data, size) < 0)
 		return 0;
 	for (int i = 0; i < 2048; i++) {
 		int r = virtq_pop(&vq, &elem);

@@ -95,3 +95,10 @@ int fuzz_queue_start(struct virtq *vq, const struct gmem *mem, const uint8_t q[4
 	vq->event_idx = q[3] & 1;
 	return virtq_start(vq, mem);
 }
+
+int fuzz_guest_with_queue(struct gmem *mem, struct virtq *vq, size_t mem_size, const uint8_t *data, size_t size)
+{
+	if (size < 4 || !fuzz_guest_image(mem, mem_size, data + 4, size - 4))
+		return -1;
+	return fuzz_queue_start(vq, mem, data);
+}

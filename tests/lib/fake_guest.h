@@ -44,5 +44,8 @@ struct vring_desc *fake_ring_desc(struct fake_ring *r, uint16_t i);
  * addresses come from 4 input bytes q[0..3]. Returns the RAM, or NULL. */
 uint8_t *fuzz_guest_image(struct gmem *mem, size_t size, const uint8_t *img, size_t len);
 int fuzz_queue_start(struct virtq *vq, const struct gmem *mem, const uint8_t q[4]);
+/* Both for the common input shape: 4 bytes for the queue, then the image.
+ * 0, or -1 when the input is too short or the queue does not start. */
+int fuzz_guest_with_queue(struct gmem *mem, struct virtq *vq, size_t mem_size, const uint8_t *data, size_t size);
 
 #endif

@@ -12,6 +12,7 @@
 #include "../../src/block/backend.h"
 #include "../../src/nvme/nvme_ctrl.h"
 #include "../../src/vmm/guest_mem.h"
+#include "../lib/fake_disk.h"
 
 #define RAM (4u << 20)
 #define DISK (4u << 20)
@@ -61,14 +62,7 @@ static void complete_all(void)
 		npending = 0;
 		for (unsigned i = 0; i < n; i++) {
 			struct blk_io *io = batch[i];
-			uint64_t off = io->offset;
-			for (unsigned k = 0; k < io->niov; k++) {
-				if (io->op == BLK_READ)
-					memcpy(io->iov[k].iov_base, disk + off, io->iov[k].iov_len);
-				else if (io->op == BLK_WRITE)
-					memcpy(disk + off, io->iov[k].iov_base, io->iov[k].iov_len);
-				off += io->iov[k].iov_len;
-			}
+			fake_disk_copy(disk, io);
 			if (io->op == BLK_DISCARD || io->op == BLK_WRITE_ZEROES)
 				memset(disk + io->offset, 0, io->len);
 			io->result = 0;
