@@ -30,7 +30,7 @@ CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-rec
 LDFLAGS += -fsanitize=address,undefined
 endif
 
-LIB_SRCS := lib/config.c lib/options.c lib/cmdline.c lib/json.c lib/print.c
+LIB_SRCS := lib/config.c lib/options.c lib/cmdline.c lib/json.c lib/print.c lib/device_options.c lib/device_tables.c
 CORE_SRCS := src/util/log.c src/vmm/guest_mem.c src/vmm/bus.c src/vmm/eventloop.c src/vmm/vm.c src/vmm/device.c src/vmm/device_types.c \
 	src/arch/x86/cpu.c src/arch/x86/machine.c src/arch/x86/acpi.c src/arch/x86/smbios.c src/boot/linux.c src/devices/platform.c src/devices/uart.c \
 	src/pci/pci.c src/pci/msix.c src/util/iov.c src/virtio/virtq.c src/virtio/virtio_pci.c src/virtio/console.c \
@@ -196,7 +196,7 @@ $(BUILD)/fuzz/fuzz_net: tests/fuzz/fuzz_net.c tests/lib/fake_guest.c src/virtio/
 $(BUILD)/fuzz/fuzz_rest: tests/fuzz/fuzz_rest.c src/api/handler.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@ -ljson-c
-$(BUILD)/fuzz/fuzz_config_json: tests/fuzz/fuzz_config_json.c $(LIB_SRCS)
+$(BUILD)/fuzz/fuzz_config_json: tests/fuzz/fuzz_config_json.c tests/lib/devices_round_trip.c $(LIB_SRCS)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@ -ljson-c
 $(BUILD)/fuzz/fuzz_blk: tests/fuzz/fuzz_blk.c tests/lib/fake_guest.c src/virtio/blk_parse.c src/virtio/virtq.c src/util/iov.c src/vmm/guest_mem.c src/util/log.c
@@ -208,7 +208,7 @@ $(BUILD)/fuzz/fuzz_balloon: tests/fuzz/fuzz_balloon.c src/virtio/balloon_pfns.c
 $(BUILD)/fuzz/fuzz_virtq: tests/fuzz/fuzz_virtq.c tests/lib/fake_guest.c src/virtio/virtq.c src/util/iov.c src/vmm/guest_mem.c src/util/log.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@
-$(BUILD)/fuzz/fuzz_cmdline: tests/fuzz/fuzz_cmdline.c $(LIB_SRCS)
+$(BUILD)/fuzz/fuzz_cmdline: tests/fuzz/fuzz_cmdline.c tests/lib/devices_round_trip.c $(LIB_SRCS)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@ -ljson-c
 

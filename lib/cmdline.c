@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "device_options.h"
 #include "internal.h"
 
 struct perr {
@@ -323,8 +324,10 @@ struct opt {
 	char *val; /* NULL when the element had no '=' */
 };
 
-/* Split "k=v" elements; later keys override earlier ones (kept in order). */
-static int to_opts(char **elems, int n, struct opt **out)
+/* Split "k=v" elements; later keys override earlier ones (kept in order),
+ * except a key the device table lets repeat (forward=). t: NULL for the
+ * bootloader. */
+static int to_opts(char **elems, int n, const struct kv_device_desc *t, struct opt **out)
 {
 	struct opt *o = calloc(n ? n : 1, sizeof(*o));
 	int m = 0;
@@ -335,9 +338,10 @@ static int to_opts(char **elems, int n, struct opt **out)
 		char *k = eq ? strndup(elems[i], eq - elems[i]) : strdup(elems[i]);
 		char *v = eq ? strdup(eq + 1) : NULL;
 		int j;
-		/* forward= is the one key that may repeat (several port forwards) */
+		int ti = t ? kv_opt_find(t, k) : -1;
+		bool repeats = ti >= 0 && t->opts[ti].kind == KV_OPT_LIST;
 		for (j = 0; j < m; j++)
-			if (!strcmp(o[j].key, k) && strcmp(k, "forward"))
+			if (!strcmp(o[j].key, k) && !repeats)
 				break;
 		if (j < m) {
 			free(o[j].key);
@@ -363,14 +367,6 @@ static void free_opts(struct opt *o, int n)
 
 static const char *val(const struct opt *o) { return o->val ? o->val : ""; }
 
-/* A flag-style option (nat, readonly, ...) must not carry a value. */
-static int flag_opt(const struct opt *o, struct perr *e, const char *what)
-{
-	if (o->val && *o->val)
-		return fail(e, "unexpected value for %s option: %s", what, o->val);
-	return 0;
-}
-
 /* ---------------- bootloader ---------------- */
 
 static char *trim_quotes(const char *v)
@@ -393,7 +389,7 @@ static int parse_bootloader(struct parse_state *ps, struct perr *e)
 	if (ps->nboot == 0)
 		return fail(e, "empty option list in --bootloader command line argument");
 	const char *type = ps->boot_opts[0];
-	n = to_opts(ps->boot_opts + 1, ps->nboot - 1, &o);
+	n = to_opts(ps->boot_opts + 1, ps->nboot - 1, NULL, &o);
 	if (n < 0)
 		return fail(e, "out of memory");
 	if (!strcmp(type, "linux")) {
@@ -437,406 +433,9 @@ static int parse_bootloader(struct parse_state *ps, struct perr *e)
 
 /* ---------------- devices ---------------- */
 
-static int parse_disk(struct kv_device *d, const char *tname, struct opt *o, int n, struct perr *e)
-{
-	struct kv_disk *k = &d->u.disk;
-	bool has_cache = false, has_sync = false;
-	for (int i = 0; i < n; i++) {
-		const char *key = o[i].key, *v = val(&o[i]);
-		if (!strcmp(key, "path")) {
-			if (set_str(&k->path, v)) return fail(e, "out of memory");
-		} else if (!strcmp(key, "type")) {
-			if (!strcmp(v, "image")) k->type = KV_DISK_IMAGE;
-			else if (!strcmp(v, "dev")) k->type = KV_DISK_DEV;
-			else return fail(e, "unexpected value for disk 'type' option: %s", v);
-		} else if (!strcmp(key, "readonly")) {
-			if (flag_opt(&o[i], e, "virtio-blk 'readonly'")) return -1;
-			k->readonly = true;
-		} else if (!strcmp(key, "deviceId") && d->kind == KV_DEV_VIRTIO_BLK) {
-			if (strlen(v) > 20) return fail(e, "invalid 'deviceId': exceeds maximum length");
-			if (set_str(&k->device_id, v)) return fail(e, "out of memory");
-		} else if (!strcmp(key, "cache")) {
-			has_cache = true;
-			if (!strcmp(v, "automatic") || !strcmp(v, "auto")) k->cache = KV_CACHE_AUTOMATIC;
-			else if (!strcmp(v, "cached")) k->cache = KV_CACHE_CACHED;
-			else if (!strcmp(v, "uncached")) k->cache = KV_CACHE_UNCACHED;
-			else return fail(e, "unexpected value for disk 'cache' option: %s (expected automatic, cached or uncached)", v);
-		} else if (!strcmp(key, "format")) {
-			if (!strcmp(v, "raw")) k->qcow2 = false;
-			else if (!strcmp(v, "qcow2")) k->qcow2 = true;
-			else return fail(e, "unexpected value for disk 'format' option: %s (expected raw or qcow2)", v);
-		} else if (!strcmp(key, "sync")) {
-			has_sync = true;
-			if (!strcmp(v, "full")) k->sync = KV_SYNC_FULL;
-			else if (!strcmp(v, "fsync")) k->sync = KV_SYNC_FSYNC;
-			else if (!strcmp(v, "none")) k->sync = KV_SYNC_NONE;
-			else return fail(e, "unexpected value for disk 'sync' option: %s (expected full, fsync or none)", v);
-		} else {
-			return fail(e, "unknown option for %s devices: %s", tname, key);
-		}
-	}
-	if (!k->path || !*k->path)
-		return fail(e, "missing mandatory 'path' option for %s device", tname);
-	if (k->type == KV_DISK_DEV && has_cache)
-		return fail(e, "'cache' option is not supported with type=dev");
-	if (k->type == KV_DISK_DEV && k->qcow2)
-		return fail(e, "'format=qcow2' is not supported with type=dev (block devices are raw)");
-	if (k->type == KV_DISK_DEV && has_sync && k->sync == KV_SYNC_FSYNC)
-		return fail(e, "unexpected value for disk 'sync' option: fsync (type=dev accepts full or none)");
-	return 0;
-}
-
-static bool valid_device_id_nbd(const char *v, struct perr *e)
-{
-	if (strchr(v, '/'))
-		return fail(e, "invalid NBD device 'deviceId': invalid 'deviceId': it cannot contain any forward slash"), false;
-	if (strlen(v) > 20)
-		return fail(e, "invalid NBD device 'deviceId': invalid 'deviceId': exceeds maximum length"), false;
-	return true;
-}
-
-static int parse_nbd(struct kv_device *d, struct opt *o, int n, struct perr *e)
-{
-	struct kv_nbd *k = &d->u.nbd;
-	for (int i = 0; i < n; i++) {
-		const char *key = o[i].key, *v = val(&o[i]);
-		if (!strcmp(key, "uri")) {
-			if (set_str(&k->uri, v)) return fail(e, "out of memory");
-		} else if (!strcmp(key, "deviceId")) {
-			if (!valid_device_id_nbd(v, e)) return -1;
-			if (set_str(&k->device_id, v)) return fail(e, "out of memory");
-		} else if (!strcmp(key, "timeout")) {
-			char *end;
-			long long t = strtoll(v, &end, 10);
-			if (!*v || *end || t < INT32_MIN || t > INT32_MAX)
-				return fail(e, "invalid NBD device 'timeout': %s", v);
-			k->timeout_ms = (int32_t)t;
-		} else if (!strcmp(key, "sync")) {
-			if (!strcmp(v, "full")) k->sync_none = false;
-			else if (!strcmp(v, "none")) k->sync_none = true;
-			else return fail(e, "invalid sync mode: %s, must be 'full' or 'none'", v);
-		} else if (!strcmp(key, "readonly")) {
-			if (flag_opt(&o[i], e, "virtio-blk 'readonly'")) return -1;
-			k->readonly = true;
-		} else {
-			return fail(e, "unknown option for nbd devices: %s", key);
-		}
-	}
-	if (!k->uri || !*k->uri)
-		return fail(e, "invalid NBD device 'uri': 'uri' must be specified");
-	const char *sep = strstr(k->uri, "://");
-	size_t sl = sep ? (size_t)(sep - k->uri) : strcspn(k->uri, ":");
-	static const char *schemes[] = { "nbd", "nbds", "nbd+unix", "nbds+unix" };
-	for (int i = 0; i < 4; i++)
-		if (sep && strlen(schemes[i]) == sl && !strncmp(k->uri, schemes[i], sl))
-			return 0;
-	return fail(e, "invalid NBD device 'uri': invalid scheme: %.*s. Expected one of: 'nbd', 'nbds', 'nbd+unix', or 'nbds+unix'",
-		    (int)sl, k->uri);
-}
-
-/* Go net.ParseMAC, restricted to 6-byte addresses. */
-static int parse_mac(const char *s, uint8_t mac[6])
-{
-	size_t l = strlen(s);
-	int hexv[12], nh = 0;
-	if (l == 17 && (s[2] == ':' || s[2] == '-')) {
-		for (size_t i = 0; i < l; i++) {
-			if (i % 3 == 2) {
-				if (s[i] != s[2]) return -1;
-			} else {
-				if (!isxdigit((unsigned char)s[i])) return -1;
-				hexv[nh++] = isdigit((unsigned char)s[i]) ? s[i] - '0' : (s[i] | 0x20) - 'a' + 10;
-			}
-		}
-	} else if (l == 14 && s[4] == '.' && s[9] == '.') {
-		for (size_t i = 0; i < l; i++) {
-			if (i % 5 == 4) continue;
-			if (!isxdigit((unsigned char)s[i])) return -1;
-			hexv[nh++] = isdigit((unsigned char)s[i]) ? s[i] - '0' : (s[i] | 0x20) - 'a' + 10;
-		}
-	} else {
-		return -1;
-	}
-	for (int i = 0; i < 6; i++)
-		mac[i] = hexv[2 * i] << 4 | hexv[2 * i + 1];
-	return 0;
-}
-
-static int parse_net(struct kv_device *d, struct opt *o, int n, struct perr *e)
-{
-	struct kv_net *k = &d->u.net;
-	bool has_type = false, has_path = false, has_unix = false, has_offload = false, has_magic = false;
-	for (int i = 0; i < n; i++) {
-		const char *key = o[i].key, *v = val(&o[i]);
-		if (!strcmp(key, "nat")) {
-			if (flag_opt(&o[i], e, "virtio-net 'nat'")) return -1;
-			k->nat = true;
-		} else if (!strcmp(key, "mac")) {
-			if (parse_mac(v, k->mac) < 0) return fail(e, "address %s: invalid MAC address", v);
-			k->has_mac = true;
-		} else if (!strcmp(key, "fd")) {
-			char *end;
-			long long fd = strtoll(v, &end, 10);
-			if (!*v || *end || fd < 0 || fd > 2147483647) return fail(e, "invalid file descriptor: %s", v);
-			k->fd = (int)fd;
-		} else if (!strcmp(key, "unixSocketPath")) {
-			has_unix = true;
-			if (set_str(&k->unix_path, v)) return fail(e, "out of memory");
-		} else if (!strcmp(key, "type")) {
-			if (strcmp(v, "unixgram")) return fail(e, "unsupported virtio-net type: %s (only 'unixgram' is supported)", v);
-			has_type = true;
-		} else if (!strcmp(key, "path")) {
-			has_path = true;
-			if (set_str(&k->unix_path, v)) return fail(e, "out of memory");
-		} else if (!strcmp(key, "vfkitMagic")) {
-			if (!strcmp(v, "on")) k->vfkit_magic = true;
-			else if (!strcmp(v, "off")) k->vfkit_magic = false;
-			else return fail(e, "invalid value for vfkitMagic: %s (expected on/off)", v);
-			has_magic = true;
-		} else if (!strcmp(key, "offloading")) {
-			if (strcmp(v, "off")) return fail(e, "invalid value for offloading: %s (only 'off' is supported)", v);
-			has_offload = true;
-		} else if (!strcmp(key, "tap")) {
-			if (!*v || strlen(v) > 15 || strchr(v, '/'))
-				return fail(e, "invalid tap interface name '%s': 1 to 15 bytes, no '/'", v);
-			if (set_str(&k->tap, v)) return fail(e, "out of memory");
-		} else if (!strcmp(key, "hostLoopback")) {
-			if (flag_opt(&o[i], e, "virtio-net 'hostLoopback'")) return -1;
-			k->host_loopback = true;
-		} else if (!strcmp(key, "forward")) {
-			if (!kv_net_forward_valid(v))
-				return fail(e, "invalid forward '%s': expected tcp|udp:[HOSTADDR]:HOSTPORT:GUESTPORT", v);
-			if (kv_net_add_forward(k, v)) return fail(e, "out of memory");
-		} else {
-			return fail(e, "unknown option for virtio-net devices: %s", key);
-		}
-	}
-	if (has_path && !has_type) return fail(e, "'path' option requires 'type' to be specified");
-	if (has_type && !has_path) return fail(e, "'type' option requires 'path' to be specified");
-	if (has_offload && !has_type) return fail(e, "'offloading' option requires 'type' to be specified");
-	bool has_fd = k->fd >= 0, has_sock = has_unix || has_path;
-	if (k->tap && (k->nat || has_fd || has_sock))
-		return fail(e, "'tap' and '%s' cannot be set at the same time", k->nat ? "nat" : has_fd ? "fd" : "unixSocketPath");
-	if (k->nat && has_fd) return fail(e, "'nat' and 'fd' cannot be set at the same time");
-	if (k->nat && has_sock) return fail(e, "'nat' and 'unixSocketPath' cannot be set at the same time");
-	if (has_fd && has_sock) return fail(e, "'fd' and 'unixSocketPath' cannot be set at the same time");
-	k->type_unixgram = has_type;
-	if (has_sock) {
-		if (!has_magic) k->vfkit_magic = true;
-	} else {
-		k->vfkit_magic = false;
-	}
-	if (!has_fd && !has_sock && !k->tap)
-		k->nat = true; /* kvkit differs: a NIC without a backend is NAT */
-	if (k->nforwards && !k->nat)
-		return fail(e, "'forward' needs a 'nat' network");
-	if (k->host_loopback && !k->nat)
-		return fail(e, "'hostLoopback' needs a 'nat' network");
-	return 0;
-}
-
-static int warn_value(const struct opt *o, const char *what)
-{
-	if (o->val && *o->val)
-		fprintf(stderr, "time=\"\" level=warning msg=\"ignoring value '%s' of the %s option\"\n", o->val, what);
-	return 0;
-}
-
-static int parse_vsock(struct kv_device *d, struct opt *o, int n, struct perr *e)
-{
-	struct kv_vsock *k = &d->u.vsock;
-	for (int i = 0; i < n; i++) {
-		const char *key = o[i].key, *v = val(&o[i]);
-		if (!strcmp(key, "port")) {
-			char *end;
-			unsigned long long p = strtoull(v, &end, 10);
-			if (!*v || *end || !isdigit((unsigned char)*v) || p > UINT32_MAX)
-				return fail(e, "invalid vsock port: %s", v);
-			k->port = p;
-			k->has_port = true;
-		} else if (!strcmp(key, "socketURL")) {
-			if (set_str(&k->socket_url, v)) return fail(e, "out of memory");
-		} else if (!strcmp(key, "listen")) {
-			warn_value(&o[i], "virtio-vsock 'listen'");
-			k->listen = true;
-		} else if (!strcmp(key, "connect")) {
-			warn_value(&o[i], "virtio-vsock 'connect'");
-			k->listen = false;
-		} else if (!strcmp(key, "mux")) {
-			warn_value(&o[i], "virtio-vsock 'mux'");
-			k->mux = true;
-		} else {
-			return fail(e, "unknown option for virtio-vsock devices: %s", key);
-		}
-	}
-	if (k->mux && (k->has_port || !k->socket_url || !*k->socket_url))
-		return fail(e, "virtio-vsock 'mux' needs 'socketURL' and takes no 'port'");
-	if (k->socket_url && *k->socket_url && !k->has_port && !k->mux)
-		return fail(e, "missing 'port' option for virtio-vsock device with 'socketURL'");
-	return 0;
-}
-
-static int parse_fs(struct kv_device *d, struct opt *o, int n, struct perr *e)
-{
-	struct kv_fs *k = &d->u.fs;
-	for (int i = 0; i < n; i++) {
-		if (!strcmp(o[i].key, "sharedDir")) {
-			if (set_str(&k->shared_dir, val(&o[i]))) return fail(e, "out of memory");
-		} else if (!strcmp(o[i].key, "mountTag")) {
-			if (set_str(&k->mount_tag, val(&o[i]))) return fail(e, "out of memory");
-		} else if (!strcmp(o[i].key, "cache")) { /* kvkit */
-			const char *v = val(&o[i]);
-			if (!strcmp(v, "auto")) k->cache = KV_FS_CACHE_AUTO;
-			else if (!strcmp(v, "always")) k->cache = KV_FS_CACHE_ALWAYS;
-			else if (!strcmp(v, "never")) k->cache = KV_FS_CACHE_NEVER;
-			else return fail(e, "unexpected value for virtio-fs 'cache' option: %s (expected auto, always or never)", v);
-		} else if (!strcmp(o[i].key, "dax")) { /* kvkit */
-			const char *v = val(&o[i]);
-			char *end;
-			unsigned long long m = strtoull(v, &end, 10);
-			if (!isdigit((unsigned char)*v) || *end || !kv_dax_mib_ok(m))
-				return fail(e, "invalid virtio-fs 'dax' window: %s (" KV_DAX_MIB_HINT ")", v);
-			k->dax_mib = (uint32_t)m;
-		} else {
-			return fail(e, "unknown option for virtio-fs devices: %s", o[i].key);
-		}
-	}
-	if (!k->shared_dir || !*k->shared_dir)
-		return fail(e, "missing mandatory 'sharedDir' option for virtio-fs device");
-	if (!k->mount_tag || !*k->mount_tag) {
-		/* default: basename of the directory */
-		size_t l = strlen(k->shared_dir);
-		while (l > 1 && k->shared_dir[l - 1] == '/')
-			l--;
-		const char *b = k->shared_dir + l;
-		while (b > k->shared_dir && b[-1] != '/')
-			b--;
-		free(k->mount_tag);
-		k->mount_tag = strndup(b, k->shared_dir + l - b);
-	}
-	if (strlen(k->mount_tag) == 0 || strlen(k->mount_tag) > 36)
-		return fail(e, "invalid virtio-fs mount tag '%s': must be 1 to 36 bytes", k->mount_tag);
-	return 0;
-}
-
-static int parse_serial(struct kv_device *d, struct opt *o, int n, struct perr *e)
-{
-	struct kv_serial *k = &d->u.serial;
-	bool lf = false, st = false, pty = false;
-	for (int i = 0; i < n; i++) {
-		if (!strcmp(o[i].key, "logFilePath")) {
-			lf = true;
-			if (set_str(&k->log_path, val(&o[i]))) return fail(e, "out of memory");
-		} else if (!strcmp(o[i].key, "stdio")) {
-			if (flag_opt(&o[i], e, "virtio-serial 'stdio'")) return -1;
-			st = true;
-		} else if (!strcmp(o[i].key, "pty")) {
-			warn_value(&o[i], "virtio-serial 'pty'");
-			pty = true;
-		} else {
-			return fail(e, "unknown option for virtio-serial devices: %s", o[i].key);
-		}
-	}
-	if (lf && st) return fail(e, "'logFilePath' and 'stdio' cannot be set at the same time");
-	if (lf && pty) return fail(e, "'logFilePath' and 'pty' cannot be set at the same time");
-	if (st && pty) return fail(e, "'stdio' and 'pty' cannot be set at the same time");
-	if (lf && (!k->log_path || !*k->log_path)) lf = false;
-	if (!lf && !st && !pty) return fail(e, "one of 'logFilePath', 'stdio' or 'pty' must be set");
-	k->mode = lf ? KV_SERIAL_LOGFILE : st ? KV_SERIAL_STDIO : KV_SERIAL_PTY;
-	return 0;
-}
-
-static int no_options(const char *tname, char **elems, int n, struct perr *e)
-{
-	if (n == 0)
-		return 0;
-	char buf[512] = "";
-	for (int i = 0; i < n; i++) {
-		if (i)
-			strncat(buf, ",", sizeof(buf) - strlen(buf) - 1);
-		strncat(buf, elems[i], sizeof(buf) - strlen(buf) - 1);
-	}
-	return fail(e, "unknown options for %s devices: %s", tname, buf);
-}
-
-static int parse_dim(const struct opt *o, const char *what, uint32_t *out, struct perr *e)
-{
-	char *end;
-	const char *v = val(o);
-	long long x = strtoll(v, &end, 10);
-	if (!*v || *end || x < 1 || x > 16384)
-		return fail(e, "invalid value for virtio-gpu %s: %s", what, v);
-	*out = x;
-	return 0;
-}
-
-static int parse_gpu(struct kv_device *d, struct opt *o, int n, struct perr *e)
-{
-	struct kv_gpu *k = &d->u.gpu;
-	k->width = 800;
-	k->height = 600;
-	for (int i = 0; i < n; i++) {
-		if (!strcmp(o[i].key, "width")) {
-			if (parse_dim(&o[i], "width", &k->width, e)) return -1;
-		} else if (!strcmp(o[i].key, "height")) {
-			if (parse_dim(&o[i], "height", &k->height, e)) return -1;
-		} else {
-			return fail(e, "unknown option for virtio-gpu devices: %s", o[i].key);
-		}
-	}
-	return 0;
-}
-
-static int parse_input(struct kv_device *d, struct opt *o, int n, struct perr *e)
-{
-	for (int i = 0; i < n; i++) {
-		enum kv_input_kind kind;
-		if (!strcmp(o[i].key, "pointing")) kind = KV_INPUT_POINTING;
-		else if (!strcmp(o[i].key, "keyboard")) kind = KV_INPUT_KEYBOARD;
-		else return fail(e, "unknown option for virtio-input devices: %s", o[i].key);
-		if (o[i].val && *o[i].val)
-			return fail(e, "unexpected value for virtio-input %s option: %s", o[i].key, o[i].val);
-		if (d->u.input != KV_INPUT_NONE && d->u.input != kind)
-			return fail(e, "'pointing' and 'keyboard' cannot be set at the same time");
-		d->u.input = kind;
-	}
-	if (d->u.input == KV_INPUT_NONE)
-		return fail(e, "unknown option for virtio-input devices: ");
-	return 0;
-}
-
-static int parse_rosetta(struct kv_device *d, struct opt *o, int n, struct perr *e)
-{
-	struct kv_rosetta *k = &d->u.rosetta;
-	for (int i = 0; i < n; i++) {
-		if (!strcmp(o[i].key, "mountTag")) {
-			if (set_str(&k->mount_tag, val(&o[i]))) return fail(e, "out of memory");
-		} else if (!strcmp(o[i].key, "install")) {
-			if (flag_opt(&o[i], e, "rosetta 'install'")) return -1;
-			k->install = true;
-		} else if (!strcmp(o[i].key, "ignore-if-missing") || !strcmp(o[i].key, "ignoreIfMissing")) {
-			warn_value(&o[i], "rosetta 'ignore-if-missing'");
-			k->ignore_if_missing = true;
-		} else {
-			return fail(e, "unknown option for rosetta share: %s", o[i].key);
-		}
-	}
-	return 0;
-}
-
-static const struct {
-	const char *name;
-	enum kv_dev_kind kind;
-} dev_types[] = {
-	{ "virtio-blk", KV_DEV_VIRTIO_BLK }, { "nvme", KV_DEV_NVME },
-	{ "usb-mass-storage", KV_DEV_USB_MASS_STORAGE }, { "nbd", KV_DEV_NBD },
-	{ "virtio-net", KV_DEV_VIRTIO_NET }, { "virtio-vsock", KV_DEV_VIRTIO_VSOCK },
-	{ "virtio-fs", KV_DEV_VIRTIO_FS }, { "virtio-serial", KV_DEV_VIRTIO_SERIAL },
-	{ "virtio-rng", KV_DEV_VIRTIO_RNG }, { "virtio-balloon", KV_DEV_VIRTIO_BALLOON },
-	{ "virtio-gpu", KV_DEV_VIRTIO_GPU }, { "virtio-input", KV_DEV_VIRTIO_INPUT },
-	{ "rosetta", KV_DEV_ROSETTA },
-};
-
+/* One --device option list, walked through the device's option table
+ * (device_tables.c): each key sets its field, then the device is finished
+ * (what the options imply) and validated as every input path does. */
 static int parse_device(struct kv_config *c, const char *spec, struct perr *e)
 {
 	char **el;
@@ -848,39 +447,46 @@ static int parse_device(struct kv_config *c, const char *spec, struct perr *e)
 		kv_free_strv(el, n);
 		return fail(e, "unknown device type: ");
 	}
-	int t = -1;
-	for (size_t i = 0; i < sizeof(dev_types) / sizeof(dev_types[0]); i++)
-		if (!strcmp(el[0], dev_types[i].name))
-			t = i;
-	if (t < 0) {
+	const struct kv_device_desc *t = kv_desc_by_type(el[0]);
+	if (!t) {
 		fail(e, "unknown device type: %s", el[0]);
 		goto out;
 	}
-	struct kv_device *d = kv_config_add_device(c, dev_types[t].kind);
+	if (t->nopts == 0 && n > 1) { /* vfkit names the whole list */
+		char buf[512] = "";
+		for (int i = 1; i < n; i++) {
+			if (i > 1)
+				strncat(buf, ",", sizeof(buf) - strlen(buf) - 1);
+			strncat(buf, el[i], sizeof(buf) - strlen(buf) - 1);
+		}
+		fail(e, "unknown options for %s devices: %s", t->type, buf);
+		goto out;
+	}
+	struct kv_device *d = kv_config_add_device(c, t->kind);
 	if (!d) {
 		fail(e, "out of memory");
 		goto out;
 	}
-	no = to_opts(el + 1, n - 1, &o);
+	no = to_opts(el + 1, n - 1, t, &o);
 	if (no < 0) {
 		fail(e, "out of memory");
 		goto out;
 	}
-	switch (d->kind) {
-	case KV_DEV_VIRTIO_BLK:
-	case KV_DEV_NVME:
-	case KV_DEV_USB_MASS_STORAGE: r = parse_disk(d, el[0], o, no, e); break;
-	case KV_DEV_NBD: r = parse_nbd(d, o, no, e); break;
-	case KV_DEV_VIRTIO_NET: r = parse_net(d, o, no, e); break;
-	case KV_DEV_VIRTIO_VSOCK: r = parse_vsock(d, o, no, e); break;
-	case KV_DEV_VIRTIO_FS: r = parse_fs(d, o, no, e); break;
-	case KV_DEV_VIRTIO_SERIAL: r = parse_serial(d, o, no, e); break;
-	case KV_DEV_VIRTIO_RNG:
-	case KV_DEV_VIRTIO_BALLOON: r = no_options(el[0], el + 1, n - 1, e); break;
-	case KV_DEV_VIRTIO_GPU: r = parse_gpu(d, o, no, e); break;
-	case KV_DEV_VIRTIO_INPUT: r = parse_input(d, o, no, e); break;
-	case KV_DEV_ROSETTA: r = parse_rosetta(d, o, no, e); break;
+	uint64_t seen = 0;
+	for (int i = 0; i < no; i++) {
+		int k = kv_opt_find(t, o[i].key);
+		if (k < 0) {
+			if (t->noun)
+				fail(e, "unknown option for %s: %s", t->noun, o[i].key);
+			else
+				fail(e, "unknown option for %s devices: %s", t->type, o[i].key);
+			goto out;
+		}
+		if (kv_opt_parse_text(t, &t->opts[k], d, o[i].val, e->buf, e->len) < 0)
+			goto out;
+		seen |= KV_SEEN(k);
 	}
+	r = kv_device_finish(d, seen, e->buf, e->len);
 out:
 	free_opts(o, no > 0 ? no : 0);
 	kv_free_strv(el, n);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "device_options.h"
 #include "internal.h"
 
 
@@ -36,132 +37,51 @@ static json_object *kind_obj(const char *kind)
 	return o;
 }
 
-static const char *cache_name(enum kv_disk_cache c)
-{
-	return c == KV_CACHE_CACHED ? "cached" : c == KV_CACHE_UNCACHED ? "uncached" : "automatic";
-}
-
-static const char *sync_name(enum kv_disk_sync s)
-{
-	return s == KV_SYNC_FULL ? "full" : s == KV_SYNC_FSYNC ? "fsync" : s == KV_SYNC_NONE ? "none" : "";
-}
-
-static void fmt_mac(const uint8_t m[6], char out[18])
-{
-	snprintf(out, 18, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
-}
-
+/* A device as vfkit writes it: its kind, then each option its table says
+ * to write, in the table's (vfkit's) key order. */
 static json_object *device_json(const struct kv_device *d, unsigned flags)
 {
-	json_object *o = NULL;
-	char mac[18];
-	switch (d->kind) {
-	case KV_DEV_VIRTIO_BLK:
-	case KV_DEV_NVME:
-	case KV_DEV_USB_MASS_STORAGE: {
-		const struct kv_disk *k = &d->u.disk;
-		o = kind_obj(d->kind == KV_DEV_VIRTIO_BLK ? "virtioblk" : d->kind == KV_DEV_NVME ? "nvme" : "usbmassstorage");
-		put_str(o, "devName", kv_device_type_name(d->kind));
-		put_opt_bool(o, "readOnly", k->readonly);
-		put_opt_str(o, "imagePath", k->path);
-		if (k->type == KV_DISK_DEV)
-			put_str(o, "type", "dev");
-		if (d->kind == KV_DEV_VIRTIO_BLK)
-			put_opt_str(o, "deviceIdentifier", k->device_id);
-		if (k->cache != KV_CACHE_AUTOMATIC)
-			put_str(o, "cache", cache_name(k->cache));
-		if (k->sync != KV_SYNC_DEFAULT)
-			put_str(o, "sync", sync_name(k->sync));
-		if (k->qcow2)
-			put_str(o, "format", "qcow2");
-		break;
-	}
-	case KV_DEV_NBD: {
-		const struct kv_nbd *k = &d->u.nbd;
-		o = kind_obj("nbd");
-		put_str(o, "devName", "nbd");
-		put_opt_bool(o, "readOnly", k->readonly);
-		put_opt_str(o, "uri", k->uri);
-		put_str(o, "DeviceIdentifier", k->device_id);
-		json_object_object_add(o, "Timeout", json_object_new_int64((int64_t)k->timeout_ms * 1000000));
-		put_str(o, "SynchronizationMode", k->sync_none ? "none" : "full");
-		break;
-	}
-	case KV_DEV_VIRTIO_NET: {
-		const struct kv_net *k = &d->u.net;
-		o = kind_obj("virtionet");
-		put_bool(o, "nat", k->nat);
-		if (k->fd >= 0)
-			json_object_object_add(o, "socket", json_object_new_object());
-		if (k->unix_path && *k->unix_path) {
-			put_str(o, "unixSocketPath", k->unix_path);
-			put_bool(o, "vfkitMagic", k->vfkit_magic);
+	const struct kv_device_desc *t = kv_desc_of(d->kind);
+	char buf[32];
+	if (!t)
+		return NULL;
+	json_object *o = kind_obj(t->json_kind);
+	if (t->json_devname)
+		put_str(o, "devName", t->type);
+	for (size_t i = 0; i < t->nopts; i++) {
+		const struct kv_opt *op = &t->opts[i];
+		if ((op->flags & KV_OPT_RUNTIME) && !(flags & KV_JSON_RUNTIME))
+			continue;
+		if (!kv_opt_json_wanted(t, op, d))
+			continue;
+		json_object *v;
+		switch (op->kind) {
+		case KV_OPT_FLAG:
+		case KV_OPT_ONOFF:
+			v = json_object_new_boolean(kv_opt_get_int(d, op) != 0);
+			break;
+		case KV_OPT_SET:
+			v = json_object_new_boolean(kv_opt_get_int(d, op) == op->value);
+			break;
+		case KV_OPT_LIST:
+			v = json_object_new_array();
+			for (size_t j = 0; j < kv_opt_list_len(d, op); j++)
+				json_object_array_add(v, json_object_new_string(kv_opt_list_item(d, op, j)));
+			break;
+		case KV_OPT_UINT:
+			v = json_object_new_uint64((uint64_t)kv_opt_get_int(d, op));
+			break;
+		case KV_OPT_INT:
+			v = json_object_new_int64(kv_opt_get_int(d, op) * (op->json_scale ? op->json_scale : 1));
+			break;
+		case KV_OPT_FD: /* vfkit writes the socket as an empty object */
+			v = json_object_new_object();
+			break;
+		default: /* STRING, ENUM, MAC: their command-line text */
+			v = json_object_new_string(kv_opt_text(op, d, buf, sizeof(buf)));
+			break;
 		}
-		if (k->has_mac) {
-			fmt_mac(k->mac, mac);
-			put_str(o, "macAddress", mac);
-		}
-		put_opt_str(o, "tap", k->tap); /* kvkit keys */
-		if (k->nforwards) {
-			json_object *arr = json_object_new_array();
-			for (size_t i = 0; i < k->nforwards; i++)
-				json_object_array_add(arr, json_object_new_string(k->forwards[i]));
-			json_object_object_add(o, "forwards", arr);
-		}
-		if (k->host_loopback)
-			put_bool(o, "hostLoopback", true);
-		break;
-	}
-	case KV_DEV_VIRTIO_VSOCK:
-		o = kind_obj("virtiosock");
-		if (!d->u.vsock.mux) /* kvkit's mux socket has no port */
-			put_u64(o, "port", d->u.vsock.port);
-		put_str(o, "socketURL", d->u.vsock.socket_url);
-		put_opt_bool(o, "listen", d->u.vsock.listen && !d->u.vsock.mux);
-		put_opt_bool(o, "mux", d->u.vsock.mux);
-		break;
-	case KV_DEV_VIRTIO_FS:
-		o = kind_obj("virtiofs");
-		put_str(o, "mountTag", d->u.fs.mount_tag);
-		put_str(o, "sharedDir", d->u.fs.shared_dir);
-		if (d->u.fs.cache != KV_FS_CACHE_AUTO) /* kvkit */
-			put_str(o, "cache", d->u.fs.cache == KV_FS_CACHE_ALWAYS ? "always" : "never");
-		if (d->u.fs.dax_mib) /* kvkit */
-			put_u64(o, "dax", d->u.fs.dax_mib);
-		break;
-	case KV_DEV_ROSETTA:
-		o = kind_obj("rosetta");
-		put_str(o, "mountTag", d->u.rosetta.mount_tag);
-		put_bool(o, "installRosetta", d->u.rosetta.install);
-		put_bool(o, "ignoreIfMissing", d->u.rosetta.ignore_if_missing);
-		break;
-	case KV_DEV_VIRTIO_SERIAL: {
-		const struct kv_serial *k = &d->u.serial;
-		o = kind_obj("virtioserial");
-		if (k->mode == KV_SERIAL_LOGFILE)
-			put_opt_str(o, "logFile", k->log_path);
-		put_opt_bool(o, "usesStdio", k->mode == KV_SERIAL_STDIO);
-		put_opt_bool(o, "usesPty", k->mode == KV_SERIAL_PTY);
-		if (flags & KV_JSON_RUNTIME)
-			put_opt_str(o, "ptyName", k->pty_name);
-		break;
-	}
-	case KV_DEV_VIRTIO_GPU:
-		o = kind_obj("virtiogpu");
-		put_bool(o, "usesGUI", d->u.gpu.uses_gui);
-		put_u64(o, "width", d->u.gpu.width);
-		put_u64(o, "height", d->u.gpu.height);
-		break;
-	case KV_DEV_VIRTIO_INPUT:
-		o = kind_obj("virtioinput");
-		put_str(o, "inputType", d->u.input == KV_INPUT_KEYBOARD ? "keyboard" : "pointing");
-		break;
-	case KV_DEV_VIRTIO_RNG:
-		o = kind_obj("virtiorng");
-		break;
-	case KV_DEV_VIRTIO_BALLOON:
-		o = kind_obj("virtioballoon");
-		break;
+		json_object_object_add(o, op->json, v);
 	}
 	return o;
 }
@@ -309,244 +229,146 @@ static const char *kind_of(json_object *o)
 	return k && json_object_is_type(k, json_type_string) ? json_object_get_string(k) : "";
 }
 
-static int parse_mac(const char *s, uint8_t mac[6])
+/* Read one option by its table entry; *seen: it was given a value of its
+ * own (what a command-line key being present means). */
+static int read_opt(struct rd *r, json_object *o, const struct kv_device_desc *t, const struct kv_opt *op,
+		    struct kv_device *d, unsigned flags, bool *seen)
 {
-	unsigned v[6];
-	char tail;
-	if (strlen(s) != 17 || sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &tail) != 6)
-		return -1;
-	for (int i = 0; i < 6; i++)
-		mac[i] = (uint8_t)v[i];
+	json_object *v = get(o, op->json);
+	bool b = false;
+	uint64_t u = 0;
+	*seen = false;
+	if (op->kind == KV_OPT_FD) {
+		if (v && !(flags & KV_JSON_RUNTIME))
+			return kv_fail(r->err, r->errlen,
+				       "%s: a 'socket' (fd=) network cannot be read from JSON: a file descriptor is not serialisable",
+				       r->where);
+		return 0; /* a runtime document names it; the descriptor stays the VM's */
+	}
+	if ((op->flags & KV_OPT_RUNTIME) && !(flags & KV_JSON_RUNTIME)) {
+		if (v && json_object_is_type(v, json_type_string) && *json_object_get_string(v))
+			return kv_fail(r->err, r->errlen, "%s", op->bad);
+		return 0;
+	}
+	switch (op->kind) {
+	case KV_OPT_FLAG: /* absent is false (vsock's "listen": absent means connect) */
+	case KV_OPT_SET:
+	case KV_OPT_ONOFF:
+		if (get_bool(r, o, op->json, &b))
+			return -1;
+		if (op->kind == KV_OPT_FLAG)
+			kv_opt_set_int(d, op, b);
+		else if (op->kind == KV_OPT_SET && b)
+			kv_opt_set_int(d, op, op->value);
+		else if (op->kind == KV_OPT_ONOFF && v)
+			kv_opt_set_int(d, op, b);
+		break;
+	case KV_OPT_STRING: {
+		char **dst = kv_opt_str(d, op);
+		if (get_str(r, o, op->json, dst))
+			return -1;
+		if ((op->flags & KV_OPT_EMPTY_NULL) && *dst && !**dst) {
+			free(*dst);
+			*dst = NULL;
+		}
+		break;
+	}
+	case KV_OPT_LIST:
+		if (!v)
+			break;
+		if (!json_object_is_type(v, json_type_array))
+			return kv_fail(r->err, r->errlen, "%s: '%s' must be an array of strings", r->where, op->json);
+		for (size_t i = 0; i < json_object_array_length(v); i++) {
+			json_object *e = json_object_array_get_idx(v, i);
+			if (!json_object_is_type(e, json_type_string))
+				return kv_fail(r->err, r->errlen, "%s: '%s' must be an array of strings", r->where, op->json);
+			const char *s = json_object_get_string(e), *why = op->check ? op->check(s) : NULL;
+			if (why)
+				return kv_fail(r->err, r->errlen, why, s);
+			if (kv_opt_list_add(d, op, s))
+				return kv_fail(r->err, r->errlen, "out of memory");
+		}
+		break;
+	case KV_OPT_ENUM: {
+		int e;
+		if (!v)
+			break;
+		if (!json_object_is_type(v, json_type_string))
+			return kv_fail(r->err, r->errlen, "%s: '%s' must be a string", r->where, op->json);
+		const char *s = json_object_get_string(v);
+		if (!*s) /* "" is the default (Go's omitempty zero value) */
+			break;
+		if (kv_opt_enum_value(op, s, &e) < 0)
+			return kv_fail(r->err, r->errlen, op->bad, s);
+		kv_opt_set_int(d, op, e);
+		break;
+	}
+	case KV_OPT_UINT:
+		if (get_u64(r, o, op->json, (uint64_t)op->max, &u, NULL))
+			return -1;
+		if (v) {
+			kv_opt_set_int(d, op, (long long)u);
+			if (kv_opt_presence(d, op))
+				*kv_opt_presence(d, op) = true;
+		}
+		break;
+	case KV_OPT_INT: {
+		long long scale = op->json_scale ? op->json_scale : 1;
+		if (!v)
+			break;
+		if (!json_object_is_type(v, json_type_int))
+			return kv_fail(r->err, r->errlen, "%s: '%s' must be an integer", r->where, op->json);
+		errno = 0;
+		long long x = json_object_get_int64(v) / scale;
+		if (errno || x < op->min || x > op->max)
+			return kv_fail(r->err, r->errlen, "%s: '%s' is out of range", r->where, op->json);
+		kv_opt_set_int(d, op, x);
+		break;
+	}
+	case KV_OPT_MAC: {
+		char *s = NULL;
+		if (get_str(r, o, op->json, &s))
+			return -1;
+		int rc = s && *s && kv_parse_mac(s, kv_opt_mac(d, op)) < 0 ? kv_fail(r->err, r->errlen, op->bad, s) : 0;
+		if (!rc && s && *s)
+			*kv_opt_presence(d, op) = true;
+		free(s);
+		if (rc)
+			return -1;
+		break;
+	}
+	case KV_OPT_FD:
+		break;
+	}
+	*seen = v && (op->kind == KV_OPT_ONOFF || kv_opt_differs(t, op, d));
 	return 0;
 }
 
-static int read_disk(struct rd *r, json_object *o, struct kv_device *d)
-{
-	struct kv_disk *k = &d->u.disk;
-	char *type = NULL, *cache = NULL, *sync = NULL, *format = NULL;
-	int rc = -1;
-	if (get_bool(r, o, "readOnly", &k->readonly) || get_str(r, o, "imagePath", &k->path) ||
-	    get_str(r, o, "type", &type) || get_str(r, o, "cache", &cache) || get_str(r, o, "sync", &sync) ||
-	    get_str(r, o, "format", &format))
-		goto out;
-	if (format && *format && strcmp(format, "raw") && strcmp(format, "qcow2")) {
-		kv_fail(r->err, r->errlen, "unexpected value for disk 'format' option: %s (expected raw or qcow2)", format);
-		goto out;
-	}
-	k->qcow2 = format && !strcmp(format, "qcow2");
-	if (d->kind == KV_DEV_VIRTIO_BLK && get_str(r, o, "deviceIdentifier", &k->device_id))
-		goto out;
-	if (type && *type && strcmp(type, "image") && strcmp(type, "dev")) {
-		kv_fail(r->err, r->errlen, "unexpected value for disk 'type' option: %s", type);
-		goto out;
-	}
-	k->type = type && !strcmp(type, "dev") ? KV_DISK_DEV : KV_DISK_IMAGE;
-	if (cache) {
-		if (!strcmp(cache, "cached")) k->cache = KV_CACHE_CACHED;
-		else if (!strcmp(cache, "uncached")) k->cache = KV_CACHE_UNCACHED;
-		else if (!strcmp(cache, "automatic") || !strcmp(cache, "auto") || !*cache) k->cache = KV_CACHE_AUTOMATIC;
-		else { kv_fail(r->err, r->errlen, "unexpected value for disk 'cache' option: %s", cache); goto out; }
-	}
-	if (sync) {
-		if (!strcmp(sync, "full")) k->sync = KV_SYNC_FULL;
-		else if (!strcmp(sync, "fsync")) k->sync = KV_SYNC_FSYNC;
-		else if (!strcmp(sync, "none")) k->sync = KV_SYNC_NONE;
-		else if (!*sync) k->sync = KV_SYNC_DEFAULT;
-		else { kv_fail(r->err, r->errlen, "unexpected value for disk 'sync' option: %s", sync); goto out; }
-	}
-	rc = 0;
-out:
-	free(type);
-	free(cache);
-	free(sync);
-	free(format);
-	return rc;
-}
-
-static int read_nbd(struct rd *r, json_object *o, struct kv_device *d)
-{
-	struct kv_nbd *k = &d->u.nbd;
-	char *mode = NULL;
-	uint64_t ns = 0;
-	bool has_timeout;
-	int rc = -1;
-	if (get_bool(r, o, "readOnly", &k->readonly) || get_str(r, o, "uri", &k->uri) ||
-	    get_str(r, o, "DeviceIdentifier", &k->device_id) ||
-	    get_u64(r, o, "Timeout", (uint64_t)INT32_MAX * 1000000, &ns, &has_timeout) ||
-	    get_str(r, o, "SynchronizationMode", &mode))
-		goto out;
-	if (has_timeout)
-		k->timeout_ms = (int32_t)(ns / 1000000);
-	if (k->device_id && !*k->device_id) {
-		free(k->device_id);
-		k->device_id = NULL;
-	}
-	if (mode && *mode && strcmp(mode, "full") && strcmp(mode, "none")) {
-		kv_fail(r->err, r->errlen, "invalid sync mode: %s, must be 'full' or 'none'", mode);
-		goto out;
-	}
-	k->sync_none = mode && !strcmp(mode, "none");
-	rc = 0;
-out:
-	free(mode);
-	return rc;
-}
-
-static int read_net(struct rd *r, json_object *o, struct kv_device *d, unsigned flags)
-{
-	struct kv_net *k = &d->u.net;
-	char *mac = NULL;
-	bool magic_set = get(o, "vfkitMagic") != NULL;
-	int rc = -1;
-	if (get(o, "socket") && !(flags & KV_JSON_RUNTIME)) {
-		kv_fail(r->err, r->errlen, "%s: a 'socket' (fd=) network cannot be read from JSON: a file descriptor is not serialisable", r->where);
-		goto out;
-	}
-	if (get_bool(r, o, "nat", &k->nat) || get_str(r, o, "unixSocketPath", &k->unix_path) ||
-	    get_bool(r, o, "vfkitMagic", &k->vfkit_magic) || get_str(r, o, "macAddress", &mac) || get_str(r, o, "tap", &k->tap) ||
-	    get_bool(r, o, "hostLoopback", &k->host_loopback))
-		goto out;
-	json_object *fw = get(o, "forwards");
-	if (fw) {
-		if (!json_object_is_type(fw, json_type_array)) {
-			kv_fail(r->err, r->errlen, "%s: 'forwards' must be an array of strings", r->where);
-			goto out;
-		}
-		for (size_t i = 0; i < json_object_array_length(fw); i++) {
-			json_object *e = json_object_array_get_idx(fw, i);
-			if (!json_object_is_type(e, json_type_string) || !kv_net_forward_valid(json_object_get_string(e))) {
-				kv_fail(r->err, r->errlen, "%s: invalid forward %s", r->where, json_object_to_json_string(e));
-				goto out;
-			}
-			if (kv_net_add_forward(k, json_object_get_string(e))) {
-				kv_fail(r->err, r->errlen, "out of memory");
-				goto out;
-			}
-		}
-	}
-	if (k->unix_path && !*k->unix_path) {
-		free(k->unix_path);
-		k->unix_path = NULL;
-	}
-	if (!k->unix_path)
-		k->vfkit_magic = false;
-	else if (!magic_set)
-		k->vfkit_magic = true;
-	k->type_unixgram = k->unix_path && !k->vfkit_magic;
-	if (mac && *mac) {
-		if (parse_mac(mac, k->mac) < 0) {
-			kv_fail(r->err, r->errlen, "address %s: invalid MAC address", mac);
-			goto out;
-		}
-		k->has_mac = true;
-	}
-	rc = 0;
-out:
-	free(mac);
-	return rc;
-}
-
-static int read_serial(struct rd *r, json_object *o, struct kv_device *d, unsigned flags)
-{
-	struct kv_serial *k = &d->u.serial;
-	bool stdio_ = false, pty = false;
-	if (get_str(r, o, "logFile", &k->log_path) || get_bool(r, o, "usesStdio", &stdio_) ||
-	    get_bool(r, o, "usesPty", &pty))
-		return -1;
-	json_object *pn = get(o, "ptyName");
-	if (pn && json_object_is_type(pn, json_type_string) && *json_object_get_string(pn) && !(flags & KV_JSON_RUNTIME))
-		return kv_fail(r->err, r->errlen, "VirtioSerial.PtyName must be empty");
-	if ((flags & KV_JSON_RUNTIME) && get_str(r, o, "ptyName", &k->pty_name))
-		return -1;
-	int n = (k->log_path && *k->log_path) + stdio_ + pty;
-	if (n > 1)
-		return kv_fail(r->err, r->errlen, "%s: only one of 'logFile', 'usesStdio' and 'usesPty' may be set", r->where);
-	k->mode = k->log_path && *k->log_path ? KV_SERIAL_LOGFILE : stdio_ ? KV_SERIAL_STDIO : pty ? KV_SERIAL_PTY : KV_SERIAL_NONE;
-	return 0;
-}
-
+/* A device by its table: every option the table gives a JSON key, then
+ * the same finish and validation as the command line. */
 static int read_device(struct rd *r, json_object *o, struct kv_config *c, unsigned flags)
 {
-	static const struct { const char *kind; enum kv_dev_kind k; } kinds[] = {
-		{ "virtioblk", KV_DEV_VIRTIO_BLK }, { "nvme", KV_DEV_NVME }, { "usbmassstorage", KV_DEV_USB_MASS_STORAGE },
-		{ "nbd", KV_DEV_NBD }, { "virtionet", KV_DEV_VIRTIO_NET }, { "virtiosock", KV_DEV_VIRTIO_VSOCK },
-		{ "virtiofs", KV_DEV_VIRTIO_FS }, { "rosetta", KV_DEV_ROSETTA }, { "virtioserial", KV_DEV_VIRTIO_SERIAL },
-		{ "virtiogpu", KV_DEV_VIRTIO_GPU }, { "virtioinput", KV_DEV_VIRTIO_INPUT },
-		{ "virtiorng", KV_DEV_VIRTIO_RNG }, { "virtioballoon", KV_DEV_VIRTIO_BALLOON },
-	};
 	if (!json_object_is_type(o, json_type_object))
 		return kv_fail(r->err, r->errlen, "%s: a device must be a JSON object", r->where);
 	const char *kind = kind_of(o);
-	int t = -1;
-	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
-		if (!strcmp(kind, kinds[i].kind))
-			t = (int)i;
-	if (t < 0)
+	const struct kv_device_desc *t = kv_desc_by_json_kind(kind);
+	if (!t)
 		return kv_fail(r->err, r->errlen, "unknown 'kind' field: '%s'", kind);
-	struct kv_device *d = kv_config_add_device(c, kinds[t].k);
+	struct kv_device *d = kv_config_add_device(c, t->kind);
 	if (!d)
 		return kv_fail(r->err, r->errlen, "out of memory");
-	uint64_t u = 0;
-	char *s = NULL;
-	int rc = 0;
-	switch (d->kind) {
-	case KV_DEV_VIRTIO_BLK:
-	case KV_DEV_NVME:
-	case KV_DEV_USB_MASS_STORAGE: rc = read_disk(r, o, d); break;
-	case KV_DEV_NBD: rc = read_nbd(r, o, d); break;
-	case KV_DEV_VIRTIO_NET: rc = read_net(r, o, d, flags); break;
-	case KV_DEV_VIRTIO_VSOCK: {
-		bool has_port;
-		d->u.vsock.listen = false; /* absent "listen" means connect */
-		rc = get_u64(r, o, "port", UINT32_MAX, &u, &has_port) || get_str(r, o, "socketURL", &d->u.vsock.socket_url) ||
-		     get_bool(r, o, "listen", &d->u.vsock.listen) || get_bool(r, o, "mux", &d->u.vsock.mux) ? -1 : 0;
-		d->u.vsock.port = (uint32_t)u;
-		d->u.vsock.has_port = has_port;
-		break;
+	uint64_t seen = 0;
+	for (size_t i = 0; i < t->nopts; i++) {
+		bool s;
+		if (!t->opts[i].json)
+			continue;
+		if (read_opt(r, o, t, &t->opts[i], d, flags, &s) < 0)
+			return -1;
+		if (s)
+			seen |= KV_SEEN(i);
 	}
-	case KV_DEV_VIRTIO_FS: {
-		char *cache = NULL;
-		rc = get_str(r, o, "mountTag", &d->u.fs.mount_tag) || get_str(r, o, "sharedDir", &d->u.fs.shared_dir) ||
-		     get_str(r, o, "cache", &cache) || get_u64(r, o, "dax", UINT32_MAX, &u, NULL) ? -1 : 0;
-		d->u.fs.dax_mib = (uint32_t)u;
-		if (!rc && cache) {
-			if (!strcmp(cache, "always")) d->u.fs.cache = KV_FS_CACHE_ALWAYS;
-			else if (!strcmp(cache, "never")) d->u.fs.cache = KV_FS_CACHE_NEVER;
-			else if (strcmp(cache, "auto") && *cache) rc = kv_fail(r->err, r->errlen, "unexpected value for virtio-fs 'cache' option: %s", cache);
-		}
-		free(cache);
-		break;
-	}
-	case KV_DEV_ROSETTA:
-		rc = get_str(r, o, "mountTag", &d->u.rosetta.mount_tag) || get_bool(r, o, "installRosetta", &d->u.rosetta.install) ||
-		     get_bool(r, o, "ignoreIfMissing", &d->u.rosetta.ignore_if_missing) ? -1 : 0;
-		break;
-	case KV_DEV_VIRTIO_SERIAL: rc = read_serial(r, o, d, flags); break;
-	case KV_DEV_VIRTIO_GPU:
-		d->u.gpu.width = 800;
-		d->u.gpu.height = 600;
-		rc = get_bool(r, o, "usesGUI", &d->u.gpu.uses_gui);
-		if (!rc && !(rc = get_u64(r, o, "width", 16384, &u, NULL)) && get(o, "width"))
-			d->u.gpu.width = (uint32_t)u;
-		if (!rc && !(rc = get_u64(r, o, "height", 16384, &u, NULL)) && get(o, "height"))
-			d->u.gpu.height = (uint32_t)u;
-		break;
-	case KV_DEV_VIRTIO_INPUT:
-		if ((rc = get_str(r, o, "inputType", &s)) == 0) {
-			if (s && !strcmp(s, "pointing")) d->u.input = KV_INPUT_POINTING;
-			else if (s && !strcmp(s, "keyboard")) d->u.input = KV_INPUT_KEYBOARD;
-			else rc = kv_fail(r->err, r->errlen, "%s: 'inputType' must be \"pointing\" or \"keyboard\"", r->where);
-		}
-		free(s);
-		break;
-	case KV_DEV_VIRTIO_RNG:
-	case KV_DEV_VIRTIO_BALLOON:
-		break;
-	}
-	if (rc)
-		return -1;
-	char sub[200];
-	if (kv_device_validate(d, sub, sizeof(sub)) < 0)
+	char sub[400];
+	if (kv_device_finish(d, seen, sub, sizeof(sub)) < 0)
 		return kv_fail(r->err, r->errlen, "%s: %s", r->where, sub);
 	return 0;
 }

@@ -1,91 +1,14 @@
 /* libkvkit: the canonical vfkit command line for a configuration (spec
- * 5.3) and the device checks shared by every input syntax. */
+ * 5.3). */
 #include <kvkit/cmdline.h>
 #include <kvkit/json.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "device_options.h"
 #include "internal.h"
 
-
-int kv_device_validate(const struct kv_device *d, char *err, size_t errlen)
-{
-	const char *t = kv_device_type_name(d->kind);
-	switch (d->kind) {
-	case KV_DEV_VIRTIO_BLK:
-	case KV_DEV_NVME:
-	case KV_DEV_USB_MASS_STORAGE:
-		if (!d->u.disk.path || !*d->u.disk.path)
-			return kv_fail(err, errlen, "missing mandatory 'path' option for %s device", t);
-		if (d->u.disk.device_id && strlen(d->u.disk.device_id) > 20)
-			return kv_fail(err, errlen, "invalid 'deviceId': exceeds maximum length");
-		if (d->u.disk.type == KV_DISK_DEV && d->u.disk.cache != KV_CACHE_AUTOMATIC)
-			return kv_fail(err, errlen, "'cache' option is not supported with type=dev");
-		if (d->u.disk.type == KV_DISK_DEV && d->u.disk.qcow2)
-			return kv_fail(err, errlen, "'format=qcow2' is not supported with type=dev (block devices are raw)");
-		if (d->u.disk.type == KV_DISK_DEV && d->u.disk.sync == KV_SYNC_FSYNC)
-			return kv_fail(err, errlen, "unexpected value for disk 'sync' option: fsync (type=dev accepts full or none)");
-		return 0;
-	case KV_DEV_NBD:
-		if (!d->u.nbd.uri || !*d->u.nbd.uri)
-			return kv_fail(err, errlen, "invalid NBD device 'uri': 'uri' must be specified");
-		if (d->u.nbd.device_id && strchr(d->u.nbd.device_id, '/'))
-			return kv_fail(err, errlen, "invalid NBD device 'deviceId': invalid 'deviceId': it cannot contain any forward slash");
-		if (d->u.nbd.device_id && strlen(d->u.nbd.device_id) > 20)
-			return kv_fail(err, errlen, "invalid NBD device 'deviceId': invalid 'deviceId': exceeds maximum length");
-		return 0;
-	case KV_DEV_VIRTIO_NET: {
-		const struct kv_net *k = &d->u.net;
-		bool sock = k->unix_path && *k->unix_path, fd = k->fd >= 0;
-		if (k->tap && (k->nat || fd || sock))
-			return kv_fail(err, errlen, "'tap' and '%s' cannot be set at the same time", k->nat ? "nat" : fd ? "fd" : "unixSocketPath");
-		for (size_t i = 0; i < k->nforwards; i++)
-			if (!k->nat || !kv_net_forward_valid(k->forwards[i]))
-				return kv_fail(err, errlen, "invalid forward '%s'", k->forwards[i]);
-		if (k->host_loopback && !k->nat)
-			return kv_fail(err, errlen, "'hostLoopback' needs a 'nat' network");
-		if (k->nat && fd)
-			return kv_fail(err, errlen, "'nat' and 'fd' cannot be set at the same time");
-		if (k->nat && sock)
-			return kv_fail(err, errlen, "'nat' and 'unixSocketPath' cannot be set at the same time");
-		if (fd && sock)
-			return kv_fail(err, errlen, "'fd' and 'unixSocketPath' cannot be set at the same time");
-		return 0;
-	}
-	case KV_DEV_VIRTIO_VSOCK:
-		if (d->u.vsock.mux && (d->u.vsock.has_port || !d->u.vsock.socket_url || !*d->u.vsock.socket_url))
-			return kv_fail(err, errlen, "virtio-vsock 'mux' needs 'socketURL' and takes no 'port'");
-		if (d->u.vsock.socket_url && *d->u.vsock.socket_url && !d->u.vsock.has_port && !d->u.vsock.mux)
-			return kv_fail(err, errlen, "missing 'port' option for virtio-vsock device with 'socketURL'");
-		return 0;
-	case KV_DEV_VIRTIO_FS:
-		if (!d->u.fs.shared_dir || !*d->u.fs.shared_dir)
-			return kv_fail(err, errlen, "missing mandatory 'sharedDir' option for virtio-fs device");
-		if (!d->u.fs.mount_tag || !*d->u.fs.mount_tag || strlen(d->u.fs.mount_tag) > 36)
-			return kv_fail(err, errlen, "invalid virtio-fs mount tag '%s': must be 1 to 36 bytes",
-				    d->u.fs.mount_tag ? d->u.fs.mount_tag : "");
-		if (!kv_dax_mib_ok(d->u.fs.dax_mib))
-			return kv_fail(err, errlen, "invalid virtio-fs 'dax' window: %u (" KV_DAX_MIB_HINT ")",
-				    d->u.fs.dax_mib);
-		return 0;
-	case KV_DEV_VIRTIO_SERIAL:
-		if (d->u.serial.mode == KV_SERIAL_NONE)
-			return kv_fail(err, errlen, "one of 'logFilePath', 'stdio' or 'pty' must be set");
-		return 0;
-	case KV_DEV_VIRTIO_GPU:
-		if (!d->u.gpu.width || !d->u.gpu.height)
-			return kv_fail(err, errlen, "invalid dimensions for virtio-gpu device resolution: %ux%u", d->u.gpu.width,
-				    d->u.gpu.height);
-		return 0;
-	case KV_DEV_VIRTIO_INPUT:
-		if (d->u.input == KV_INPUT_NONE)
-			return kv_fail(err, errlen, "unknown option for virtio-input devices: ");
-		return 0;
-	default:
-		return 0;
-	}
-}
 
 /* ---------------- argv building ---------------- */
 
@@ -131,124 +54,27 @@ static void add(struct opts *o, const char *key, const char *val)
 		o->len += n;
 }
 
-static void add_u(struct opts *o, const char *key, unsigned long long v)
-{
-	char b[32];
-	snprintf(b, sizeof(b), "%llu", v);
-	add(o, key, b);
-}
-
+/* A device's option list: its type, then each option its table says to
+ * print, in the table's print order. */
 static void device_opts(const struct kv_device *d, struct opts *o)
 {
-	char mac[18];
+	const struct kv_device_desc *t = kv_desc_of(d->kind);
+	char buf[32];
 	add(o, kv_device_type_name(d->kind), NULL);
-	switch (d->kind) {
-	case KV_DEV_VIRTIO_BLK:
-	case KV_DEV_NVME:
-	case KV_DEV_USB_MASS_STORAGE: {
-		const struct kv_disk *k = &d->u.disk;
-		add(o, "path", k->path);
-		if (k->type == KV_DISK_DEV)
-			add(o, "type", "dev");
-		if (k->readonly)
-			add(o, "readonly", NULL);
-		if (d->kind == KV_DEV_VIRTIO_BLK && k->device_id && *k->device_id)
-			add(o, "deviceId", k->device_id);
-		if (k->cache == KV_CACHE_CACHED)
-			add(o, "cache", "cached");
-		else if (k->cache == KV_CACHE_UNCACHED)
-			add(o, "cache", "uncached");
-		if (k->sync != KV_SYNC_DEFAULT)
-			add(o, "sync", k->sync == KV_SYNC_FULL ? "full" : k->sync == KV_SYNC_FSYNC ? "fsync" : "none");
-		if (k->qcow2)
-			add(o, "format", "qcow2");
-		break;
-	}
-	case KV_DEV_NBD: {
-		const struct kv_nbd *k = &d->u.nbd;
-		add(o, "uri", k->uri);
-		if (k->readonly)
-			add(o, "readonly", NULL);
-		if (k->device_id && *k->device_id)
-			add(o, "deviceId", k->device_id);
-		if (k->timeout_ms != 15000) {
-			char b[16];
-			snprintf(b, sizeof(b), "%d", k->timeout_ms);
-			add(o, "timeout", b);
-		}
-		if (k->sync_none)
-			add(o, "sync", "none");
-		break;
-	}
-	case KV_DEV_VIRTIO_NET: {
-		const struct kv_net *k = &d->u.net;
-		if (k->fd >= 0) {
-			add_u(o, "fd", (unsigned)k->fd);
-		} else if (k->tap) {
-			add(o, "tap", k->tap);
-		} else if (k->unix_path && *k->unix_path) {
-			if (k->vfkit_magic) {
-				add(o, "unixSocketPath", k->unix_path);
-			} else {
-				add(o, "type", "unixgram");
-				add(o, "path", k->unix_path);
-				add(o, "vfkitMagic", "off");
-			}
-		} else {
-			add(o, "nat", NULL);
-			for (size_t i = 0; i < k->nforwards; i++)
-				add(o, "forward", k->forwards[i]);
-			if (k->host_loopback)
-				add(o, "hostLoopback", NULL);
-		}
-		if (k->has_mac) {
-			snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", k->mac[0], k->mac[1], k->mac[2], k->mac[3],
-				 k->mac[4], k->mac[5]);
-			add(o, "mac", mac);
-		}
-		break;
-	}
-	case KV_DEV_VIRTIO_VSOCK:
-		if (d->u.vsock.has_port)
-			add_u(o, "port", d->u.vsock.port);
-		if (d->u.vsock.socket_url && *d->u.vsock.socket_url)
-			add(o, "socketURL", d->u.vsock.socket_url);
-		add(o, d->u.vsock.mux ? "mux" : d->u.vsock.listen ? "listen" : "connect", NULL);
-		break;
-	case KV_DEV_VIRTIO_FS:
-		add(o, "sharedDir", d->u.fs.shared_dir);
-		if (d->u.fs.mount_tag && *d->u.fs.mount_tag)
-			add(o, "mountTag", d->u.fs.mount_tag);
-		if (d->u.fs.cache != KV_FS_CACHE_AUTO)
-			add(o, "cache", d->u.fs.cache == KV_FS_CACHE_ALWAYS ? "always" : "never");
-		if (d->u.fs.dax_mib)
-			add_u(o, "dax", d->u.fs.dax_mib);
-		break;
-	case KV_DEV_ROSETTA:
-		add(o, "mountTag", d->u.rosetta.mount_tag ? d->u.rosetta.mount_tag : "");
-		if (d->u.rosetta.install)
-			add(o, "install", NULL);
-		if (d->u.rosetta.ignore_if_missing)
-			add(o, "ignore-if-missing", NULL);
-		break;
-	case KV_DEV_VIRTIO_SERIAL:
-		if (d->u.serial.mode == KV_SERIAL_LOGFILE)
-			add(o, "logFilePath", d->u.serial.log_path);
-		else if (d->u.serial.mode == KV_SERIAL_STDIO)
-			add(o, "stdio", NULL);
+	if (!t)
+		return;
+	for (size_t n = 0; t->print_order ? t->print_order[n] != NULL : n < t->nopts; n++) {
+		int i = t->print_order ? kv_opt_find_print(t, t->print_order[n]) : (int)n;
+		if (i < 0)
+			continue;
+		const struct kv_opt *op = &t->opts[i];
+		if (!kv_opt_print_wanted(t, op, d))
+			continue;
+		if (op->kind == KV_OPT_LIST)
+			for (size_t j = 0; j < kv_opt_list_len(d, op); j++)
+				add(o, op->key, kv_opt_list_item(d, op, j));
 		else
-			add(o, "pty", NULL);
-		break;
-	case KV_DEV_VIRTIO_GPU:
-		add_u(o, "width", d->u.gpu.width);
-		add_u(o, "height", d->u.gpu.height);
-		break;
-	case KV_DEV_VIRTIO_INPUT:
-		add(o, d->u.input == KV_INPUT_KEYBOARD ? "keyboard" : "pointing", NULL);
-		break;
-	case KV_DEV_VIRTIO_RNG:
-	case KV_DEV_VIRTIO_BALLOON:
-		break;
+			add(o, op->key, kv_opt_text(op, d, buf, sizeof(buf)));
 	}
 }
 
@@ -322,6 +148,9 @@ int kv_config_to_argv(const struct kv_config *c, char ***argv, int *argc, char *
 
 	*argv = NULL;
 	*argc = 0;
+	/* a configuration built by the constructors meets the same rules */
+	if (kv_config_validate(c, err, errlen) < 0)
+		return -1;
 	if (c->cpus) {
 		snprintf(num, sizeof(num), "%u", c->cpus);
 		push(&a, "--cpus");

@@ -160,6 +160,12 @@ void kv_config_free(struct kv_config *c);
 void kv_bootloader_clear(struct kv_bootloader *b);
 /* Append a zeroed device of this kind; NULL when out of memory. */
 struct kv_device *kv_config_add_device(struct kv_config *c, enum kv_dev_kind kind);
+/* The rules a device meets whatever built it (command line, JSON,
+ * constructors): values in range, required options, options that exclude
+ * each other. -1 with err. */
+int kv_device_validate(const struct kv_device *d, char *err, size_t errlen);
+/* kv_device_validate over every device; err is "--device TYPE: why". */
+int kv_config_validate(const struct kv_config *c, char *err, size_t errlen);
 /* vfkit's name for a device kind ("virtio-blk", ...). */
 const char *kv_device_type_name(enum kv_dev_kind kind);
 

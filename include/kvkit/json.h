@@ -30,9 +30,6 @@ int kv_config_from_json(const char *text, struct kv_config *c, unsigned flags, c
  * containing a comma cannot be written in device syntax: -1 with err. */
 int kv_config_to_argv(const struct kv_config *c, char ***argv, int *argc, char *err, size_t errlen);
 
-/* The checks that hold for a device whatever syntax it came from (tag
- * lengths, serial lengths, one console backend, ...). -1 with err. */
-int kv_device_validate(const struct kv_device *d, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

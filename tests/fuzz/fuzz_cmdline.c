@@ -1,9 +1,12 @@
 /* libFuzzer harness: the vfkit command line. The input is split at NUL
- * bytes into argv; parse errors are fine, crashes and leaks are not. */
+ * bytes into argv; parse errors are fine, crashes and leaks are not. The
+ * devices of an accepted command line print back to option lists that
+ * read to the same devices, or the printer refuses cleanly. */
 #include <kvkit/cmdline.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include "../lib/devices_round_trip.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -21,7 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	argv[argc] = NULL;
 	kv_config_init(&cfg);
-	kv_cmdline_parse(argc, argv, &cfg, &action, err, sizeof(err));
+	if (kv_cmdline_parse(argc, argv, &cfg, &action, err, sizeof(err)) == 0 && action == KV_ACTION_RUN)
+		devices_round_trip(&cfg);
 	kv_config_free(&cfg);
 	free(buf);
 	return 0;

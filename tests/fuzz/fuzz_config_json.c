@@ -1,10 +1,13 @@
 /* libFuzzer: JSON configuration documents (--config files, the config
  * library). Whatever is accepted must print back to JSON and re-read to the
- * same document, and print to a command line or refuse cleanly. */
+ * same document; its devices must print to a command line that reads back
+ * to the same devices (one option table drives both syntaxes), or the
+ * printer must refuse cleanly. */
 #include <kvkit/cmdline.h>
 #include <kvkit/json.h>
 #include <stdlib.h>
 #include <string.h>
+#include "../lib/devices_round_trip.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -21,10 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char *j2 = kv_config_to_json(&d, KV_JSON_KVKIT_KEYS);
 		if (strcmp(j, j2))
 			abort(); /* JSON -> model -> JSON must be lossless */
-		char **v;
-		int n;
-		if (kv_config_to_argv(&c, &v, &n, err, sizeof(err)) == 0)
-			kv_free_strv(v, n);
+		devices_round_trip(&c);
 		free(j);
 		free(j2);
 		kv_config_free(&d);
