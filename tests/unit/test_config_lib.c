@@ -238,6 +238,73 @@ static void json_errors(void **s)
 	}
 }
 
+/* One set of rules whatever built the device: the constructors' devices
+ * are checked when printed, JSON documents when read, with the command
+ * line's texts and defaults. */
+static void same_rules_on_every_path(void **s)
+{
+	(void)s;
+	struct kv_config c;
+	char **v;
+	int n;
+	/* constructors: kv_config_to_argv refuses what the parser would */
+	kv_config_init(&c);
+	assert_non_null(kv_add_disk(&c, KV_DEV_VIRTIO_BLK, "", false));
+	assert_int_equal(kv_config_to_argv(&c, &v, &n, err, sizeof(err)), -1);
+	assert_string_equal(err, "--device virtio-blk: missing mandatory 'path' option for virtio-blk device");
+	kv_config_free(&c);
+	kv_config_init(&c);
+	struct kv_device *d = kv_add_net_nat(&c);
+	assert_non_null(d);
+	assert_int_equal(kv_net_add_forward(&d->u.net, "tcp::2222:22"), 0);
+	d->u.net.nat = false;
+	d->u.net.tap = strdup("tap0");
+	assert_int_equal(kv_config_to_argv(&c, &v, &n, err, sizeof(err)), -1);
+	assert_string_equal(err, "--device virtio-net: 'forward' needs a 'nat' network");
+	kv_config_free(&c);
+	kv_config_init(&c);
+	assert_non_null(kv_add_fs(&c, "/src", "0123456789012345678901234567890123456789"));
+	assert_int_equal(kv_config_to_argv(&c, &v, &n, err, sizeof(err)), -1);
+	assert_string_equal(err, "--device virtio-fs: invalid virtio-fs mount tag '0123456789012345678901234567890123456789': "
+				 "must be 1 to 36 bytes");
+	kv_config_free(&c);
+	kv_config_init(&c);
+	assert_non_null(kv_add_vsock(&c, 5, "/s", true));
+	c.devices[0].u.vsock.mux = true;
+	assert_int_equal(kv_config_to_argv(&c, &v, &n, err, sizeof(err)), -1);
+	assert_string_equal(err, "--device virtio-vsock: virtio-vsock 'mux' needs 'socketURL' and takes no 'port'");
+	kv_config_free(&c);
+	/* JSON: the command line's defaults and checks */
+	kv_config_init(&c);
+	assert_int_equal(kv_config_from_json("{\"devices\":[{\"kind\":\"virtiofs\",\"sharedDir\":\"/home/u/src/\"},"
+					     "{\"kind\":\"virtionet\",\"macAddress\":\"5a-94-ef-e4-0c-ee\"}]}",
+					     &c, 0, err, sizeof(err)), 0);
+	assert_string_equal(c.devices[0].u.fs.mount_tag, "src");
+	assert_true(c.devices[1].u.net.nat);
+	assert_int_equal(c.devices[1].u.net.mac[5], 0xee);
+	kv_config_free(&c);
+	static const struct { const char *doc, *msg; } bad[] = {
+		{ "{\"devices\":[{\"kind\":\"nbd\",\"uri\":\"http://h/e\"}]}",
+		  "devices[0]: invalid NBD device 'uri': invalid scheme: http. Expected one of: 'nbd', 'nbds', 'nbd+unix', or 'nbds+unix'" },
+		{ "{\"devices\":[{\"kind\":\"virtioblk\",\"imagePath\":\"/d\",\"cache\":\"writeback\"}]}",
+		  "unexpected value for disk 'cache' option: writeback (expected automatic, cached or uncached)" },
+		{ "{\"devices\":[{\"kind\":\"virtioblk\",\"imagePath\":\"/dev/sdz\",\"type\":\"dev\",\"format\":\"qcow2\"}]}",
+		  "devices[0]: 'format=qcow2' is not supported with type=dev (block devices are raw)" },
+		{ "{\"devices\":[{\"kind\":\"virtioserial\",\"usesStdio\":true,\"usesPty\":true}]}",
+		  "devices[0]: 'stdio' and 'pty' cannot be set at the same time" },
+		{ "{\"devices\":[{\"kind\":\"virtionet\",\"nat\":true,\"tap\":\"t0\"}]}",
+		  "devices[0]: 'tap' and 'nat' cannot be set at the same time" },
+		{ "{\"devices\":[{\"kind\":\"virtiogpu\",\"width\":0}]}", "devices[0]: invalid value for virtio-gpu width: 0" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		kv_config_init(&c);
+		assert_int_equal(kv_config_from_json(bad[i].doc, &c, 0, err, sizeof(err)), -1);
+		if (strcmp(err, bad[i].msg))
+			fail_msg("%s: got '%s', want '%s'", bad[i].doc, err, bad[i].msg);
+		kv_config_free(&c);
+	}
+}
+
 static void printer_forms(void **s)
 {
 	(void)s;
@@ -392,6 +459,7 @@ int main(void)
 		cmocka_unit_test(golden_vfkit_json),
 		cmocka_unit_test(json_details),
 		cmocka_unit_test(json_errors),
+		cmocka_unit_test(same_rules_on_every_path),
 		cmocka_unit_test(printer_forms),
 		cmocka_unit_test(config_file_then_flags),
 	};
