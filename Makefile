@@ -30,7 +30,7 @@ CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-rec
 LDFLAGS += -fsanitize=address,undefined
 endif
 
-LIB_SRCS := lib/config.c lib/options.c lib/cmdline.c lib/json.c lib/print.c lib/device_options.c lib/device_tables.c
+LIB_SRCS := lib/config.c lib/options.c lib/cmdline.c lib/json.c lib/print.c lib/device_options.c lib/device_tables.c lib/boot_options.c
 CORE_SRCS := src/util/log.c src/vmm/guest_mem.c src/vmm/bus.c src/vmm/eventloop.c src/vmm/vm.c src/vmm/device.c src/vmm/device_types.c \
 	src/arch/x86/cpu.c src/arch/x86/machine.c src/arch/x86/acpi.c src/arch/x86/smbios.c src/boot/linux.c src/devices/platform.c src/devices/uart.c \
 	src/pci/pci.c src/pci/msix.c src/util/iov.c src/virtio/virtq.c src/virtio/virtio_pci.c src/virtio/console.c \

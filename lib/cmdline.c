@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "boot_options.h"
 #include "device_options.h"
 #include "internal.h"
 
@@ -389,44 +390,32 @@ static int parse_bootloader(struct parse_state *ps, struct perr *e)
 	if (ps->nboot == 0)
 		return fail(e, "empty option list in --bootloader command line argument");
 	const char *type = ps->boot_opts[0];
+	const struct kv_boot_desc *t = kv_boot_desc_by_type(type);
+	if (!t)
+		return fail(e, "unknown bootloader type: %s", type);
 	n = to_opts(ps->boot_opts + 1, ps->nboot - 1, NULL, &o);
 	if (n < 0)
 		return fail(e, "out of memory");
-	if (!strcmp(type, "linux")) {
-		b->kind = KV_BOOT_LINUX;
-		for (int i = 0; i < n && !r; i++) {
-			if (!strcmp(o[i].key, "kernel")) r = set_str(&b->kernel, val(&o[i]));
-			else if (!strcmp(o[i].key, "initrd")) r = set_str(&b->initrd, val(&o[i]));
-			else if (!strcmp(o[i].key, "cmdline")) { free(b->cmdline); b->cmdline = trim_quotes(val(&o[i])); }
-			else r = fail(e, "unknown option for Linux bootloaders: %s", o[i].key);
+	b->kind = t->kind;
+	for (int i = 0; i < n && !r; i++) {
+		const struct kv_boot_opt *bo = kv_boot_opt_find(t, o[i].key);
+		if (!bo) {
+			r = fail(e, "unknown option for %s: %s", t->noun, o[i].key);
+		} else if (bo->flag) {
+			if (o[i].val && *o[i].val)
+				r = fail(e, "unexpected value for %s '%s' option: %s", t->what, bo->key, o[i].val);
+			*kv_boot_flag(b, bo) = true;
+		} else if (bo->trim_quotes) {
+			char **dst = kv_boot_str(b, bo);
+			free(*dst);
+			if (!(*dst = trim_quotes(val(&o[i]))))
+				r = fail(e, "out of memory");
+		} else {
+			r = set_str(kv_boot_str(b, bo), val(&o[i]));
 		}
-		if (!r && (!b->kernel || !*b->kernel))
-			r = fail(e, "missing mandatory 'kernel' option for Linux bootloaders");
-	} else if (!strcmp(type, "efi")) {
-		b->kind = KV_BOOT_EFI;
-		for (int i = 0; i < n && !r; i++) {
-			if (!strcmp(o[i].key, "variable-store")) r = set_str(&b->efi_store, val(&o[i]));
-			else if (!strcmp(o[i].key, "create")) {
-				if (o[i].val && *o[i].val)
-					r = fail(e, "unexpected value for EFI bootloader 'create' option: %s", o[i].val);
-				b->efi_create = true;
-			} else if (!strcmp(o[i].key, "firmware")) r = set_str(&b->efi_firmware, val(&o[i]));
-			else if (!strcmp(o[i].key, "vars-template")) r = set_str(&b->efi_vars_template, val(&o[i]));
-			else r = fail(e, "unknown option for EFI bootloaders: %s", o[i].key);
-		}
-		if (!r && (!b->efi_store || !*b->efi_store))
-			r = fail(e, "missing mandatory 'variable-store' option for EFI bootloaders");
-	} else if (!strcmp(type, "macos")) {
-		b->kind = KV_BOOT_MACOS;
-		for (int i = 0; i < n && !r; i++) {
-			if (!strcmp(o[i].key, "machineIdentifierPath")) r = set_str(&b->machine_id_path, val(&o[i]));
-			else if (!strcmp(o[i].key, "hardwareModelPath")) r = set_str(&b->hw_model_path, val(&o[i]));
-			else if (!strcmp(o[i].key, "auxImagePath")) r = set_str(&b->aux_image_path, val(&o[i]));
-			else r = fail(e, "unknown option for macOS bootloaders: %s", o[i].key);
-		}
-	} else {
-		r = fail(e, "unknown bootloader type: %s", type);
 	}
+	if (!r)
+		r = kv_boot_check_required(t, b, e->buf, e->len);
 	free_opts(o, n);
 	return r;
 }

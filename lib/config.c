@@ -1,6 +1,7 @@
 /* libkvkit configuration model: allocation and naming. */
 #include <kvkit/config.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,25 +114,34 @@ static struct kv_device *added(struct kv_config *c, bool oom)
 	return NULL;
 }
 
-struct kv_device *kv_add_disk(struct kv_config *c, enum kv_dev_kind kind, const char *path, bool readonly)
+#define AT(f) offsetof(struct kv_device, u.f)
+
+/* Add a device of this kind with copies of up to two strings at those
+ * offsets (off2 0: one string); NULL when out of memory. */
+static struct kv_device *add_with(struct kv_config *c, enum kv_dev_kind kind, size_t off1, const char *s1, size_t off2,
+				  const char *s2)
 {
 	bool oom = false;
 	struct kv_device *d = kv_config_add_device(c, kind);
 	if (!d)
 		return NULL;
-	d->u.disk.path = dup_or_null(path, &oom);
-	d->u.disk.readonly = readonly;
+	*(char **)((char *)d + off1) = dup_or_null(s1, &oom);
+	if (off2)
+		*(char **)((char *)d + off2) = dup_or_null(s2, &oom);
 	return added(c, oom);
+}
+
+struct kv_device *kv_add_disk(struct kv_config *c, enum kv_dev_kind kind, const char *path, bool readonly)
+{
+	struct kv_device *d = add_with(c, kind, AT(disk.path), path, 0, NULL);
+	if (d)
+		d->u.disk.readonly = readonly;
+	return d;
 }
 
 struct kv_device *kv_add_nbd(struct kv_config *c, const char *uri)
 {
-	bool oom = false;
-	struct kv_device *d = kv_config_add_device(c, KV_DEV_NBD);
-	if (!d)
-		return NULL;
-	d->u.nbd.uri = dup_or_null(uri, &oom);
-	return added(c, oom);
+	return add_with(c, KV_DEV_NBD, AT(nbd.uri), uri, 0, NULL);
 }
 
 struct kv_device *kv_add_net_nat(struct kv_config *c)
@@ -144,14 +154,12 @@ struct kv_device *kv_add_net_nat(struct kv_config *c)
 
 struct kv_device *kv_add_net_unixgram(struct kv_config *c, const char *path, bool vfkit_magic)
 {
-	bool oom = false;
-	struct kv_device *d = kv_config_add_device(c, KV_DEV_VIRTIO_NET);
-	if (!d)
-		return NULL;
-	d->u.net.unix_path = dup_or_null(path, &oom);
-	d->u.net.vfkit_magic = vfkit_magic;
-	d->u.net.type_unixgram = !vfkit_magic;
-	return added(c, oom);
+	struct kv_device *d = add_with(c, KV_DEV_VIRTIO_NET, AT(net.unix_path), path, 0, NULL);
+	if (d) {
+		d->u.net.vfkit_magic = vfkit_magic;
+		d->u.net.type_unixgram = !vfkit_magic;
+	}
+	return d;
 }
 
 struct kv_device *kv_add_net_fd(struct kv_config *c, int fd)
@@ -164,12 +172,7 @@ struct kv_device *kv_add_net_fd(struct kv_config *c, int fd)
 
 struct kv_device *kv_add_net_tap(struct kv_config *c, const char *ifname)
 {
-	bool oom = false;
-	struct kv_device *d = kv_config_add_device(c, KV_DEV_VIRTIO_NET);
-	if (!d)
-		return NULL;
-	d->u.net.tap = dup_or_null(ifname, &oom);
-	return added(c, oom);
+	return add_with(c, KV_DEV_VIRTIO_NET, AT(net.tap), ifname, 0, NULL);
 }
 
 bool kv_net_forward_valid(const char *spec)
@@ -221,38 +224,27 @@ int kv_net_add_forward(struct kv_net *n, const char *spec)
 
 struct kv_device *kv_add_vsock(struct kv_config *c, uint32_t port, const char *socket_path, bool listen)
 {
-	bool oom = false;
-	struct kv_device *d = kv_config_add_device(c, KV_DEV_VIRTIO_VSOCK);
-	if (!d)
-		return NULL;
-	d->u.vsock.port = port;
-	d->u.vsock.has_port = true;
-	d->u.vsock.socket_url = dup_or_null(socket_path, &oom);
-	d->u.vsock.listen = listen;
-	return added(c, oom);
+	struct kv_device *d = add_with(c, KV_DEV_VIRTIO_VSOCK, AT(vsock.socket_url), socket_path, 0, NULL);
+	if (d) {
+		d->u.vsock.port = port;
+		d->u.vsock.has_port = true;
+		d->u.vsock.listen = listen;
+	}
+	return d;
 }
 
 struct kv_device *kv_add_fs(struct kv_config *c, const char *shared_dir, const char *mount_tag)
 {
-	bool oom = false;
-	struct kv_device *d = kv_config_add_device(c, KV_DEV_VIRTIO_FS);
-	if (!d)
-		return NULL;
-	d->u.fs.shared_dir = dup_or_null(shared_dir, &oom);
-	d->u.fs.mount_tag = dup_or_null(mount_tag, &oom);
-	return added(c, oom);
+	return add_with(c, KV_DEV_VIRTIO_FS, AT(fs.shared_dir), shared_dir, AT(fs.mount_tag), mount_tag);
 }
 
 struct kv_device *kv_add_serial(struct kv_config *c, enum kv_serial_mode mode, const char *log_path)
 {
-	bool oom = false;
-	struct kv_device *d = kv_config_add_device(c, KV_DEV_VIRTIO_SERIAL);
-	if (!d)
-		return NULL;
-	d->u.serial.mode = mode;
-	if (mode == KV_SERIAL_LOGFILE)
-		d->u.serial.log_path = dup_or_null(log_path, &oom);
-	return added(c, oom);
+	struct kv_device *d = add_with(c, KV_DEV_VIRTIO_SERIAL, AT(serial.log_path),
+				       mode == KV_SERIAL_LOGFILE ? log_path : NULL, 0, NULL);
+	if (d)
+		d->u.serial.mode = mode;
+	return d;
 }
 
 struct kv_device *kv_add_gpu(struct kv_config *c, uint32_t width, uint32_t height)

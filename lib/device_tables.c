@@ -13,6 +13,8 @@
 #define FIELD(f) .off = offsetof(struct kv_device, u.f), .size = sizeof(((struct kv_device *)0)->u.f)
 #define COUNT(f) .off2 = offsetof(struct kv_device, u.f)
 #define NOPTS(a) (sizeof(a) / sizeof((a)[0]))
+/* a descriptor's head: its kind, --device name, JSON kind and option table */
+#define DEVICE(k, name, jkind, table) .kind = k, .type = name, .json_kind = jkind, .opts = table, .nopts = NOPTS(table)
 
 static bool always(const struct kv_device *d)
 {
@@ -91,8 +93,8 @@ static int disk_rules(const struct kv_device *d, char *err, size_t errlen)
 }
 
 #define DISK_DESC(k, name, jkind, table)                                                                              \
-	{ .kind = k, .type = name, .json_kind = jkind, .json_devname = true, .opts = table, .nopts = NOPTS(table),  \
-	  .print_order = disk_print_order, .derive = disk_derive, .rules = disk_rules }
+	{ DEVICE(k, name, jkind, table), .json_devname = true, .print_order = disk_print_order, .derive = disk_derive, \
+	  .rules = disk_rules }
 
 static const struct kv_device_desc virtio_blk = DISK_DESC(KV_DEV_VIRTIO_BLK, "virtio-blk", "virtioblk", blk_opts);
 static const struct kv_device_desc nvme = DISK_DESC(KV_DEV_NVME, "nvme", "nvme", disk_opts);
@@ -146,8 +148,7 @@ static int nbd_rules(const struct kv_device *d, char *err, size_t errlen)
 }
 
 static const struct kv_device_desc nbd = {
-	.kind = KV_DEV_NBD, .type = "nbd", .json_kind = "nbd", .json_devname = true, .opts = nbd_opts,
-	.nopts = NOPTS(nbd_opts), .print_order = nbd_print_order, .init = nbd_init, .rules = nbd_rules,
+	DEVICE(KV_DEV_NBD, "nbd", "nbd", nbd_opts), .json_devname = true, .print_order = nbd_print_order, .init = nbd_init, .rules = nbd_rules,
 };
 
 /* ---------------- virtio-net ---------------- */
@@ -256,8 +257,7 @@ static int net_rules(const struct kv_device *d, char *err, size_t errlen)
 }
 
 static const struct kv_device_desc virtio_net = {
-	.kind = KV_DEV_VIRTIO_NET, .type = "virtio-net", .json_kind = "virtionet", .opts = net_opts,
-	.nopts = NOPTS(net_opts), .print_order = net_print_order, .init = net_init, .derive = net_derive,
+	DEVICE(KV_DEV_VIRTIO_NET, "virtio-net", "virtionet", net_opts), .print_order = net_print_order, .init = net_init, .derive = net_derive,
 	.rules = net_rules,
 };
 
@@ -306,8 +306,7 @@ static int vsock_rules(const struct kv_device *d, char *err, size_t errlen)
 }
 
 static const struct kv_device_desc virtio_vsock = {
-	.kind = KV_DEV_VIRTIO_VSOCK, .type = "virtio-vsock", .json_kind = "virtiosock", .opts = vsock_opts,
-	.nopts = NOPTS(vsock_opts), .init = vsock_init, .rules = vsock_rules,
+	DEVICE(KV_DEV_VIRTIO_VSOCK, "virtio-vsock", "virtiosock", vsock_opts), .init = vsock_init, .rules = vsock_rules,
 };
 
 /* ---------------- virtio-fs ---------------- */
@@ -367,8 +366,7 @@ static int fs_rules(const struct kv_device *d, char *err, size_t errlen)
 }
 
 static const struct kv_device_desc virtio_fs = {
-	.kind = KV_DEV_VIRTIO_FS, .type = "virtio-fs", .json_kind = "virtiofs", .opts = fs_opts,
-	.nopts = NOPTS(fs_opts), .print_order = fs_print_order, .derive = fs_derive, .rules = fs_rules,
+	DEVICE(KV_DEV_VIRTIO_FS, "virtio-fs", "virtiofs", fs_opts), .print_order = fs_print_order, .derive = fs_derive, .rules = fs_rules,
 };
 
 /* ---------------- rosetta (parsed, then refused on Linux) ---------------- */
@@ -382,8 +380,7 @@ static const struct kv_opt rosetta_opts[] = {
 };
 
 static const struct kv_device_desc rosetta = {
-	.kind = KV_DEV_ROSETTA, .type = "rosetta", .json_kind = "rosetta", .noun = "rosetta share",
-	.opts = rosetta_opts, .nopts = NOPTS(rosetta_opts),
+	DEVICE(KV_DEV_ROSETTA, "rosetta", "rosetta", rosetta_opts), .noun = "rosetta share",
 };
 
 /* ---------------- virtio-serial ---------------- */
@@ -425,8 +422,7 @@ static int serial_rules(const struct kv_device *d, char *err, size_t errlen)
 }
 
 static const struct kv_device_desc virtio_serial = {
-	.kind = KV_DEV_VIRTIO_SERIAL, .type = "virtio-serial", .json_kind = "virtioserial", .opts = serial_opts,
-	.nopts = NOPTS(serial_opts), .derive = serial_derive, .rules = serial_rules,
+	DEVICE(KV_DEV_VIRTIO_SERIAL, "virtio-serial", "virtioserial", serial_opts), .derive = serial_derive, .rules = serial_rules,
 };
 
 /* ---------------- virtio-gpu ---------------- */
@@ -446,8 +442,7 @@ static void gpu_init(struct kv_device *d)
 }
 
 static const struct kv_device_desc virtio_gpu = {
-	.kind = KV_DEV_VIRTIO_GPU, .type = "virtio-gpu", .json_kind = "virtiogpu", .opts = gpu_opts,
-	.nopts = NOPTS(gpu_opts), .init = gpu_init,
+	DEVICE(KV_DEV_VIRTIO_GPU, "virtio-gpu", "virtiogpu", gpu_opts), .init = gpu_init,
 };
 
 /* ---------------- virtio-input ---------------- */
@@ -481,8 +476,7 @@ static int input_rules(const struct kv_device *d, char *err, size_t errlen)
 }
 
 static const struct kv_device_desc virtio_input = {
-	.kind = KV_DEV_VIRTIO_INPUT, .type = "virtio-input", .json_kind = "virtioinput", .opts = input_opts,
-	.nopts = NOPTS(input_opts), .derive = input_derive, .rules = input_rules,
+	DEVICE(KV_DEV_VIRTIO_INPUT, "virtio-input", "virtioinput", input_opts), .derive = input_derive, .rules = input_rules,
 };
 
 /* ---------------- devices without options ---------------- */

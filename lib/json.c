@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "boot_options.h"
 #include "device_options.h"
 #include "internal.h"
 
@@ -88,30 +89,20 @@ static json_object *device_json(const struct kv_device *d, unsigned flags)
 
 static json_object *bootloader_json(const struct kv_bootloader *b)
 {
-	json_object *o;
-	switch (b->kind) {
-	case KV_BOOT_LINUX:
-		o = kind_obj("linuxBootloader");
-		put_str(o, "vmlinuzPath", b->kernel);
-		put_str(o, "kernelCmdLine", b->cmdline);
-		put_str(o, "initrdPath", b->initrd);
-		return o;
-	case KV_BOOT_EFI:
-		o = kind_obj("efiBootloader");
-		put_str(o, "efiVariableStorePath", b->efi_store);
-		put_bool(o, "createVariableStore", b->efi_create);
-		put_opt_str(o, "firmwarePath", b->efi_firmware);
-		put_opt_str(o, "firmwareVarsTemplatePath", b->efi_vars_template);
-		return o;
-	case KV_BOOT_MACOS:
-		o = kind_obj("macosBootloader");
-		put_str(o, "machineIdentifierPath", b->machine_id_path);
-		put_str(o, "hardwareModelPath", b->hw_model_path);
-		put_str(o, "auxImagePath", b->aux_image_path);
-		return o;
-	default:
+	const struct kv_boot_desc *t = kv_boot_desc_of(b->kind);
+	if (!t)
 		return NULL;
+	json_object *o = kind_obj(t->json_kind);
+	for (size_t i = 0; i < t->nopts; i++) {
+		const struct kv_boot_opt *bo = &t->opts[i];
+		if (bo->flag)
+			put_bool(o, bo->json, *kv_boot_flag((struct kv_bootloader *)b, bo));
+		else if (bo->omit_empty)
+			put_opt_str(o, bo->json, *kv_boot_str((struct kv_bootloader *)b, bo));
+		else
+			put_str(o, bo->json, *kv_boot_str((struct kv_bootloader *)b, bo));
 	}
+	return o;
 }
 
 char *kv_config_to_json(const struct kv_config *c, unsigned flags)
@@ -378,32 +369,16 @@ static int read_bootloader(struct rd *r, json_object *o, struct kv_bootloader *b
 	if (!json_object_is_type(o, json_type_object))
 		return kv_fail(r->err, r->errlen, "bootloader: must be a JSON object");
 	const char *kind = kind_of(o);
-	if (!strcmp(kind, "linuxBootloader")) {
-		b->kind = KV_BOOT_LINUX;
-		if (get_str(r, o, "vmlinuzPath", &b->kernel) || get_str(r, o, "kernelCmdLine", &b->cmdline) ||
-		    get_str(r, o, "initrdPath", &b->initrd))
+	const struct kv_boot_desc *t = kv_boot_desc_by_json_kind(kind);
+	if (!t)
+		return kv_fail(r->err, r->errlen, "unknown 'kind' field: '%s'", kind);
+	b->kind = t->kind;
+	for (size_t i = 0; i < t->nopts; i++) {
+		const struct kv_boot_opt *bo = &t->opts[i];
+		if (bo->flag ? get_bool(r, o, bo->json, kv_boot_flag(b, bo)) : get_str(r, o, bo->json, kv_boot_str(b, bo)))
 			return -1;
-		if (!b->kernel || !*b->kernel)
-			return kv_fail(r->err, r->errlen, "missing mandatory 'kernel' option for Linux bootloaders");
-		return 0;
 	}
-	if (!strcmp(kind, "efiBootloader")) {
-		b->kind = KV_BOOT_EFI;
-		if (get_str(r, o, "efiVariableStorePath", &b->efi_store) || get_bool(r, o, "createVariableStore", &b->efi_create) ||
-		    get_str(r, o, "firmwarePath", &b->efi_firmware) ||
-		    get_str(r, o, "firmwareVarsTemplatePath", &b->efi_vars_template))
-			return -1;
-		if (!b->efi_store || !*b->efi_store)
-			return kv_fail(r->err, r->errlen, "missing mandatory 'variable-store' option for EFI bootloaders");
-		return 0;
-	}
-	if (!strcmp(kind, "macosBootloader")) {
-		b->kind = KV_BOOT_MACOS;
-		return get_str(r, o, "machineIdentifierPath", &b->machine_id_path) ||
-		       get_str(r, o, "hardwareModelPath", &b->hw_model_path) || get_str(r, o, "auxImagePath", &b->aux_image_path)
-			       ? -1 : 0;
-	}
-	return kv_fail(r->err, r->errlen, "unknown 'kind' field: '%s'", kind);
+	return kv_boot_check_required(t, b, r->err, r->errlen);
 }
 
 static int read_kvkit_keys(struct rd *r, json_object *top, struct kv_config *c)
