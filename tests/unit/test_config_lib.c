@@ -238,6 +238,17 @@ static void json_errors(void **s)
 	}
 }
 
+/* kv_config_to_argv refuses c's one device with want; c is left empty. */
+static void printer_refuses(struct kv_config *c, const char *want)
+{
+	char **v;
+	int n;
+	assert_int_equal(c->ndevices, 1);
+	assert_int_equal(kv_config_to_argv(c, &v, &n, err, sizeof(err)), -1);
+	assert_string_equal(err, want);
+	kv_config_free(c);
+}
+
 /* One set of rules whatever built the device: the constructors' devices
  * are checked when printed, JSON documents when read, with the command
  * line's texts and defaults. */
@@ -245,35 +256,22 @@ static void same_rules_on_every_path(void **s)
 {
 	(void)s;
 	struct kv_config c;
-	char **v;
-	int n;
 	/* constructors: kv_config_to_argv refuses what the parser would */
 	kv_config_init(&c);
 	assert_non_null(kv_add_disk(&c, KV_DEV_VIRTIO_BLK, "", false));
-	assert_int_equal(kv_config_to_argv(&c, &v, &n, err, sizeof(err)), -1);
-	assert_string_equal(err, "--device virtio-blk: missing mandatory 'path' option for virtio-blk device");
-	kv_config_free(&c);
-	kv_config_init(&c);
+	printer_refuses(&c, "--device virtio-blk: missing mandatory 'path' option for virtio-blk device");
 	struct kv_device *d = kv_add_net_nat(&c);
 	assert_non_null(d);
 	assert_int_equal(kv_net_add_forward(&d->u.net, "tcp::2222:22"), 0);
 	d->u.net.nat = false;
 	d->u.net.tap = strdup("tap0");
-	assert_int_equal(kv_config_to_argv(&c, &v, &n, err, sizeof(err)), -1);
-	assert_string_equal(err, "--device virtio-net: 'forward' needs a 'nat' network");
-	kv_config_free(&c);
-	kv_config_init(&c);
+	printer_refuses(&c, "--device virtio-net: 'forward' needs a 'nat' network");
 	assert_non_null(kv_add_fs(&c, "/src", "0123456789012345678901234567890123456789"));
-	assert_int_equal(kv_config_to_argv(&c, &v, &n, err, sizeof(err)), -1);
-	assert_string_equal(err, "--device virtio-fs: invalid virtio-fs mount tag '0123456789012345678901234567890123456789': "
-				 "must be 1 to 36 bytes");
-	kv_config_free(&c);
-	kv_config_init(&c);
+	printer_refuses(&c, "--device virtio-fs: invalid virtio-fs mount tag '0123456789012345678901234567890123456789': "
+			    "must be 1 to 36 bytes");
 	assert_non_null(kv_add_vsock(&c, 5, "/s", true));
 	c.devices[0].u.vsock.mux = true;
-	assert_int_equal(kv_config_to_argv(&c, &v, &n, err, sizeof(err)), -1);
-	assert_string_equal(err, "--device virtio-vsock: virtio-vsock 'mux' needs 'socketURL' and takes no 'port'");
-	kv_config_free(&c);
+	printer_refuses(&c, "--device virtio-vsock: virtio-vsock 'mux' needs 'socketURL' and takes no 'port'");
 	/* JSON: the command line's defaults and checks */
 	kv_config_init(&c);
 	assert_int_equal(kv_config_from_json("{\"devices\":[{\"kind\":\"virtiofs\",\"sharedDir\":\"/home/u/src/\"},"
