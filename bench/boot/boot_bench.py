@@ -25,6 +25,9 @@ CMDLINE = "console=ttyS0 quiet hvcwait=0"
 MARK = b"KVKIT-INIT-STARTED"
 # BENCH_SANDBOX=1: kvkit also with --sandbox off, to price the sandbox
 SANDBOX = os.environ.get("BENCH_SANDBOX", "0") == "1"
+# BENCH_KVKIT_OLD=PATH: another kvkit build (say, before a redesign) in the
+# same run, so the two are compared under the same load
+OLD = os.environ.get("BENCH_KVKIT_OLD", "")
 
 
 def vmms():
@@ -34,7 +37,8 @@ def vmms():
          "-nographic", "-nodefaults", "-no-reboot", "-serial", "stdio", "-no-user-config"]
     kv = [KVKIT, "--cpus", str(CPUS), "--memory", str(MEM), "--bootloader",
           'linux,kernel=%s,initrd=%s,cmdline="%s"' % (KERNEL, INITRD, CMDLINE), "--device", "virtio-serial,stdio"]
-    return dict([("kvkit", kv)] + ([("kvkit-nosb", kv + ["--sandbox", "off"])] if SANDBOX else []) + [
+    return dict([("kvkit", kv)] + ([("kvkit-nosb", kv + ["--sandbox", "off"])] if SANDBOX else []) +
+                ([("kvkit-old", [OLD] + kv[1:])] if OLD else []) + [
         ("qemu-microvm", q + ["-M", "microvm,memory-backend=ram,acpi=on"]),
         ("qemu-q35", q + ["-M", "q35,memory-backend=ram"]),
     ])
@@ -118,6 +122,10 @@ def main():
         nosb = med["kvkit-nosb"]
         print("kvkit/kvkit --sandbox off  to init %.3f  to exit %.3f  overhead %.3f" %
               (k[0] / nosb[0], k[1] / nosb[1], k[2] / nosb[2]))
+    if k and "kvkit-old" in med:
+        old = med["kvkit-old"]
+        print("kvkit/kvkit-old            to init %.3f  to exit %.3f  overhead %.3f" %
+              (k[0] / old[0], k[1] / old[1], k[2] / old[2]))
     for peer in ("qemu-microvm", "qemu-q35"):
         if k and peer in med:
             print("kvkit/%-12s to init %.2f  to exit %.2f  overhead %.2f" %
