@@ -36,7 +36,7 @@ CORE_SRCS := src/util/log.c src/vmm/guest_mem.c src/vmm/bus.c src/vmm/eventloop.
 	src/pci/pci.c src/pci/msix.c src/util/iov.c src/virtio/virtq.c src/virtio/virtio_pci.c src/virtio/console.c \
 	src/virtio/rng.c src/virtio/blk.c src/virtio/blk_parse.c src/nvme/nvme.c src/nvme/nvme_ctrl.c src/block/file.c src/block/qcow2.c src/block/nbd.c src/block/nbd_lib.c src/util/dynlib.c src/util/mhd_lib.c \
 	src/virtio/balloon.c src/virtio/balloon_pfns.c src/api/handler.c src/api/server.c src/services/cloudinit.c src/util/unixsock.c src/util/file_replace.c \
-	src/virtio/net.c src/virtio/net_frames.c src/net/fdnet.c src/net/slirp.c \
+	src/virtio/net.c src/virtio/net_frames.c src/net/backend.c src/net/sockets.c src/net/fdnet.c src/net/stream.c src/net/stream_frames.c src/net/slirp.c \
 	src/virtio/vsock.c src/vsock/vsock.c src/services/ignition.c src/services/timesync.c \
 	src/virtio/fs.c src/fs/fuse_server.c src/fs/dax_window.c \
 	src/boot/efi.c src/boot/kernel_unpack.c src/devices/pflash.c src/devices/fw_cfg.c src/devices/rtc.c src/devices/piix4_pm.c src/devices/rosetta.c \
@@ -98,6 +98,11 @@ $(BUILD)/tests/test_fuse: tests/unit/test_fuse.c $(call obj,src/fs/fuse_server.c
 
 $(BUILD)/tests/test_vsock: tests/unit/test_vsock.c $(call obj,tests/lib/fake_guest.c src/vsock/vsock.c src/virtio/virtq.c src/util/iov.c src/vmm/guest_mem.c \
 		src/vmm/eventloop.c src/util/log.c src/util/unixsock.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
+
+$(BUILD)/tests/test_net_stream: tests/unit/test_net_stream.c $(call obj,src/net/stream.c src/net/stream_frames.c src/net/sockets.c \
+		src/vmm/eventloop.c src/util/log.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
 
@@ -188,6 +193,9 @@ $(BUILD)/fuzz/fuzz_fuse: tests/fuzz/fuzz_fuse.c src/fs/fuse_server.c src/fs/dax_
 	clang $(FUZZ_CFLAGS) $^ -o $@
 $(BUILD)/fuzz/fuzz_vsock: tests/fuzz/fuzz_vsock.c tests/lib/fake_guest.c src/vsock/vsock.c src/virtio/virtq.c src/util/iov.c src/vmm/guest_mem.c src/vmm/eventloop.c \
 		src/util/log.c src/util/unixsock.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) $^ -o $@
+$(BUILD)/fuzz/fuzz_net_stream: tests/fuzz/fuzz_net_stream.c src/net/stream_frames.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@
 $(BUILD)/fuzz/fuzz_net: tests/fuzz/fuzz_net.c tests/lib/fake_guest.c src/virtio/net_frames.c src/virtio/virtq.c src/util/iov.c src/vmm/guest_mem.c src/util/log.c

@@ -161,9 +161,23 @@ static bool net_magic_sock(const struct kv_device *d)
 {
 	return net_has_sock(d) && d->u.net.vfkit_magic;
 }
+/* a unixgram socket without the hello: written type=unixgram,path= */
 static bool net_plain_sock(const struct kv_device *d)
 {
-	return net_has_sock(d) && !d->u.net.vfkit_magic;
+	return net_has_sock(d) && !d->u.net.vfkit_magic && !d->u.net.stream;
+}
+/* type= is written for those and for every stream socket */
+static bool net_typed(const struct kv_device *d)
+{
+	return net_plain_sock(d) || d->u.net.stream;
+}
+static bool net_typed_path(const struct kv_device *d)
+{
+	return net_has_sock(d) && net_typed(d);
+}
+static bool net_stream(const struct kv_device *d)
+{
+	return d->u.net.stream;
 }
 
 static const char *tap_check(const char *v)
@@ -176,11 +190,15 @@ static const char *forward_check(const char *v)
 	return kv_net_forward_valid(v) ? NULL : "invalid forward '%s': expected tcp|udp:[HOSTADDR]:HOSTPORT:GUESTPORT";
 }
 
-/* type= only names the socket kind; vfkitMagic=off is what it means */
-static const struct kv_opt_name net_types[] = { { "unixgram", 0 }, { NULL, 0 } };
+/* the socket kind: datagrams (gvproxy's vfkit protocol, vmnet-helper) or
+ * a stream with QEMU's length-prefixed frames (passt, gvproxy -listen-qemu) */
+static const struct kv_opt_name net_types[] = { { "unixgram", 0 }, { "unixstream", 1 }, { NULL, 0 } };
 static const struct kv_opt_name net_offloads[] = { { "off", 0 }, { NULL, 0 } };
 
-enum { NET_NAT, NET_FD, NET_UNIX, NET_MAGIC, NET_MAC, NET_TAP, NET_FORWARD, NET_LOOPBACK, NET_TYPE, NET_PATH, NET_OFFLOAD };
+enum {
+	NET_NAT, NET_FD, NET_UNIX, NET_MAGIC, NET_MAC, NET_TAP, NET_FORWARD, NET_LOOPBACK, NET_TYPE, NET_PATH, NET_OFFLOAD,
+	NET_JSON_TYPE
+};
 
 static const struct kv_opt net_opts[] = {
 	[NET_NAT] = { .key = "nat", .json = "nat", .kind = KV_OPT_FLAG, FIELD(net.nat), .json_if = always },
@@ -198,11 +216,14 @@ static const struct kv_opt net_opts[] = {
 			  COUNT(net.nforwards), .check = forward_check },
 	[NET_LOOPBACK] = { .key = "hostLoopback", .json = "hostLoopback", .kind = KV_OPT_FLAG, FIELD(net.host_loopback) },
 	/* the command line's other spelling of a datagram socket: type=unixgram,path=P */
-	[NET_TYPE] = { .key = "type", .kind = KV_OPT_ENUM, .names = net_types,
-		       .bad = "unsupported virtio-net type: %s (only 'unixgram' is supported)", .print_if = net_plain_sock },
-	[NET_PATH] = { .key = "path", .kind = KV_OPT_STRING, FIELD(net.unix_path), .print_if = net_plain_sock },
+	[NET_TYPE] = { .key = "type", .kind = KV_OPT_ENUM, FIELD(net.stream), .names = net_types,
+		       .bad = "unsupported virtio-net type: %s (expected unixgram or unixstream)", .print_if = net_typed },
+	[NET_PATH] = { .key = "path", .kind = KV_OPT_STRING, FIELD(net.unix_path), .print_if = net_typed_path },
 	[NET_OFFLOAD] = { .key = "offloading", .kind = KV_OPT_ENUM, .names = net_offloads,
 			  .bad = "invalid value for offloading: %s (only 'off' is supported)", .print_if = never },
+	/* kvkit's JSON key for the socket kind: "unixstream" (absent: datagrams) */
+	[NET_JSON_TYPE] = { .json = "type", .kind = KV_OPT_ENUM, FIELD(net.stream), .names = net_types,
+			    .bad = "unsupported virtio-net type: %s (expected unixgram or unixstream)", .json_if = net_stream },
 };
 static const char *const net_print_order[] = { "fd", "tap", "unixSocketPath", "type", "path", "vfkitMagic", "nat",
 					       "forward", "hostLoopback", "mac", NULL };
@@ -215,11 +236,15 @@ static void net_init(struct kv_device *d)
 static int net_derive(struct kv_device *d, uint64_t seen, char *err, size_t errlen)
 {
 	struct kv_net *k = &d->u.net;
-	bool has_type = seen & KV_SEEN(NET_TYPE), has_path = seen & KV_SEEN(NET_PATH);
+	bool has_type = seen & KV_SEEN(NET_TYPE), has_path = seen & KV_SEEN(NET_PATH), has_fd = seen & KV_SEEN(NET_FD);
 	if (has_path && !has_type)
 		return kv_fail(err, errlen, "'path' option requires 'type' to be specified");
-	if (has_type && !has_path)
+	if (has_type && !has_path && !has_fd) /* krunkit: type=unixgram|unixstream,fd=N */
 		return kv_fail(err, errlen, "'type' option requires 'path' to be specified");
+	if (has_type && (seen & KV_SEEN(NET_UNIX)))
+		return kv_fail(err, errlen, "'type' takes 'path', not 'unixSocketPath'");
+	if (k->stream && (seen & KV_SEEN(NET_MAGIC)) && k->vfkit_magic)
+		return kv_fail(err, errlen, "'vfkitMagic=on' is for unixgram sockets, not type=unixstream");
 	if ((seen & KV_SEEN(NET_OFFLOAD)) && !has_type)
 		return kv_fail(err, errlen, "'offloading' option requires 'type' to be specified");
 	if (k->unix_path && !*k->unix_path) {
@@ -227,8 +252,8 @@ static int net_derive(struct kv_device *d, uint64_t seen, char *err, size_t errl
 		k->unix_path = NULL;
 	}
 	/* vfkitMagic defaults to on with a socket and means nothing without */
-	if (!k->unix_path)
-		k->vfkit_magic = false;
+	if (!k->unix_path || k->stream)
+		k->vfkit_magic = false; /* the hello is part of the unixgram protocol only */
 	else if (!(seen & KV_SEEN(NET_MAGIC)))
 		k->vfkit_magic = true;
 	k->type_unixgram = net_plain_sock(d);
@@ -249,6 +274,8 @@ static int net_rules(const struct kv_device *d, char *err, size_t errlen)
 		return kv_fail(err, errlen, "'nat' and 'unixSocketPath' cannot be set at the same time");
 	if (fd && sock)
 		return kv_fail(err, errlen, "'fd' and 'unixSocketPath' cannot be set at the same time");
+	if (k->stream && !sock && !fd)
+		return kv_fail(err, errlen, "type=unixstream needs 'path' or 'fd'");
 	if (k->nforwards && !k->nat)
 		return kv_fail(err, errlen, "'forward' needs a 'nat' network");
 	if (k->host_loopback && !k->nat)

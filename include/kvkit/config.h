@@ -69,6 +69,7 @@ struct kv_net {
 	int fd;               /* -1 when unset */
 	char *unix_path;      /* unixSocketPath= or path= */
 	bool type_unixgram;   /* given as type=unixgram,path= */
+	bool stream;          /* type=unixstream (krunkit): QEMU's stream framing on path= or fd= */
 	bool vfkit_magic;     /* default on whenever a path is given */
 	bool has_mac;
 	uint8_t mac[6];

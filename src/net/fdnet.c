@@ -172,17 +172,6 @@ static const struct net_backend_ops tap_ops = {
 	.name = "tap", .send = fd_send, .rx_resume = fd_rx_resume, .set_offload = tap_set_offload, .close = fd_close,
 };
 
-static void set_bufs(int fd)
-{
-	int snd = 1 << 20, rcv = 4 << 20;
-	/* the FORCE variants pass wmem_max/rmem_max when we may; a cap is fine */
-	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &snd, sizeof(snd)) < 0)
-		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &snd, sizeof(snd));
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof(rcv)) < 0)
-		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
-}
-
-static int check_inherited(int fd, char *err, size_t errlen);
 
 /* Our client name next to the server's: vfkit-<pid hex>-<rnd hex>.sock */
 static int local_name(const char *server, uint16_t rnd, char *local, size_t len)
@@ -195,9 +184,11 @@ static int local_name(const char *server, uint16_t rnd, char *local, size_t len)
 int net_fd_check(const struct kv_net *cfg, char *err, size_t errlen)
 {
 	if (cfg->fd >= 0)
-		return check_inherited(cfg->fd, err, errlen);
+		return net_check_inherited(cfg->fd, cfg->stream ? SOCK_STREAM : SOCK_DGRAM, err, errlen);
 	if (!cfg->unix_path)
 		return 0;
+	if (cfg->stream)
+		return net_stream_check_path(cfg->unix_path, err, errlen);
 	size_t sl = strlen(cfg->unix_path);
 	char local[4200];
 	int ll = local_name(cfg->unix_path, 0xffff, local, sizeof(local));
@@ -243,7 +234,7 @@ static int open_unixgram(struct fd_backend *f, const struct kv_net *cfg, char *e
 		snprintf(err, errlen, "cannot connect to unixgram socket %s: %s", server, strerror(errno));
 		return -1;
 	}
-	set_bufs(f->fd);
+	net_set_socket_buffers(f->fd);
 	log_info("Using unix socket %s", server);
 	log_info("local: %s remote: %s", local, server);
 	if (cfg->vfkit_magic) {
@@ -257,31 +248,10 @@ static int open_unixgram(struct fd_backend *f, const struct kv_net *cfg, char *e
 	return 0;
 }
 
-/* fd= must be an open, connected datagram socket. */
-static int check_inherited(int fd, char *err, size_t errlen)
-{
-	int type = 0;
-	socklen_t tl = sizeof(type);
-	struct sockaddr_storage peer;
-	socklen_t pl = sizeof(peer);
-	if (fcntl(fd, F_GETFD) < 0) {
-		snprintf(err, errlen, "invalid file descriptor: %d", fd);
-		return -1;
-	}
-	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 || type != SOCK_DGRAM) {
-		snprintf(err, errlen, "fd=%d is not a datagram socket", fd);
-		return -1;
-	}
-	if (getpeername(fd, (struct sockaddr *)&peer, &pl) < 0) {
-		snprintf(err, errlen, "fd=%d is not a connected socket: %s", fd, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
 
 static int open_inherited(struct fd_backend *f, int fd, char *err, size_t errlen)
 {
-	if (check_inherited(fd, err, errlen) < 0)
+	if (net_check_inherited(fd, SOCK_DGRAM, err, errlen) < 0)
 		return -1;
 	fcntl(fd, F_SETFD, FD_CLOEXEC);
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
@@ -345,11 +315,4 @@ int net_fd_open(const struct kv_net *cfg, struct eventloop *ev, struct net_backe
 	}
 	*out = &f->b;
 	return 0;
-}
-
-int net_backend_open(const struct kv_net *cfg, struct eventloop *ev, struct net_backend **out, char *err, size_t errlen)
-{
-	if (cfg->nat)
-		return net_slirp_open(cfg, ev, out, err, errlen);
-	return net_fd_open(cfg, ev, out, err, errlen);
 }

@@ -2,6 +2,8 @@
  *   fdnet.c  one Ethernet frame per read/write on a file descriptor: a unix
  *            datagram socket (gvproxy's vfkit protocol, spec 6.1), an
  *            inherited connected datagram socket (fd=), or a tap device
+ *   stream.c a unix stream socket with QEMU's length-prefixed framing
+ *            (type=unixstream: passt, gvproxy -listen-qemu), by path or fd=
  *   slirp.c  the built-in user-mode NAT (libslirp), with host port forwards
  * The device hands frames to send(); a backend hands received frames to
  * the device's deliver callback. Everything runs on the I/O thread. */
@@ -18,6 +20,7 @@ struct net_backend;
 
 #define NET_MAX_FRAME 65550 /* largest frame either side may carry */
 #define NET_VNET_HDR_LEN 12 /* struct virtio_net_hdr_v1, on vnet_hdr backends */
+#define NET_MAX_IOV 1024    /* send() gets at most this many pieces (a virtqueue's size) */
 
 struct net_backend_ops {
 	const char *name;
@@ -40,6 +43,9 @@ struct net_backend {
 	int (*deliver)(void *dev, const uint8_t *frame, size_t len);
 	/* set by the device: the peer can take frames again */
 	void (*writable)(void *dev);
+	/* set by the device: the peer is gone for good (the guest sees the
+	 * carrier go off) */
+	void (*link_down)(void *dev);
 	void *dev;
 	uint64_t rx_dropped, tx_dropped;
 	/* frames both ways start with a virtio_net_hdr_v1 (tap with
@@ -47,13 +53,20 @@ struct net_backend {
 	bool vnet_hdr;
 };
 
-/* Open the backend a kv_net describes (unixgram/fd/tap/nat). The
+/* Open the backend a kv_net describes (unixgram/unixstream/fd/tap/nat). The
  * configuration has been checked already; errors are one line in err. */
 int net_backend_open(const struct kv_net *cfg, struct eventloop *ev, struct net_backend **out, char *err,
 		     size_t errlen);
 /* Checks before anything is created: socket path lengths, fd= type. */
 int net_fd_check(const struct kv_net *cfg, char *err, size_t errlen);
 int net_fd_open(const struct kv_net *cfg, struct eventloop *ev, struct net_backend **out, char *err, size_t errlen);
+int net_stream_open(const struct kv_net *cfg, struct eventloop *ev, struct net_backend **out, char *err,
+		    size_t errlen);
+int net_stream_check_path(const char *path, char *err, size_t errlen);
+/* An inherited fd= must be an open, connected socket of this type. */
+int net_check_inherited(int fd, int type, char *err, size_t errlen);
+/* Roomy kernel buffers on a backend's socket (a cap is fine). */
+void net_set_socket_buffers(int fd);
 int net_slirp_open(const struct kv_net *cfg, struct eventloop *ev, struct net_backend **out, char *err,
 		   size_t errlen);
 

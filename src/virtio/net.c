@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include "../net/net.h"
+#include "../util/bytes.h"
 #include "../util/log.h"
 #include "../vmm/device.h"
 #include "../vmm/vm.h"
@@ -39,6 +40,7 @@ struct net_dev {
 	struct virtq_elem rx_elem, tx_elem;
 	bool tx_waiting;      /* the backend is full: tx_elem is still to send */
 	bool rx_starved;      /* a frame found no buffer: tell the backend when some come */
+	bool link_up;         /* until the backend's peer goes away */
 	struct iovec tx_iov[VIRTQ_MAX_SIZE];
 };
 
@@ -113,6 +115,19 @@ static void writable(void *opaque)
 	pthread_mutex_unlock(&n->dev.lock);
 }
 
+/* The backend's peer is gone: carrier off, and the guest is told. */
+static void link_down(void *opaque)
+{
+	struct net_dev *n = opaque;
+	struct virtio_dev *d = &n->dev;
+	pthread_mutex_lock(&d->lock);
+	n->link_up = false;
+	wr16(d->config + offsetof(struct virtio_net_config, status), 0);
+	if (virtio_driver_ok(d))
+		virtio_config_changed(d);
+	pthread_mutex_unlock(&d->lock);
+}
+
 static void net_notify(struct virtio_dev *d, unsigned q)
 {
 	struct net_dev *n = d->priv;
@@ -132,7 +147,8 @@ static void net_reset(struct virtio_dev *d)
 {
 	struct net_dev *n = d->priv;
 	n->tx_waiting = false;
-	struct virtio_net_config c = { .status = htole16(VIRTIO_NET_S_LINK_UP), .max_virtqueue_pairs = htole16(1) };
+	struct virtio_net_config c = { .status = htole16(n->link_up ? VIRTIO_NET_S_LINK_UP : 0),
+				       .max_virtqueue_pairs = htole16(1) };
 	memcpy(c.mac, n->mac, 6);
 	memcpy(d->config, &c, NET_CONFIG_SIZE);
 }
@@ -183,7 +199,9 @@ static int nic_init(struct vm *vm, struct kv_net *cfg, struct net_backend *be, c
 	n->be = be;
 	be->deliver = deliver;
 	be->writable = writable;
+	be->link_down = link_down;
 	be->dev = n;
+	n->link_up = true;
 	n->ops = net_ops;
 	if (be->vnet_hdr)
 		n->ops.features |= NET_OFFLOADS;

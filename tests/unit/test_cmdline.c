@@ -301,7 +301,25 @@ static void net(void **s)
 	ERR("address 5a:94:ef:e4:0c: invalid MAC address", BOOT, "--device", "virtio-net,nat,mac=5a:94:ef:e4:0c");
 	ERR("invalid file descriptor: -1", BOOT, "--device", "virtio-net,fd=-1");
 	ERR("invalid file descriptor: 2147483648", BOOT, "--device", "virtio-net,fd=2147483648");
-	ERR("unsupported virtio-net type: tap (only 'unixgram' is supported)", BOOT, "--device", "virtio-net,type=tap,path=/p");
+	ERR("unsupported virtio-net type: tap (expected unixgram or unixstream)", BOOT, "--device", "virtio-net,type=tap,path=/p");
+	/* krunkit's stream sockets (issue 25): a path or an inherited fd, no hello */
+	OK(BOOT, "--device", "virtio-net,type=unixstream,path=/run/passt.sock,mac=5a:94:ef:e4:0c:ee");
+	n = &cfg.devices[0].u.net;
+	assert_true(n->stream);
+	assert_false(n->vfkit_magic);
+	assert_false(n->type_unixgram);
+	assert_false(n->nat);
+	assert_string_equal(n->unix_path, "/run/passt.sock");
+	OK(BOOT, "--device", "virtio-net,type=unixstream,fd=5");
+	assert_true(cfg.devices[0].u.net.stream);
+	assert_int_equal(cfg.devices[0].u.net.fd, 5);
+	OK(BOOT, "--device", "virtio-net,type=unixgram,fd=5");
+	assert_false(cfg.devices[0].u.net.stream);
+	assert_int_equal(cfg.devices[0].u.net.fd, 5);
+	ERR("'vfkitMagic=on' is for unixgram sockets, not type=unixstream", BOOT, "--device",
+	    "virtio-net,type=unixstream,path=/p,vfkitMagic=on");
+	ERR("'type' takes 'path', not 'unixSocketPath'", BOOT, "--device", "virtio-net,type=unixstream,path=/p,unixSocketPath=/q");
+	ERR("'nat' and 'unixSocketPath' cannot be set at the same time", BOOT, "--device", "virtio-net,nat,type=unixstream,path=/p");
 	ERR("'type' option requires 'path' to be specified", BOOT, "--device", "virtio-net,type=unixgram");
 	ERR("'path' option requires 'type' to be specified", BOOT, "--device", "virtio-net,path=/p");
 	ERR("invalid value for vfkitMagic: yes (expected on/off)", BOOT, "--device", "virtio-net,unixSocketPath=/p,vfkitMagic=yes");
