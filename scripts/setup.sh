@@ -8,7 +8,7 @@ python3 python3-pytest libc6-dev
 liblz4-dev libzstd-dev liblzma-dev zlib1g-dev
 liburing-dev libnbd-dev libmicrohttpd-dev libjson-c-dev libisofs-dev libslirp-dev libseccomp-dev curl
 qemu-utils e2fsprogs util-linux iproute2 xorriso fio iperf3 socat qemu-guest-agent openssl
-ovmf mmdebstrap dosfstools mtools fdisk"
+ovmf mmdebstrap dosfstools mtools fdisk passt"
 # The nested-KVM rig runs on QEMU's TCG: bookworm's QEMU 7.2 wedges its L1
 # now and then (both L1 CPUs stuck), QEMU 10 from bookworm-backports does not.
 # (deb-src too: tests/rig/build-qemu.sh builds the rig's patched QEMU from it.)
