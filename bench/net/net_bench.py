@@ -2,15 +2,20 @@
 """bench/net: TCP throughput between the guest and the host, in one run:
 kvkit's nat vs QEMU's -netdev user (both user-mode NAT stacks, libslirp in
 both; the host iperf3 server on 127.0.0.1, which the guest reaches as
-10.0.2.2), and kvkit's tap vs QEMU's tap without vhost (the same tap device,
-the server on its host address). Guest to host and host to guest (-R), Gbit/s, and the
+10.0.2.2), kvkit's tap vs QEMU's tap without vhost (the same tap device,
+the server on its host address), and kvkit type=unixstream vs QEMU
+-netdev stream, each on its own passt (the server on 127.0.0.1, which
+passt maps to the guest's gateway). The whole run is in a network namespace
+of its own (an uplink tap gives passt its addresses). Guest to host and host to guest (-R), Gbit/s, and the
 VMM's host CPU seconds per GB moved. iperf3 runs in the guest from a
 read-only tools disk. BENCH_RUNTIME seconds per direction (default 5)."""
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
@@ -27,12 +32,15 @@ JOBS = [("guest-to-host", ""), ("host-to-guest", "-R")]
 
 
 TAP, TAP_HOST, TAP_GUEST = "kvbench0", "10.10.0.1", "10.10.0.2"
+UPLINK, UPLINK_ADDR, UPLINK_GW = "kvup0", "10.88.0.2", "10.88.0.1"
+NETS = ("nat", "tap", "passt")
 
 
 def guest_script():
     # the kernel command line says which network: net=nat or net=tap
     s = ('if [ "$net" = tap ]; then ip addr add %s/24 dev eth0; ip link set eth0 up; SRV=%s; sleep 1; '
-         'else udhcpc -i eth0 -n -q -t 10 -T 1 >/dev/null 2>&1; SRV=10.0.2.2; fi\n' % (TAP_GUEST, TAP_HOST))
+         'elif [ "$net" = passt ]; then udhcpc -i eth0 -n -q -t 10 -T 1 >/dev/null 2>&1; SRV=%s; '
+         'else udhcpc -i eth0 -n -q -t 10 -T 1 >/dev/null 2>&1; SRV=10.0.2.2; fi\n' % (TAP_GUEST, TAP_HOST, UPLINK_GW))
     for name, flag in JOBS:
         s += ("echo JOB-START %s; chroot /t iperf3 -c $SRV -p %d -t %d -J %s | tr -d '\\n'; echo; echo JOB-END\n"
               % (name, PORT, RUNTIME, flag))
@@ -74,21 +82,56 @@ def run_vmm(name, cmd, bind="127.0.0.1"):
     return out
 
 
+def start_passt(sockdir, name):
+    """A passt of its own for one VMM; returns (process, socket path)."""
+    sock = os.path.join(sockdir, name + ".sock")
+    p = subprocess.Popen(["passt", "-f", "-q", "-s", sock], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        if os.path.exists(sock):
+            return p, sock
+        time.sleep(0.1)
+    sys.exit("passt did not create %s" % sock)
+
+
+def own_netns():
+    """Re-run in a network namespace of our own: the tap, the uplink passt
+    copies its addresses from, and the servers stay out of the host's."""
+    if os.environ.get("BENCH_NET_NETNS") != "1":
+        os.execvpe("unshare", ["unshare", "-n", sys.executable] + sys.argv, dict(os.environ, BENCH_NET_NETNS="1"))
+    for c in ("ip link set lo up", "ip tuntap add dev %s mode tap" % UPLINK,
+              "ip addr add %s/24 dev %s" % (UPLINK_ADDR, UPLINK), "ip link set %s up" % UPLINK,
+              "ip route add default via %s dev %s onlink" % (UPLINK_GW, UPLINK),
+              "ip tuntap add dev %s mode tap" % TAP, "ip addr add %s/24 dev %s" % (TAP_HOST, TAP),
+              "ip link set %s up" % TAP):
+        subprocess.run(c.split(), check=True)
+
+
 def main():
+    own_netns()
     tools = os.path.join(WORK, "kvkit-bench-net-tools.img")
     tools_disk(tools, ["iperf3"], guest_script(), WORK)
     print("bench/net: iperf3 TCP, %d s per direction, guest %d vCPU %d MiB; nat vs QEMU user-mode, tap vs QEMU tap "
-          "(no vhost)" % (RUNTIME, CPUS, MEM), flush=True)
-    subprocess.run(["ip", "tuntap", "add", "dev", TAP, "mode", "tap"], check=True)
-    subprocess.run(["ip", "addr", "add", TAP_HOST + "/24", "dev", TAP], check=True)
-    subprocess.run(["ip", "link", "set", TAP, "up"], check=True)
+          "(no vhost), unixstream vs QEMU -netdev stream (each on its own passt)" % (RUNTIME, CPUS, MEM), flush=True)
+    # passt runs as nobody: its sockets need a directory nobody may write
+    sockdir = tempfile.mkdtemp(prefix="kvkit-bench-passt-")
+    os.chmod(sockdir, 0o777)
     try:
-        for net in ("nat", "tap"):
+        for net in NETS:
             cmdline = 'console=ttyS0 quiet hvcwait=0 net=%s run="%s"' % (net, GUEST_RUN % "vda")
-            kv_net = "virtio-net,nat,hostLoopback" if net == "nat" else "virtio-net,tap=" + TAP
-            q_net = ("user,id=n0" if net == "nat" else
-                     "tap,id=n0,ifname=%s,script=no,downscript=no,vhost=off" % TAP)
-            bind = "127.0.0.1" if net == "nat" else TAP_HOST
+            bind = TAP_HOST if net == "tap" else "127.0.0.1"
+            passts = []
+            if net == "passt":
+                pk, kv_sock = start_passt(sockdir, "kvkit")
+                pq, q_sock = start_passt(sockdir, "qemu")
+                passts = [pk, pq]
+                kv_net = "virtio-net,type=unixstream,path=" + kv_sock
+                q_net = "stream,id=n0,server=off,addr.type=unix,addr.path=" + q_sock
+            elif net == "nat":
+                kv_net, q_net = "virtio-net,nat,hostLoopback", "user,id=n0"
+            else:
+                kv_net = "virtio-net,tap=" + TAP
+                q_net = "tap,id=n0,ifname=%s,script=no,downscript=no,vhost=off" % TAP
             res = {}
             res["kvkit"] = run_vmm("kvkit", [KVKIT, "--cpus", str(CPUS), "--memory", str(MEM), "--bootloader",
                                              "linux,kernel=%s,initrd=%s,cmdline=%s" % (KERNEL, INITRD, cmdline),
@@ -100,6 +143,9 @@ def main():
                                            "-drive", "file=%s,if=none,id=t,format=raw,readonly=on" % tools,
                                            "-device", "virtio-blk-pci,drive=t",
                                            "-netdev", q_net, "-device", "virtio-net-pci,netdev=n0"], bind)
+            for p in passts:
+                p.kill()
+                p.wait()
             print("%s: %-14s %12s %12s %9s   %s" % (net, "direction", "kvkit", "qemu", "kv/qemu",
                                                   "VMM CPU s/GB kvkit qemu"))
             for j, _ in JOBS:
@@ -107,7 +153,7 @@ def main():
                 print("%s: %-14s %8.3f Gb/s %8.3f Gb/s %9.2f   %.2f %.2f" % (
                     net, j, k[0], q[0], k[0] / q[0], k[2] / (k[1] / 1e9), q[2] / (q[1] / 1e9)), flush=True)
     finally:
-        subprocess.run(["ip", "link", "del", TAP])
+        shutil.rmtree(sockdir, ignore_errors=True)
     os.unlink(tools)
 
 
