@@ -45,7 +45,7 @@ class NastyRelay(threading.Thread):
     over the first frames every boundary, header bytes included, falls
     between two reads of the VMM), later frames go eight to a write, and
     every STALL_EVERY bytes the relay stops for STALL seconds."""
-    SPLIT_FRAMES, STALL_EVERY, STALL = 1600, 8 << 20, 2.0
+    SPLIT_FRAMES, STALL_EVERY, STALL = 1600, 3 << 20, 2.0
 
     def __init__(self, listener, other):
         super().__init__(daemon=True)
@@ -98,7 +98,7 @@ class NastyRelay(threading.Thread):
 
 @needs_kvm
 def test_two_guests_through_a_relay_that_splits_merges_and_stalls(tmp_path):
-    mib = 8 if os.environ.get("KVKIT_E2E_SAN") else 32
+    mib = 4 if os.environ.get("KVKIT_E2E_SAN") else 16
     path = str(tmp_path / "relay.sock")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
