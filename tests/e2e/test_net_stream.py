@@ -132,7 +132,7 @@ def test_two_guests_through_a_relay_that_splits_merges_and_stalls(tmp_path):
         assert "GOT=" + want in out, (want, out)
         # the relay really did split, merge and stall
         assert relay.split >= NastyRelay.SPLIT_FRAMES, relay.split
-        assert relay.merged > 0 and relay.stalls >= 2, (relay.merged, relay.stalls)
+        assert relay.merged > 0 and relay.stalls >= 1, (relay.merged, relay.stalls)
     finally:
         for p in (pa, pb):
             if p.poll() is None:
