@@ -186,7 +186,7 @@ def test_peer_closing_mid_transfer_takes_the_link_down(tmp_path):
            "ping -c 2 -W 3 192.168.127.1 | grep transmitted | sed s/^/PING=/; "
            "cat /sys/class/net/eth0/carrier | sed s/^/CARRIER-BEFORE=/; "
            "ping -i 0.05 192.168.127.1 >/dev/null 2>&1 & echo FLOODING; "
-           "i=0; while [ \"$(cat /sys/class/net/eth0/carrier)\" = 1 ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; "
+           "i=0; while grep -q 1 /sys/class/net/eth0/carrier && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; "
            "cat /sys/class/net/eth0/carrier | sed s/^/CARRIER-AFTER=/; "
            "cat /sys/class/net/eth0/operstate | sed s/^/OPERSTATE=/; "
            "ping -c 1 -W 1 192.168.127.1 >/dev/null 2>&1 || echo UNREACHABLE")
@@ -284,9 +284,9 @@ def passt_run(tmp_path, inherit):
     else:
         passt += ["-s", sock]
         nic = "virtio-net,type=unixstream,path=%s,mac=5a:94:ef:e4:0c:ef" % sock
-    pp = subprocess.Popen(passt, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          pass_fds=fds)
-    run = ("udhcpc -i eth0 -n -q -t 10 -T 1 2>/dev/null | grep DHCP-BOUND; "
+    passt_log = open(os.path.join(sockdir, "passt.log"), "w+b")  # a pipe nobody reads would stall it
+    pp = subprocess.Popen(passt, stdin=subprocess.DEVNULL, stdout=passt_log, stderr=subprocess.STDOUT, pass_fds=fds)
+    run = ("udhcpc -i eth0 -n -q -t 10 -T 1 2>&1 | sed s/^/UDHCPC:/; "
            "nslookup kvkit.test 2>&1 | grep -o 'Address[ 0-9:]*192.0.2.7' | sed s/^/DNS=/; "
            "wget -q -O - http://10.88.0.1:%d/blob | md5sum | sed s/^/GOT=/; " % httpd.server_address[1] +
            "mkdir -p /www; echo guest-page-$RANDOM > /www/index.html; sed s/^/PAGE=/ /www/index.html; "
@@ -305,7 +305,16 @@ def passt_run(tmp_path, inherit):
                              pass_fds=[vm_end.fileno()] if inherit else [])
         if inherit:
             vm_end.close()
-        out = wait_for_line(p.stdout, "SERVING", timeout=400)
+        try:
+            out = wait_for_line(p.stdout, "SERVING", timeout=400)
+        except AssertionError as e:
+            out = str(e)
+        if "DHCP-BOUND" not in out:  # say what passt and kvkit said
+            p.kill()
+            pp.kill()
+            out += "\n--- kvkit:\n" + p.stderr.read().decode(errors="replace")[-3000:]
+            passt_log.seek(0)
+            out += "\n--- passt:\n" + passt_log.read().decode(errors="replace")[-3000:]
         assert "DHCP-BOUND ip=10.88.0.2 router=10.88.0.1 dns=10.88.0.53" in out, out
         assert "DNS=" in out, out
         assert "GOT=" + hashlib.md5(BlobHandler.blob).hexdigest() in out, out
@@ -325,6 +334,7 @@ def passt_run(tmp_path, inherit):
                 q.wait()
         httpd.shutdown()
         dns.close()
+        passt_log.close()
         shutil.rmtree(sockdir, ignore_errors=True)
 
 

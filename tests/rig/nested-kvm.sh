@@ -82,7 +82,11 @@ if [ -b /dev/vda ]; then chroot /host /sbin/mkfs.ext4 -q -F /dev/vda && mount /d
 mkdir -p /host$DIR 2>/dev/null
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 work /host$DIR
 cp /cmd /host/tmp/.rig-cmd
-chroot /host /bin/bash -c 'cd $DIR && exec /bin/bash /tmp/.rig-cmd' </dev/console >/dev/console 2>&1
+# The host's root becomes the mount namespace's root (what switch_root does,
+# with this init staying put for the poweroff): a command under a plain
+# chroot may not create user namespaces, which passt and other sandboxes need.
+cd /host && mount --move . /
+chroot . /bin/bash -c 'cd $DIR && exec /bin/bash /tmp/.rig-cmd' </dev/console >/dev/console 2>&1
 echo "RIG-EXIT=\$?"
 poweroff -f
 INIT
