@@ -5,7 +5,8 @@
 # It boots a throwaway L1 Linux under QEMU's TCG emulator with AMD SVM + NPT
 # exposed, loads kvm_amd there, shares this machine's root filesystem read-only
 # and one working directory read-write (both over virtio-9p), then runs COMMAND
-# inside `chroot` of the shared root, in that directory, as root. Inside, /dev/kvm
+# with the shared root as its root (moved onto /, not a chroot), in that
+# directory, as root. Inside, /dev/kvm
 # is nested SVM KVM: a VMM run there boots ordinary Debian kernels.
 #
 # Usage: nested-kvm.sh [--dir DIR] [--mem MiB] [--cpus N] [--timeout S] -- COMMAND [ARG...]
