@@ -101,7 +101,7 @@ $(BUILD)/tests/test_vsock: tests/unit/test_vsock.c $(call obj,tests/lib/fake_gue
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
 
-$(BUILD)/tests/test_net_stream: tests/unit/test_net_stream.c $(call obj,src/net/stream.c src/net/stream_frames.c src/net/sockets.c \
+$(BUILD)/tests/test_net_stream: tests/unit/test_net_stream.c $(call obj,tests/lib/stream_feed.c src/net/stream.c src/net/stream_frames.c src/net/sockets.c \
 		src/vmm/eventloop.c src/util/log.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
@@ -195,7 +195,7 @@ $(BUILD)/fuzz/fuzz_vsock: tests/fuzz/fuzz_vsock.c tests/lib/fake_guest.c src/vso
 		src/util/log.c src/util/unixsock.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@
-$(BUILD)/fuzz/fuzz_net_stream: tests/fuzz/fuzz_net_stream.c src/net/stream_frames.c
+$(BUILD)/fuzz/fuzz_net_stream: tests/fuzz/fuzz_net_stream.c tests/lib/stream_feed.c src/net/stream_frames.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@
 $(BUILD)/fuzz/fuzz_net: tests/fuzz/fuzz_net.c tests/lib/fake_guest.c src/virtio/net_frames.c src/virtio/virtq.c src/util/iov.c src/vmm/guest_mem.c src/util/log.c

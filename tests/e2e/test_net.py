@@ -193,20 +193,29 @@ def dns_server(sock, name, addr):
         sock.sendto(hdr + question + ans, peer)
 
 
-@needs_kvm
-def test_nat_dhcp_outbound_tcp_dns_and_port_forward(tmp_path):
-    # a server on the host's loopback, reached through the gateway 10.0.2.2
-    # by a NIC with hostLoopback only
-    TokenHandler.token = os.urandom(8).hex().encode()
-    httpd = http.server.HTTPServer(("127.0.0.1", 0), TokenHandler)
+def loopback_servers(tmp_path, body):
+    """On 127.0.0.1: an HTTP server answering any path with body (the
+    TokenHandler's token) and a DNS server answering kvkit.test with
+    192.0.2.7; and a resolv.conf naming that DNS server, for a mount
+    namespace. Returns (httpd, dns socket, resolv.conf path)."""
+    TokenHandler.token = body
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), TokenHandler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    # the host resolver the nat DNS forwards to: a DNS server of ours on
-    # 127.0.0.1, seen through a private /etc/resolv.conf (mount namespace)
     dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     dns.bind(("127.0.0.1", 53))
     threading.Thread(target=dns_server, args=(dns, "kvkit.test", "192.0.2.7"), daemon=True).start()
     resolv = tmp_path / "resolv.conf"
     resolv.write_text("nameserver 127.0.0.1\n")
+    return httpd, dns, resolv
+
+
+@needs_kvm
+def test_nat_dhcp_outbound_tcp_dns_and_port_forward(tmp_path):
+    # a server on the host's loopback, reached through the gateway 10.0.2.2
+    # by a NIC with hostLoopback only
+    # the host resolver the nat DNS forwards to: a DNS server of ours on
+    # 127.0.0.1, seen through a private /etc/resolv.conf (mount namespace)
+    httpd, dns, resolv = loopback_servers(tmp_path, os.urandom(8).hex().encode())
     fwd = socket.socket()
     fwd.bind(("127.0.0.1", 0))
     hport = fwd.getsockname()[1]

@@ -7,7 +7,6 @@ closes mid-transfer takes the guest's link down. The real passt from Debian
 gives a guest its address, DNS, a download and a port forward."""
 import ctypes
 import hashlib
-import http.server
 import os
 import re
 import select
@@ -23,7 +22,7 @@ import urllib.request
 import pytest
 
 from conftest import kvkit_cmd, needs_kvm, wait_for_line
-from test_net import GvproxyPeer, dns_server
+from test_net import GvproxyPeer, TokenHandler, loopback_servers
 
 
 def frames_of(buf):
@@ -237,19 +236,6 @@ def in_new_netns(fn):
     return res["val"]
 
 
-class BlobHandler(http.server.BaseHTTPRequestHandler):
-    blob = b""
-
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(self.blob)))
-        self.end_headers()
-        self.wfile.write(self.blob)
-
-    def log_message(self, *a):
-        pass
-
-
 def passt_run(tmp_path, inherit):
     """The guest on passt: DHCP, DNS through passt's forwarder to our
     resolver on the namespace's loopback, a download from a server there,
@@ -259,16 +245,9 @@ def passt_run(tmp_path, inherit):
               "ip link set kvp0 up", "ip route add default via 10.88.0.1 dev kvp0 onlink"):
         subprocess.run(c.split(), check=True)
     mib = 16 if os.environ.get("KVKIT_E2E_SAN") else 64
-    BlobHandler.blob = os.urandom(mib << 20)
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), BlobHandler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     # a loopback resolver: passt tells the guest the gateway's address and
     # forwards what it sends there to port 53 on the host's loopback
-    dns.bind(("127.0.0.1", 53))
-    threading.Thread(target=dns_server, args=(dns, "kvkit.test", "192.0.2.7"), daemon=True).start()
-    resolv = tmp_path / "resolv.conf"
-    resolv.write_text("nameserver 127.0.0.1\n")
+    httpd, dns, resolv = loopback_servers(tmp_path, os.urandom(mib << 20))
     hport = 18080
     # passt drops root for nobody before it binds: its socket goes in a
     # directory nobody can reach (pytest's tmp_path is root's alone)
@@ -319,7 +298,7 @@ def passt_run(tmp_path, inherit):
             out += "\n--- passt:\n" + passt_log.read().decode(errors="replace")[-3000:]
         assert "DHCP-BOUND ip=10.88.0.2 router=10.88.0.1 dns=10.88.0.1" in out, out
         assert re.search(r"NSLOOKUP:Address[ 0-9:]*192\.0\.2\.7", out), out
-        assert "GOT=" + hashlib.md5(BlobHandler.blob).hexdigest() in out, out
+        assert "GOT=" + hashlib.md5(TokenHandler.token).hexdigest() in out, out
         page = re.search(r"PAGE=(guest-page-\d+)", out).group(1)
         got = ""
         for _ in range(50):  # passt's forward reaches the guest's server

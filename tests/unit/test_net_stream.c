@@ -19,6 +19,7 @@
 #include "../../src/net/net.h"
 #include "../../src/net/stream_frames.h"
 #include "../../src/vmm/eventloop.h"
+#include "../lib/stream_feed.h"
 
 /* n frames of lengths lens[], each filled with its index, as a stream */
 static size_t make_stream(uint8_t *out, const size_t *lens, int n)
@@ -32,43 +33,33 @@ static size_t make_stream(uint8_t *out, const size_t *lens, int n)
 	return off;
 }
 
-/* Feed the stream in pieces of `piece` bytes (0: all at once); collect the
- * lengths and check the contents of the frames that come out. */
+struct collected {
+	size_t len[8];
+	int n;
+};
+
+/* each frame is filled with one byte value (make_stream) */
+static void collect(void *opaque, const uint8_t *f, size_t len)
+{
+	struct collected *c = opaque;
+	for (size_t i = 0; i < len; i++)
+		assert_int_equal(f[i], f[0]);
+	assert_true(c->n < 8);
+	c->len[c->n++] = len;
+}
+
+/* Feed the stream in pieces of `piece` bytes (0: all at once); the frame
+ * lengths in got, their number (or -1: framing lost) in *status. */
 static int parse_in_pieces(const uint8_t *in, size_t len, size_t piece, size_t *got, int max, int *status)
 {
 	static uint8_t buf[4 * 2048];
 	struct stream_rx r = { .max_frame = 2000, .cap = sizeof(buf), .buf = buf };
-	int n = 0;
-	size_t off = 0;
-	*status = 0;
-	while (off < len || piece == 0) {
-		size_t avail, take = piece ? piece : len;
-		uint8_t *p = stream_rx_space(&r, &avail);
-		if (take > len - off)
-			take = len - off;
-		if (take > avail)
-			take = avail;
-		memcpy(p, in + off, take);
-		stream_rx_fill(&r, take);
-		off += take;
-		const uint8_t *f;
-		size_t fl;
-		int rc;
-		while ((rc = stream_rx_peek(&r, &f, &fl)) == 1) {
-			assert_true(n < max);
-			for (size_t i = 0; i < fl; i++)
-				assert_int_equal(f[i], f[0]);
-			got[n++] = fl;
-			stream_rx_consume(&r);
-		}
-		if (rc < 0) {
-			*status = -1;
-			break;
-		}
-		if (piece == 0)
-			break;
-	}
-	return n;
+	struct collected c = { .n = 0 };
+	int n = stream_feed(&r, in, len, piece, collect, &c);
+	*status = n < 0 ? -1 : 0;
+	for (int i = 0; i < c.n && i < max; i++)
+		got[i] = c.len[i];
+	return c.n;
 }
 
 static void frames_split_at_every_byte_and_merged(void **s)
@@ -157,78 +148,92 @@ static void pump(struct eventloop *ev, int ms)
 		}
 }
 
-static struct net_backend *open_pair(struct eventloop *ev, struct fake_nic *nic, int *peer)
+/* The backend on one end of a socketpair, the test on the other. */
+struct pair {
+	struct eventloop ev;
+	struct fake_nic nic;
+	struct net_backend *b;
+	int peer;
+};
+
+static void pair_open(struct pair *p)
 {
 	int sv[2];
 	char err[256];
-	struct net_backend *b;
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	struct kv_net cfg = { .fd = sv[0], .stream = true };
-	assert_int_equal(ev_init(ev), 0);
-	assert_int_equal(net_stream_open(&cfg, ev, &b, err, sizeof(err)), 0);
-	b->deliver = deliver;
-	b->writable = writable;
-	b->link_down = link_down;
-	b->dev = nic;
-	*peer = sv[1];
-	return b;
+	assert_int_equal(ev_init(&p->ev), 0);
+	assert_int_equal(net_stream_open(&cfg, &p->ev, &p->b, err, sizeof(err)), 0);
+	p->nic = (struct fake_nic){ .room = 1000 };
+	p->b->deliver = deliver;
+	p->b->writable = writable;
+	p->b->link_down = link_down;
+	p->b->dev = &p->nic;
+	p->peer = sv[1];
+}
+
+static void pair_close(struct pair *p)
+{
+	p->b->ops->close(p->b);
+	if (p->peer >= 0)
+		close(p->peer);
+	close(p->ev.epfd);
 }
 
 static void backend_frames_both_ways_and_backpressure(void **s)
 {
 	(void)s;
-	struct eventloop ev;
-	struct fake_nic nic = { .room = 1000 };
-	int peer;
-	struct net_backend *b = open_pair(&ev, &nic, &peer);
-	/* peer -> guest: three frames in one write, then one split in two */
+	struct pair t;
+	pair_open(&t);
+	struct net_backend *b = t.b;
+	/* t.peer -> guest: three frames in one write, then one split in two */
 	static const size_t lens[] = { 60, 1514, 100, 900 };
 	uint8_t in[4096];
 	size_t len = make_stream(in, lens, 4);
-	assert_int_equal(write(peer, in, len - 500), (ssize_t)(len - 500));
-	pump(&ev, 50);
-	assert_int_equal(nic.frames, 3);
-	assert_int_equal(write(peer, in + len - 500, 500), 500);
-	pump(&ev, 50);
-	assert_int_equal(nic.frames, 4);
-	assert_int_equal(nic.bytes, 60 + 1514 + 100 + 900);
+	assert_int_equal(write(t.peer, in, len - 500), (ssize_t)(len - 500));
+	pump(&t.ev, 50);
+	assert_int_equal(t.nic.frames, 3);
+	assert_int_equal(write(t.peer, in + len - 500, 500), 500);
+	pump(&t.ev, 50);
+	assert_int_equal(t.nic.frames, 4);
+	assert_int_equal(t.nic.bytes, 60 + 1514 + 100 + 900);
 	/* no guest buffers: the backend stops reading; buffers back: it goes on */
-	nic.room = 0;
-	assert_int_equal(write(peer, in, len), (ssize_t)len);
-	pump(&ev, 50);
-	assert_int_equal(nic.frames, 4);
-	nic.room = 1000;
+	t.nic.room = 0;
+	assert_int_equal(write(t.peer, in, len), (ssize_t)len);
+	pump(&t.ev, 50);
+	assert_int_equal(t.nic.frames, 4);
+	t.nic.room = 1000;
 	b->ops->rx_resume(b);
-	pump(&ev, 50);
-	assert_int_equal(nic.frames, 8);
-	/* guest -> peer: a frame arrives framed */
+	pump(&t.ev, 50);
+	assert_int_equal(t.nic.frames, 8);
+	/* guest -> t.peer: a frame arrives framed */
 	uint8_t frame[1514];
 	memset(frame, 7, sizeof(frame));
 	struct iovec iov[2] = { { frame, 14 }, { frame + 14, 1500 } };
 	assert_int_equal(b->ops->send(b, iov, 2), 0);
 	uint8_t out[STREAM_LEN_BYTES + 1514];
-	assert_int_equal(read(peer, out, sizeof(out)), (ssize_t)sizeof(out));
+	assert_int_equal(read(t.peer, out, sizeof(out)), (ssize_t)sizeof(out));
 	assert_int_equal(out[2], 1514 >> 8);
 	assert_int_equal(out[3], 1514 & 0xff);
-	/* a peer that reads nothing: sends stop with -EAGAIN once the socket is
+	/* a t.peer that reads nothing: sends stop with -EAGAIN once the socket is
 	 * full, with at most one frame held; draining it wakes the device */
 	int sent = 0, rc = 0;
 	while ((rc = b->ops->send(b, iov, 2)) == 0 && sent < 100000)
 		sent++;
 	assert_int_equal(rc, -EAGAIN);
 	assert_true(sent > 10);
-	fcntl(peer, F_SETFL, O_NONBLOCK);
+	fcntl(t.peer, F_SETFL, O_NONBLOCK);
 	size_t cap = (size_t)(sent + 1) * sizeof(out), drained = 0;
 	uint8_t *all = malloc(cap);
-	for (int i = 0; i < 200 && nic.writable == 0; i++) {
+	for (int i = 0; i < 200 && t.nic.writable == 0; i++) {
 		ssize_t r;
-		while ((r = read(peer, all + drained, cap - drained)) > 0)
+		while ((r = read(t.peer, all + drained, cap - drained)) > 0)
 			drained += (size_t)r;
-		pump(&ev, 10);
+		pump(&t.ev, 10);
 	}
-	assert_true(nic.writable > 0);
+	assert_true(t.nic.writable > 0);
 	ssize_t r;
-	while ((r = read(peer, all + drained, cap - drained)) > 0)
+	while ((r = read(t.peer, all + drained, cap - drained)) > 0)
 		drained += (size_t)r;
 	/* every accepted frame arrived whole and framed, a partly written one too */
 	assert_int_equal(drained, (size_t)sent * sizeof(out));
@@ -240,50 +245,43 @@ static void backend_frames_both_ways_and_backpressure(void **s)
 		assert_int_equal(f[sizeof(out) - 1], 7);
 	}
 	free(all);
-	assert_int_equal(nic.down, 0);
-	b->ops->close(b);
-	close(peer);
-	close(ev.epfd);
+	assert_int_equal(t.nic.down, 0);
+	pair_close(&t);
 }
 
 static void backend_peer_close_is_link_down(void **s)
 {
 	(void)s;
-	struct eventloop ev;
-	struct fake_nic nic = { .room = 1000 };
-	int peer;
-	struct net_backend *b = open_pair(&ev, &nic, &peer);
+	struct pair t;
+	pair_open(&t);
+	struct net_backend *b = t.b;
 	static const size_t lens[] = { 60 };
 	uint8_t in[64];
 	size_t len = make_stream(in, lens, 1);
-	assert_int_equal(write(peer, in, len), (ssize_t)len);
-	close(peer);
-	pump(&ev, 50);
-	assert_int_equal(nic.frames, 1); /* what came before the end is delivered */
-	assert_int_equal(nic.down, 1);
-	/* frames to a gone peer are dropped, not an error */
+	assert_int_equal(write(t.peer, in, len), (ssize_t)len);
+	close(t.peer);
+	t.peer = -1;
+	pump(&t.ev, 50);
+	assert_int_equal(t.nic.frames, 1); /* what came before the end is delivered */
+	assert_int_equal(t.nic.down, 1);
+	/* frames to a gone t.peer are dropped, not an error */
 	uint8_t frame[60] = { 0 };
 	struct iovec iov = { frame, sizeof(frame) };
 	assert_int_equal(b->ops->send(b, &iov, 1), 0);
 	assert_int_equal(b->tx_dropped, 1);
-	b->ops->close(b);
-	close(ev.epfd);
+	pair_close(&t);
 }
 
 static void backend_garbage_length_is_link_down(void **s)
 {
 	(void)s;
-	struct eventloop ev;
-	struct fake_nic nic = { .room = 1000 };
-	int peer;
-	struct net_backend *b = open_pair(&ev, &nic, &peer);
-	assert_int_equal(write(peer, "GET / HTTP/1.1\r\n", 16), 16);
-	pump(&ev, 50);
-	assert_int_equal(nic.frames, 0);
-	assert_int_equal(nic.down, 1);
-	b->ops->close(b);
-	close(peer);
-	close(ev.epfd);
+	struct pair t;
+	pair_open(&t);
+	assert_int_equal(write(t.peer, "GET / HTTP/1.1\r\n", 16), 16);
+	pump(&t.ev, 50);
+	assert_int_equal(t.nic.frames, 0);
+	assert_int_equal(t.nic.down, 1);
+	pair_close(&t);
 }
 
 static void inherited_fd_must_be_a_stream(void **s)
