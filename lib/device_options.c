@@ -258,15 +258,17 @@ int kv_opt_parse_text(const struct kv_device_desc *t, const struct kv_opt *o, st
 	}
 	case KV_OPT_UINT:
 	case KV_OPT_INT:
-	case KV_OPT_FD:
+	case KV_OPT_FD: {
 		if (decimal(v, o->kind != KV_OPT_INT, o->min, o->max, &x) < 0)
 			return kv_fail(err, errlen, o->bad, v);
-		if (o->check && o->check(v))
-			return kv_fail(err, errlen, o->check(v), v);
+		const char *why = o->check ? o->check(v) : NULL;
+		if (why)
+			return kv_fail(err, errlen, why, v);
 		kv_opt_set_int(d, o, x);
 		if (kv_opt_presence(d, o))
 			*kv_opt_presence(d, o) = true;
 		return 0;
+	}
 	case KV_OPT_MAC:
 		if (kv_parse_mac(v, (uint8_t *)field(d, o->off)) < 0)
 			return kv_fail(err, errlen, o->bad, v);
@@ -425,10 +427,12 @@ int kv_device_finish(struct kv_device *d, uint64_t seen, char *err, size_t errle
 void kv_device_init(struct kv_device *d, enum kv_dev_kind kind)
 {
 	const struct kv_device_desc *t = kv_desc_of(kind);
+	if (t) {
+		defaults(t, d);
+		return;
+	}
 	memset(d, 0, sizeof(*d));
 	d->kind = kind;
-	if (t)
-		defaults(t, d);
 }
 
 void kv_device_free_fields(struct kv_device *d)

@@ -63,7 +63,12 @@ def run_vmm(name, cmd, bind="127.0.0.1"):
             job, start = m.group(1), cpu_seconds(p.pid)
             continue
         if line.startswith("{") and job:
-            js = json.loads(line[line.index("{"):line.rindex("}") + 1])
+            try:
+                js = json.loads(line[line.index("{"):line.rindex("}") + 1])
+            except ValueError:  # the console cut or mixed the line: that job has no figure
+                print("%s: %s: unreadable iperf3 line: %.120s" % (name, job, line), file=sys.stderr)
+                job = None
+                continue
             if "error" in js:
                 sys.exit("%s: iperf3 in the guest: %s" % (name, js["error"]))
             end = js["end"]
