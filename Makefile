@@ -23,7 +23,9 @@ LDFLAGS += -pthread
 # libslirp: the nat network
 # zlib, libzstd: compressed qcow2 clusters
 # libseccomp: the sandbox's system-call filter
-LIBS := -luring -ldl -ljson-c -lisofs -lslirp -lz -lzstd -lseccomp
+# libpng: GET /vm/screenshot
+# SDL2 (the --gui window) and libvncserver (vnc=) are dlopen()ed too
+LIBS := -luring -ldl -ljson-c -lisofs -lslirp -lz -lzstd -lseccomp -lpng
 ifeq ($(SAN),1)
 # KVKIT_TEST_HOOKS: test-only entry points (src/sandbox), never in release builds
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -DKVKIT_TEST_HOOKS
@@ -40,7 +42,8 @@ CORE_SRCS := src/util/log.c src/vmm/guest_mem.c src/vmm/bus.c src/vmm/eventloop.
 	src/virtio/vsock.c src/vsock/vsock.c src/services/ignition.c src/services/timesync.c \
 	src/virtio/fs.c src/fs/fuse_server.c src/fs/dax_window.c \
 	src/boot/efi.c src/boot/kernel_unpack.c src/devices/pflash.c src/devices/fw_cfg.c src/devices/rtc.c src/devices/piix4_pm.c src/devices/rosetta.c \
-	src/sandbox/sandbox.c src/sandbox/jail.c
+	src/sandbox/sandbox.c src/sandbox/jail.c \
+	src/virtio/gpu.c src/virtio/gpu_ctrl.c src/virtio/input.c src/virtio/input_model.c src/display/screenshot.c src/display/window.c src/display/keymap.c src/display/vnc.c src/display/sdl_lib.c src/display/vnc_lib.c
 MAIN_SRCS := src/main.c
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -119,6 +122,11 @@ $(BUILD)/tests/test_device_registry: tests/unit/test_device_registry.c $(call ob
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -ljson-c $(TEST_LIBS)
 
 $(BUILD)/tests/test_log: tests/unit/test_log.c $(call obj,src/util/log.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
+
+$(BUILD)/tests/test_display: tests/unit/test_display.c $(call obj,src/virtio/gpu_ctrl.c src/virtio/input_model.c src/display/keymap.c src/virtio/virtq.c src/util/log.c \
+		src/util/iov.c src/vmm/guest_mem.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
 
@@ -208,6 +216,12 @@ $(BUILD)/fuzz/fuzz_config_json: tests/fuzz/fuzz_config_json.c tests/lib/devices_
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@ -ljson-c
 $(BUILD)/fuzz/fuzz_blk: tests/fuzz/fuzz_blk.c tests/lib/fake_guest.c src/virtio/blk_parse.c src/virtio/virtq.c src/util/iov.c src/vmm/guest_mem.c src/util/log.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) $^ -o $@
+$(BUILD)/fuzz/fuzz_gpu: tests/fuzz/fuzz_gpu.c tests/lib/fake_guest.c src/virtio/gpu_ctrl.c src/virtio/virtq.c src/util/iov.c src/vmm/guest_mem.c src/util/log.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) $^ -o $@
+$(BUILD)/fuzz/fuzz_input: tests/fuzz/fuzz_input.c tests/lib/fake_guest.c src/virtio/input_model.c src/virtio/virtq.c src/util/iov.c src/vmm/guest_mem.c src/util/log.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $^ -o $@
 $(BUILD)/fuzz/fuzz_balloon: tests/fuzz/fuzz_balloon.c src/virtio/balloon_pfns.c

@@ -670,6 +670,7 @@ int kv_cmdline_parse(int argc, char **argv, struct kv_config *cfg, enum kv_cmdli
 	for (int i = 0; i < ps.ndevices; i++)
 		if ((r = parse_device(cfg, ps.devices[i], &e)) < 0)
 			goto out;
+	kv_config_normalize_gui(cfg);
 out:
 	free_state(&ps);
 	return r < 0 ? -1 : 0;

@@ -2,6 +2,7 @@
 #include <kvkit/config.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,6 +174,52 @@ struct kv_device *kv_add_net_fd(struct kv_config *c, int fd)
 struct kv_device *kv_add_net_tap(struct kv_config *c, const char *ifname)
 {
 	return add_with(c, KV_DEV_VIRTIO_NET, AT(net.tap), ifname, 0, NULL);
+}
+
+void kv_config_normalize_gui(struct kv_config *c)
+{
+	bool first = true;
+	for (size_t i = 0; i < c->ndevices; i++)
+		if (c->devices[i].kind == KV_DEV_VIRTIO_GPU && c->devices[i].u.gpu.uses_gui)
+			c->gui = true;
+	for (size_t i = 0; i < c->ndevices; i++)
+		if (c->devices[i].kind == KV_DEV_VIRTIO_GPU) {
+			c->devices[i].u.gpu.uses_gui = c->gui && first;
+			first = false;
+		}
+}
+
+int kv_vnc_address(const char *spec, char *host, size_t hostlen, unsigned *port, char *path, size_t pathlen)
+{
+	*host = *path = 0;
+	*port = 0;
+	if (!strncmp(spec, "unix:", 5)) {
+		size_t n = strlen(spec + 5);
+		if (n == 0 || n >= pathlen || n >= 108) /* sun_path */
+			return -1;
+		memcpy(path, spec + 5, n + 1);
+		return 0;
+	}
+	const char *colon = strrchr(spec, ':');
+	char *end;
+	if (!colon || !colon[1])
+		return -1;
+	errno = 0;
+	unsigned long p = strtoul(colon + 1, &end, 10);
+	if (*end || errno || p == 0 || p > 65535 || colon[1] < '0' || colon[1] > '9')
+		return -1;
+	const char *h = spec;
+	size_t n = (size_t)(colon - spec);
+	if (n >= 2 && h[0] == '[' && h[n - 1] == ']') /* [IPv6]:PORT */
+		h++, n -= 2;
+	else if (memchr(h, ':', n) || memchr(h, '[', n) || memchr(h, ']', n))
+		return -1;
+	if (n >= hostlen)
+		return -1;
+	memcpy(host, h, n);
+	host[n] = 0;
+	*port = (unsigned)p;
+	return 0;
 }
 
 bool kv_net_forward_valid(const char *spec)

@@ -454,12 +454,23 @@ static const struct kv_device_desc virtio_serial = {
 
 /* ---------------- virtio-gpu ---------------- */
 
+static const char *vnc_check(const char *v)
+{
+	char host[256], path[108];
+	unsigned port;
+	return kv_vnc_address(v, host, sizeof(host), &port, path, sizeof(path)) < 0
+		       ? "invalid value for virtio-gpu vnc: %s (expected HOST:PORT or unix:PATH)"
+		       : NULL;
+}
+
 static const struct kv_opt gpu_opts[] = {
 	{ .json = "usesGUI", .kind = KV_OPT_FLAG, FIELD(gpu.uses_gui), .json_if = always },
 	{ .key = "width", .json = "width", .kind = KV_OPT_UINT, FIELD(gpu.width), .min = 1, .max = 16384,
 	  .bad = "invalid value for virtio-gpu width: %s", .print_if = always, .json_if = always },
 	{ .key = "height", .json = "height", .kind = KV_OPT_UINT, FIELD(gpu.height), .min = 1, .max = 16384,
 	  .bad = "invalid value for virtio-gpu height: %s", .print_if = always, .json_if = always },
+	/* kvkit: the screen over VNC (docs/display.md) */
+	{ .key = "vnc", .json = "vnc", .kind = KV_OPT_STRING, FIELD(gpu.vnc), .check = vnc_check },
 };
 
 static void gpu_init(struct kv_device *d)

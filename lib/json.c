@@ -514,6 +514,7 @@ int kv_config_from_json(const char *text, struct kv_config *c, unsigned flags, c
 		goto out;
 	if ((flags & KV_JSON_KVKIT_KEYS) && read_kvkit_keys(&r, top, c))
 		goto out;
+	kv_config_normalize_gui(c);
 	rc = 0;
 	goto out;
 out_type:

@@ -20,6 +20,9 @@
 #include "boot/efi.h"
 #include "boot/linux.h"
 #include "devices/platform.h"
+#include "display/screenshot.h"
+#include "display/vnc.h"
+#include "display/window.h"
 #include "devices/uart.h"
 #include "pci/pci.h"
 #include "services/cloudinit.h"
@@ -81,8 +84,59 @@ static int reject_unsupported(struct kv_config *c, char *err, size_t errlen)
 		snprintf(err, errlen, "macOS guests are not supported on Linux");
 		return -1;
 	}
-	if (c->gui) { snprintf(err, errlen, "--gui: not supported yet"); return -1; }
 	return devices_supported(c, err, errlen);
+}
+
+/* --gui (spec 6.7): the window shows the first GPU, 800x600 when --gui
+ * brings its own. */
+static struct kv_device *first_device(struct kv_config *c, enum kv_dev_kind kind)
+{
+	for (size_t i = 0; i < c->ndevices; i++)
+		if (c->devices[i].kind == kind)
+			return &c->devices[i];
+	return NULL;
+}
+
+static int open_window(struct kv_config *c, char *err, size_t errlen)
+{
+	struct kv_device *gpu = first_device(c, KV_DEV_VIRTIO_GPU);
+	sandbox_plan_display();
+	return window_open(gpu ? gpu->u.gpu.width : 800, gpu ? gpu->u.gpu.height : 600, err, errlen);
+}
+
+static int open_vnc(struct kv_config *c, char *err, size_t errlen)
+{
+	struct kv_device *gpu = first_device(c, KV_DEV_VIRTIO_GPU);
+	if (!gpu || !gpu->u.gpu.vnc)
+		return 0;
+	sandbox_plan_display();
+	return vnc_open(gpu->u.gpu.vnc, gpu->u.gpu.width, gpu->u.gpu.height, err, errlen);
+}
+
+/* After the command line's devices and the cloud-init disk (spec 7's
+ * order): the devices --gui adds when the user gave none. */
+static int add_gui_devices(struct kv_config *c, char *err, size_t errlen)
+{
+	if (!first_device(c, KV_DEV_VIRTIO_GPU)) {
+		log_warn("--gui flag specified but no virtio-gpu device configured, automatically adding it");
+		if (!kv_add_gpu(c, 800, 600))
+			goto oom;
+	}
+	if (!first_device(c, KV_DEV_VIRTIO_INPUT)) {
+		log_warn("--gui flag specified but no virtio-input device configured, automatically adding it");
+		if (!kv_add_input(c, KV_INPUT_KEYBOARD))
+			goto oom;
+	}
+	first_device(c, KV_DEV_VIRTIO_GPU)->u.gpu.uses_gui = true;
+	return 0;
+oom:
+	snprintf(err, errlen, "out of memory");
+	return -1;
+}
+
+static void press_power_button(struct vm *vm)
+{
+	platform_press_power_button(vm);
 }
 
 static int write_pidfile(const char *path)
@@ -134,6 +188,8 @@ static int add_vsock_services(char *err, size_t errlen)
 
 static void cleanup(void)
 {
+	window_close(); /* they read the GPU: before the devices go */
+	vnc_close();
 	api_shutdown();
 	timesync_stop();
 	uart_flush(); /* into the first console, destroyed next */
@@ -233,9 +289,14 @@ static int api_balloon_set(void *opaque, uint64_t bytes, char *err, size_t errle
 	return virtio_balloon_set_target(opaque, bytes, err, errlen);
 }
 
+static int api_screenshot(void *opaque, uint8_t **png, size_t *len, char *err, size_t errlen)
+{
+	return screenshot_png(opaque, png, len, err, errlen);
+}
+
 static const struct api_vm_ops api_ops = {
 	.get_state = api_get_state, .change_state = api_change_state, .inspect = api_inspect,
-	.balloon_info = api_balloon_info, .balloon_set = api_balloon_set, .opaque = &g.vm,
+	.balloon_info = api_balloon_info, .balloon_set = api_balloon_set, .screenshot = api_screenshot, .opaque = &g.vm,
 };
 
 static void uart_to_console(void *opaque, const uint8_t *buf, size_t len)
@@ -306,15 +367,33 @@ int main(int argc, char **argv)
 		return user_error("%s", err);
 	if (g.cfg.ncloud_init && cloudinit_check(g.cfg.cloud_init, g.cfg.ncloud_init, err, sizeof(err)) < 0)
 		return user_error("%s", err);
-	if (setup_signals() < 0)
+	/* the last checks: they connect to the display and open the window,
+	 * and bind the VNC listener */
+	if (g.cfg.gui && open_window(&g.cfg, err, sizeof(err)) < 0)
+		return user_error("%s", err);
+	if (open_vnc(&g.cfg, err, sizeof(err)) < 0) {
+		cleanup();
+		return user_error("%s", err);
+	}
+	if (setup_signals() < 0) {
+		cleanup();
 		return user_error("cannot set up signal handling: %s", strerror(errno));
+	}
 
-	if (g.cfg.ncloud_init && cloudinit_add_seed_disk(&g.cfg, err, sizeof(err)) < 0) {
+	if ((g.cfg.ncloud_init && cloudinit_add_seed_disk(&g.cfg, err, sizeof(err)) < 0) ||
+	    (g.cfg.gui && add_gui_devices(&g.cfg, err, sizeof(err)) < 0)) {
 		cleanup();
 		return user_error("%s", err);
 	}
 	if (build_vm(err, sizeof(err)) < 0 || api_listen(&g.api_uri, err, sizeof(err)) < 0 ||
 	    api_start(&api_ops, err, sizeof(err)) < 0) {
+		cleanup();
+		return user_error("%s", err);
+	}
+	if (g.cfg.gui)
+		window_attach(&g.vm, press_power_button);
+	if (first_device(&g.cfg, KV_DEV_VIRTIO_GPU) && first_device(&g.cfg, KV_DEV_VIRTIO_GPU)->u.gpu.vnc &&
+	    vnc_attach(&g.vm, err, sizeof(err)) < 0) {
 		cleanup();
 		return user_error("%s", err);
 	}

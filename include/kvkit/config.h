@@ -108,6 +108,7 @@ struct kv_serial {
 struct kv_gpu {
 	uint32_t width, height;
 	bool uses_gui;
+	char *vnc; /* kvkit: serve the screen over VNC at "HOST:PORT" or "unix:PATH" */
 };
 
 enum kv_input_kind { KV_INPUT_NONE = 0, KV_INPUT_POINTING, KV_INPUT_KEYBOARD };
@@ -184,6 +185,15 @@ struct kv_device *kv_add_net_tap(struct kv_config *c, const char *ifname);
 int kv_net_add_forward(struct kv_net *n, const char *spec);
 /* Is this a valid forward= value? */
 bool kv_net_forward_valid(const char *spec);
+/* --gui and the GPUs' usesGUI say one thing (vfkit writes the flag into
+ * its GPU devices): a GPU with usesGUI turns gui on, and with gui the
+ * first GPU (the one the window shows) has usesGUI, the others not. Both
+ * parsers call it. */
+void kv_config_normalize_gui(struct kv_config *c);
+/* A virtio-gpu vnc= address: "unix:PATH" (path filled, host empty) or
+ * "HOST:PORT" (HOST an address, a name, [IPv6] or empty for 127.0.0.1).
+ * 0, or -1 when malformed. */
+int kv_vnc_address(const char *spec, char *host, size_t hostlen, unsigned *port, char *path, size_t pathlen);
 struct kv_device *kv_add_vsock(struct kv_config *c, uint32_t port, const char *socket_path, bool listen);
 struct kv_device *kv_add_fs(struct kv_config *c, const char *shared_dir, const char *mount_tag);
 /* mode KV_SERIAL_LOGFILE takes log_path; the others ignore it */

@@ -21,6 +21,9 @@ struct api_vm_ops {
 	/* beyond vfkit: the balloon (NULL when there is none) */
 	int (*balloon_info)(void *opaque, struct balloon_info *out);
 	int (*balloon_set)(void *opaque, uint64_t guest_bytes, char *err, size_t errlen);
+	/* beyond vfkit: the first GPU's scanout as a malloc'ed PNG; -ENODEV
+	 * (no GPU) or another negative errno, with err */
+	int (*screenshot)(void *opaque, uint8_t **png, size_t *len, char *err, size_t errlen);
 	void *opaque;
 };
 

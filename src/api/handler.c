@@ -1,5 +1,6 @@
 /* REST request semantics (spec 4.2-4.4), independent of the HTTP server. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <strings.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -183,6 +184,26 @@ static void post_balloon(const struct api_vm_ops *ops, const char *body, size_t 
 	set_body(r, 202, NULL, NULL);
 }
 
+static void get_screenshot(const struct api_vm_ops *ops, struct api_response *r)
+{
+	char err[160] = "";
+	uint8_t *png;
+	size_t len;
+	int rc = ops->screenshot ? ops->screenshot(ops->opaque, &png, &len, err, sizeof(err)) : -ENODEV;
+	if (rc == -ENODEV) {
+		error_json(r, 400, *err ? err : "the VM has no virtio-gpu device");
+	} else if (rc == -EAGAIN) {
+		error_json(r, 409, err); /* try again once the guest drew something */
+	} else if (rc < 0) {
+		error_json(r, 500, *err ? err : "cannot take a screenshot");
+	} else {
+		r->status = 200;
+		r->content_type = "image/png";
+		r->body = (char *)png;
+		r->len = len;
+	}
+}
+
 void api_handle(const struct api_vm_ops *ops, const char *method, const char *url, const char *body, size_t len,
 		struct api_response *out)
 {
@@ -192,6 +213,7 @@ void api_handle(const struct api_vm_ops *ops, const char *method, const char *ur
 	bool is_state = ul == 9 && !strncmp(url, "/vm/state", 9);
 	bool is_inspect = ul == 11 && !strncmp(url, "/vm/inspect", 11);
 	bool is_balloon = ul == 11 && !strncmp(url, "/vm/balloon", 11);
+	bool is_screenshot = ul == 14 && !strncmp(url, "/vm/screenshot", 14);
 	if (is_state && !strcmp(method, "GET")) {
 		get_state(ops, out);
 	} else if (is_state && !strcmp(method, "POST")) {
@@ -210,6 +232,8 @@ void api_handle(const struct api_vm_ops *ops, const char *method, const char *ur
 		get_balloon(ops, out);
 	} else if (is_balloon && !strcmp(method, "POST")) {
 		post_balloon(ops, body ? body : "", body ? len : 0, out);
+	} else if (is_screenshot && !strcmp(method, "GET")) {
+		get_screenshot(ops, out);
 	} else {
 		set_body(out, 404, "text/plain; charset=utf-8", "404 page not found\n");
 	}

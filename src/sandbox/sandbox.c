@@ -52,6 +52,7 @@ enum {
 	G_THREADS,  /* creating threads (clone with CLONE_THREAD only, below) */
 	G_IOCTL,    /* KVM, tap, block devices */
 	G_URING,    /* io_uring (its rings are limited to disk I/O) */
+	G_DISPLAY,  /* the --gui window's X11 shared-memory images (only with --gui) */
 	G_COUNT
 };
 
@@ -83,6 +84,7 @@ static const char *const group_calls[G_COUNT][72] = {
 		    "shutdown" },
 	[G_IOCTL] = { "ioctl" },
 	[G_URING] = { "io_uring_setup", "io_uring_enter", "io_uring_register" },
+	[G_DISPLAY] = { "shmget", "shmat", "shmdt", "shmctl" },
 };
 
 #define BIT(g) (1u << (g))
@@ -123,6 +125,10 @@ static const struct role {
 	[SANDBOX_HTTP] = { .name = "http", .groups = BIT(G_BASIC) | BIT(G_IO) | BIT(G_EVENTS) | BIT(G_NET) | BIT(G_IOCTL) },
 	/* the time-sync watcher: waits, then talks to the guest agent over
 	 * vsock, through a socket pair the vsock device serves */
+	/* the --gui window: its display connection (X11 asks FIONREAD) and
+	 * shared-memory images */
+	[SANDBOX_DISPLAY] = { .name = "display",
+			      .groups = BIT(G_BASIC) | BIT(G_IO) | BIT(G_EVENTS) | BIT(G_NET) | BIT(G_IOCTL) | BIT(G_DISPLAY) },
 	[SANDBOX_TIMESYNC] = { .name = "timesync", .groups = BIT(G_BASIC) | BIT(G_IO) | BIT(G_EVENTS),
 			       .extra = { "socketpair" } },
 };
@@ -280,6 +286,7 @@ static struct sock_fprog progs[SANDBOX_ROLES];
 static bool active;
 static bool drop_caps; /* root without --user, sandbox on */
 static bool planned_on;
+static bool display_planned; /* --gui: the base list has G_DISPLAY */
 static __thread bool narrowed, caps_dropped;
 
 static int compile(const struct role *role, struct sock_fprog *prog)
@@ -342,7 +349,8 @@ int sandbox_enter(bool filter, char *err, size_t errlen)
 	int r = 0;
 	for (unsigned i = 0; r == 0 && i < SANDBOX_ROLES; i++)
 		r = compile(&roles[i], &progs[i]);
-	scmp_filter_ctx ctx = r == 0 ? build(ALL_GROUPS, true, SCMP_ACT_TRAP) : NULL;
+	unsigned base = display_planned ? ALL_GROUPS : ALL_GROUPS & ~BIT(G_DISPLAY);
+	scmp_filter_ctx ctx = r == 0 ? build(base, true, SCMP_ACT_TRAP) : NULL;
 	r = r < 0 ? r : !ctx ? -EINVAL : seccomp_load(ctx);
 	seccomp_release(ctx);
 	if (r < 0) {
@@ -362,6 +370,11 @@ void sandbox_plan(bool on, bool switching_user)
 	 * CAP_SETUID would fail); without the sandbox, nothing is taken */
 	drop_caps = on && !switching_user;
 	planned_on = on;
+}
+
+void sandbox_plan_display(void)
+{
+	display_planned = true;
 }
 
 bool sandbox_jails_shares(void)

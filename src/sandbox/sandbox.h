@@ -17,6 +17,7 @@ enum sandbox_role {
 	SANDBOX_BLOCK,    /* disk I/O threads (no io_uring) */
 	SANDBOX_HTTP,     /* REST API and Ignition (libmicrohttpd) */
 	SANDBOX_TIMESYNC,
+	SANDBOX_DISPLAY,  /* the --gui window */
 	SANDBOX_ROLES
 };
 
@@ -30,6 +31,9 @@ void sandbox_thread(enum sandbox_role role);
 /* Called at start, before any thread: whether the sandbox will be on and
  * whether --user will take every capability anyway. */
 void sandbox_plan(bool on, bool switching_user);
+
+/* --gui: the process-wide list also allows what the window needs. */
+void sandbox_plan_display(void);
 
 /* Whether a shared folder's workers get a jail (src/sandbox/jail.h): with
  * the sandbox on, when kvkit runs as root. */

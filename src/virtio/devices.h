@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <kvkit/config.h>
+#include <linux/virtio_input.h>
 struct vm;
 
 /* Copy bytes to the first console's output (the UART's sink). */
@@ -33,5 +35,20 @@ int virtio_balloon_info(struct vm *vm, struct balloon_info *out);
  * added to the engine it returns (src/vsock/vsock.h). NULL + err on failure. */
 struct vsock;
 struct vsock *virtio_vsock_get(struct vm *vm, char *err, size_t errlen);
+
+/* virtio-gpu: the first GPU's scanout as packed 8-bit RGB (malloc'ed).
+ * -ENODEV: no GPU; -EAGAIN: the guest has not set a scanout yet. */
+int virtio_gpu_scanout_rgb(struct vm *vm, uint8_t **rgb, uint32_t *width, uint32_t *height);
+/* The first GPU's cursor (struct in gpu_ctrl.h): -ENODEV, -EAGAIN (none shown). */
+struct gpu_cursor_image;
+int virtio_gpu_cursor(struct vm *vm, struct gpu_cursor_image *c);
+/* A counter that moves whenever what the first GPU shows changes (0 with
+ * no GPU): a display polls it and redraws when it moved. Any thread. */
+uint64_t virtio_gpu_updates(struct vm *vm);
+
+/* virtio-input: events for the first device of that kind (a batch ends
+ * with EV_SYN), from any thread. -ENODEV: none; -ENOSPC: the guest has
+ * not read the last 1024 events, this batch is dropped. */
+int virtio_input_send(struct vm *vm, enum kv_input_kind kind, const struct virtio_input_event *ev, unsigned n);
 
 #endif

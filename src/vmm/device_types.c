@@ -13,6 +13,8 @@
 	X(nvme_device)           /* src/nvme/nvme.c */                                                               \
 	X(virtio_vsock_device)   /* src/virtio/vsock.c */                                                            \
 	X(virtio_fs_device)      /* src/virtio/fs.c */                                                               \
+	X(virtio_gpu_device)     /* src/virtio/gpu.c */                                                              \
+	X(virtio_input_device)   /* src/virtio/input.c */                                                            \
 	X(rosetta_device)        /* src/devices/rosetta.c */
 
 #define DECLARE(name) extern const struct device_type name;

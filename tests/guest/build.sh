@@ -7,12 +7,13 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 OUT=${1:-$HERE/../../build/guest}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
-# GUEST_KVER: another installed kernel (bench/fs uses the full one: the
-# cloud kernel has no 9p for QEMU's -virtfs)
+# GUEST_KVER: another installed kernel (bench/fs and the display tests use
+# the full one: the cloud kernel has no 9p for QEMU's -virtfs and no
+# virtio-gpu driver)
 KVER=${GUEST_KVER:-$(ls -1 /lib/modules | grep cloud | sort -V | tail -1 || true)}
 [ -n "$KVER" ] || KVER=$(ls -1 /lib/modules | sort -V | tail -1)
 [ -f "/boot/vmlinuz-$KVER" ] || { echo "guest: needs linux-image-cloud-amd64" >&2; exit 2; }
-STAMP="$KVER $(sha256sum "$HERE/init" "$HERE/mark.c" "$HERE/fsposix.c" "$0" | sha256sum | cut -c1-16)"
+STAMP="$KVER $(sha256sum "$HERE/init" "$HERE/mark.c" "$HERE/fsposix.c" "$HERE/display.c" "$0" | sha256sum | cut -c1-16)"
 if [ -f "$OUT/stamp" ] && [ "$(cat "$OUT/stamp")" = "$STAMP" ]; then
 	exit 0
 fi
@@ -23,6 +24,7 @@ mkdir -p "$R/bin" "$R/lib/modules" "$R/proc" "$R/sys" "$R/dev" "$R/etc/acpi/PWRF
 cp /bin/busybox "$R/bin/busybox"
 gcc -static -Os -s -o "$R/bin/kvkit-mark" "$HERE/mark.c"
 gcc -static -Os -s -o "$R/bin/kvkit-fsposix" "$HERE/fsposix.c"
+gcc -static -Os -s -I/usr/include/libdrm -o "$R/bin/kvkit-display" "$HERE/display.c"
 cp "$R/bin/kvkit-fsposix" "$OUT/" # the host checks the big file with it too
 cp "$HERE/init" "$R/init"
 chmod +x "$R/init"
@@ -61,7 +63,7 @@ add_bin /sbin/mke2fs mkfs.ext4
 add_bin /sbin/blkdiscard # util-linux: -z (WRITE_ZEROES), which busybox lacks
 cp /etc/mke2fs.conf "$R/etc/"
 deps() { local d; for d in $(modinfo -k "$KVER" -F depends "$1" 2>/dev/null | tr ',' ' '); do deps "$d"; done; echo "$1"; }
-MODS=$(for m in virtio_pci virtio_console virtio-rng virtio_blk virtio_net virtio_balloon vmw_vsock_virtio_transport virtiofs 9pnet_virtio 9p crc32c_generic ext4 isofs button evdev; do deps "$m"; done | awk '!s[$0]++')
+MODS=$(for m in virtio_pci virtio_console virtio-rng virtio_blk virtio_net virtio_balloon vmw_vsock_virtio_transport virtiofs 9pnet_virtio 9p crc32c_generic ext4 isofs button evdev virtio_input virtio-gpu; do deps "$m"; done | awk '!s[$0]++')
 : > "$R/etc/kvkit-modules"
 for m in $MODS; do
 	f=$(modinfo -k "$KVER" -n "$m" 2>/dev/null) || continue

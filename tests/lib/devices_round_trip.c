@@ -27,16 +27,22 @@ void devices_round_trip(const struct kv_config *c)
 	if (kv_config_to_argv(c, &v, &n, err, sizeof(err)) != 0)
 		return; /* a value this syntax cannot carry (a comma): refused */
 	/* the device arguments alone, behind a bootloader the parser needs */
-	char **argv = calloc(n + 4, sizeof(char *));
+	char **argv = calloc(n + 5, sizeof(char *));
 	int m = 0;
 	argv[m++] = "kvkit";
 	argv[m++] = "--bootloader";
 	argv[m++] = "linux,kernel=/k";
-	for (int i = 0; i + 1 < n;) {
-		if (!strcmp(v[i], "--nested") || !strcmp(v[i], "--gui")) { /* the printer's only flags without a value */
+	for (int i = 0; i < n;) {
+		if (!strcmp(v[i], "--gui")) { /* it gives the first GPU usesGUI */
+			argv[m++] = v[i++];
+			continue;
+		}
+		if (!strcmp(v[i], "--nested")) { /* the printer's other flag without a value */
 			i++;
 			continue;
 		}
+		if (i + 1 >= n)
+			break;
 		if (!strcmp(v[i], "--device")) {
 			argv[m++] = v[i];
 			argv[m++] = v[i + 1];

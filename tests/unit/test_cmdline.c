@@ -418,6 +418,17 @@ static void other_devices(void **s)
 	assert_int_equal(cfg.devices[0].u.gpu.height, 600);
 	ERR("invalid value for virtio-gpu width: 0", BOOT, "--device", "virtio-gpu,width=0");
 	ERR("invalid value for virtio-gpu height: x", BOOT, "--device", "virtio-gpu,height=x");
+	OK(BOOT, "--device", "virtio-gpu,vnc=:5900");
+	assert_string_equal(cfg.devices[0].u.gpu.vnc, ":5900");
+	OK(BOOT, "--device", "virtio-gpu,vnc=[::1]:5901", "--device", "virtio-gpu,vnc=unix:/run/vm/vnc.sock");
+	ERR("invalid value for virtio-gpu vnc: 127.0.0.1 (expected HOST:PORT or unix:PATH)", BOOT, "--device",
+	    "virtio-gpu,vnc=127.0.0.1");
+	ERR("invalid value for virtio-gpu vnc: :0 (expected HOST:PORT or unix:PATH)", BOOT, "--device", "virtio-gpu,vnc=:0");
+	ERR("invalid value for virtio-gpu vnc: :65536 (expected HOST:PORT or unix:PATH)", BOOT, "--device",
+	    "virtio-gpu,vnc=:65536");
+	ERR("invalid value for virtio-gpu vnc: ::1:5900 (expected HOST:PORT or unix:PATH)", BOOT, "--device",
+	    "virtio-gpu,vnc=::1:5900");
+	ERR("invalid value for virtio-gpu vnc: unix: (expected HOST:PORT or unix:PATH)", BOOT, "--device", "virtio-gpu,vnc=unix:");
 	OK(BOOT, "--device", "virtio-input,pointing", "--device", "virtio-input,keyboard");
 	assert_int_equal(cfg.devices[0].u.input, KV_INPUT_POINTING);
 	assert_int_equal(cfg.devices[1].u.input, KV_INPUT_KEYBOARD);

@@ -80,6 +80,8 @@ static const char *devices[] = {
 	"virtio-gpu",
 	"virtio-gpu,width=1024,height=768",
 	"virtio-gpu,height=480",
+	"virtio-gpu,width=1024,height=768,vnc=127.0.0.1:5900",
+	"virtio-gpu,vnc=unix:/run/vm/vnc.sock",
 	"virtio-input,pointing",
 	"virtio-input,keyboard",
 	"virtio-rng",
