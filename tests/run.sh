@@ -38,6 +38,9 @@ if ! make -s -j2 all tests >"$LOG/build.log" 2>&1 ||
 fi
 step "guest: kernel + initramfs from Debian packages"
 bash tests/guest/build.sh >"$LOG/guest.log" 2>&1 || { cat "$LOG/guest.log"; echo "0 passed, 1 failed"; exit 1; }
+# the display tests' guest: Debian's full kernel (the cloud one has no virtio-gpu driver)
+GUEST_KVER=$(ls -1 /lib/modules | grep -v cloud | sort -V | tail -1) bash tests/guest/build.sh build/guest-full >>"$LOG/guest.log" 2>&1 ||
+	{ cat "$LOG/guest.log"; echo "0 passed, 1 failed"; exit 1; }
 
 step "unit tests (plain and ASan+UBSan)"
 for t in build/tests/test_* build/san/tests/test_*; do
@@ -83,7 +86,7 @@ step "e2e tests: $MODE"
 # still dies or times out is run once more, and the output says so. Test
 # failures are never retried. TMPDIR: disk images go on a disk-backed filesystem (O_DIRECT; the
 # rig's --scratch disk is mounted there).
-SAN_K='nvme or debian_boots or bad_firmware or one_cpu or reboot or sigterm or pidfile or test_cli or two_disks or mkfs or discard or bad_disks or fallback or unix_socket_state or bad_requests or config_file or rest_startup or balloon or cloud_init or gvproxy or socketpair or nat_dhcp or bad_network or peer_closing or stream_socket or vsock or podman_ready or ignition or timesync or test_fs or qcow2_disks or qcow2_image or sandbox'
+SAN_K='nvme or debian_boots or bad_firmware or one_cpu or reboot or sigterm or pidfile or test_cli or two_disks or mkfs or discard or bad_disks or fallback or unix_socket_state or bad_requests or config_file or rest_startup or balloon or cloud_init or gvproxy or socketpair or nat_dhcp or bad_network or peer_closing or stream_socket or vsock or podman_ready or ignition or timesync or test_fs or qcow2_disks or qcow2_image or sandbox or gui_window or vnc_without or screenshot_without'
 GROUP_TIMEOUT=${KVKIT_E2E_GROUP_TIMEOUT:-1500}
 complete() { grep -aqE '^=+ .* in [0-9.]+s' "$1" 2>/dev/null; }
 run_group() { # name, test files, L1 CPUs, -k expression narrowing the group ("" = all)
@@ -133,7 +136,8 @@ echo "  groups run $PARALLEL at a time"
 for g in "efi|tests/e2e/test_efi.py|1|" "qcow2|tests/e2e/test_qcow2.py|1|" "net-stream|tests/e2e/test_net_stream.py|1|" \
 	"boot|tests/e2e/test_boot.py tests/e2e/test_cli.py tests/e2e/test_sandbox.py|1|" "net-pair|tests/e2e/test_net.py|1|socketpair" \
 	"fs|tests/e2e/test_fs.py tests/e2e/test_fs_dax.py|1|" "blk|tests/e2e/test_blk.py tests/e2e/test_nvme.py|1|" \
-	"api|tests/e2e/test_api.py tests/e2e/test_balloon.py|1|" "vsock|tests/e2e/test_vsock.py|1|" "net|tests/e2e/test_net.py|1|not socketpair"; do
+	"display|tests/e2e/test_display.py|1|" "api|tests/e2e/test_api.py tests/e2e/test_balloon.py|1|" \
+	"vsock|tests/e2e/test_vsock.py|1|" "net|tests/e2e/test_net.py|1|not socketpair"; do
 	IFS='|' read -r name files cpus k <<<"$g"
 	# two groups at a time in the rig: each L1 is one TCG thread, and this
 	# machine has two cores (KVKIT_E2E_PARALLEL=1 runs them one by one)

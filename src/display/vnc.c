@@ -53,26 +53,14 @@ static void rfb_log(const char *fmt, ...)
 	log_debug("vnc: %s", buf);
 }
 
-#define EV(t, c, val) { .type = htole16(t), .code = htole16(c), .value = htole32((uint32_t)(val)) }
 
 static void on_key(rfbBool down, rfbKeySym sym, rfbClientPtr cl)
 {
 	uint16_t code = keymap_keysym_to_linux(sym);
 	if (!code)
 		return;
-	struct virtio_input_event ev[] = { EV(EV_KEY, code, down ? 1 : 0), EV(EV_SYN, SYN_REPORT, 0) };
+	struct virtio_input_event ev[] = { INPUT_EV(EV_KEY, code, down ? 1 : 0), INPUT_EV(EV_SYN, SYN_REPORT, 0) };
 	virtio_input_send(v.vm, KV_INPUT_KEYBOARD, ev, 2);
-}
-
-static int32_t scale(int p, uint32_t size)
-{
-	if (p < 0)
-		p = 0;
-	if (size < 2)
-		return 0;
-	if ((uint32_t)p >= size)
-		p = (int)size - 1;
-	return (int32_t)((int64_t)p * INPUT_ABS_MAX / (size - 1));
 }
 
 /* RFB's button mask: 1 left, 2 middle, 4 right, 8/16 wheel up/down. */
@@ -82,16 +70,17 @@ static void on_pointer(int mask, int x, int y, rfbClientPtr cl)
 		int bit;
 		uint16_t code;
 	} buttons[] = { { 1, BTN_LEFT }, { 2, BTN_MIDDLE }, { 4, BTN_RIGHT } };
-	struct virtio_input_event ev[8] = { EV(EV_ABS, ABS_X, scale(x, v.width)), EV(EV_ABS, ABS_Y, scale(y, v.height)) };
+	struct virtio_input_event ev[8] = { INPUT_EV(EV_ABS, ABS_X, input_abs_scale(x, v.width)),
+					    INPUT_EV(EV_ABS, ABS_Y, input_abs_scale(y, v.height)) };
 	unsigned n = 2;
 	for (unsigned i = 0; i < 3; i++)
 		if ((mask ^ v.buttons) & buttons[i].bit)
-			ev[n++] = (struct virtio_input_event)EV(EV_KEY, buttons[i].code, !!(mask & buttons[i].bit));
+			ev[n++] = (struct virtio_input_event)INPUT_EV(EV_KEY, buttons[i].code, !!(mask & buttons[i].bit));
 	if (mask & ~v.buttons & 8)
-		ev[n++] = (struct virtio_input_event)EV(EV_REL, REL_WHEEL, 1);
+		ev[n++] = (struct virtio_input_event)INPUT_EV(EV_REL, REL_WHEEL, 1);
 	if (mask & ~v.buttons & 16)
-		ev[n++] = (struct virtio_input_event)EV(EV_REL, REL_WHEEL, -1);
-	ev[n++] = (struct virtio_input_event)EV(EV_SYN, SYN_REPORT, 0);
+		ev[n++] = (struct virtio_input_event)INPUT_EV(EV_REL, REL_WHEEL, -1);
+	ev[n++] = (struct virtio_input_event)INPUT_EV(EV_SYN, SYN_REPORT, 0);
 	v.buttons = mask;
 	virtio_input_send(v.vm, KV_INPUT_POINTING, ev, n);
 }

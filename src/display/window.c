@@ -45,7 +45,6 @@ static void send(struct vm *vm, enum kv_input_kind kind, const struct virtio_inp
 	virtio_input_send(vm, kind, ev, n); /* no such device or a full queue: dropped */
 }
 
-#define EV(t, c, v) { .type = htole16(t), .code = htole16(c), .value = htole32((uint32_t)(v)) }
 
 static void key_event(struct vm *vm, const SDL_KeyboardEvent *k)
 {
@@ -54,26 +53,15 @@ static void key_event(struct vm *vm, const SDL_KeyboardEvent *k)
 	uint16_t code = keymap_usb_to_linux(k->keysym.scancode);
 	if (!code)
 		return;
-	struct virtio_input_event ev[] = { EV(EV_KEY, code, k->state == SDL_PRESSED), EV(EV_SYN, SYN_REPORT, 0) };
+	struct virtio_input_event ev[] = { INPUT_EV(EV_KEY, code, k->state == SDL_PRESSED), INPUT_EV(EV_SYN, SYN_REPORT, 0) };
 	send(vm, KV_INPUT_KEYBOARD, ev, 2);
-}
-
-/* Window coordinates to the tablet's range, relative to the scanout. */
-static int32_t scale(int v, uint32_t size)
-{
-	if (v < 0)
-		v = 0;
-	if (size < 2)
-		return 0;
-	if ((uint32_t)v >= size)
-		v = (int)size - 1;
-	return (int32_t)((int64_t)v * INPUT_ABS_MAX / (size - 1));
 }
 
 static void pointer_move(struct vm *vm, int x, int y)
 {
-	struct virtio_input_event ev[] = { EV(EV_ABS, ABS_X, scale(x, w.shown_w)), EV(EV_ABS, ABS_Y, scale(y, w.shown_h)),
-					   EV(EV_SYN, SYN_REPORT, 0) };
+	struct virtio_input_event ev[] = { INPUT_EV(EV_ABS, ABS_X, input_abs_scale(x, w.shown_w)),
+					   INPUT_EV(EV_ABS, ABS_Y, input_abs_scale(y, w.shown_h)),
+					   INPUT_EV(EV_SYN, SYN_REPORT, 0) };
 	send(vm, KV_INPUT_POINTING, ev, 3);
 }
 
@@ -83,8 +71,9 @@ static void pointer_button(struct vm *vm, const SDL_MouseButtonEvent *b)
 						  : b->button == SDL_BUTTON_MIDDLE ? BTN_MIDDLE : 0;
 	if (!code)
 		return;
-	struct virtio_input_event ev[] = { EV(EV_ABS, ABS_X, scale(b->x, w.shown_w)), EV(EV_ABS, ABS_Y, scale(b->y, w.shown_h)),
-					   EV(EV_KEY, code, b->state == SDL_PRESSED), EV(EV_SYN, SYN_REPORT, 0) };
+	struct virtio_input_event ev[] = { INPUT_EV(EV_ABS, ABS_X, input_abs_scale(b->x, w.shown_w)),
+					   INPUT_EV(EV_ABS, ABS_Y, input_abs_scale(b->y, w.shown_h)),
+					   INPUT_EV(EV_KEY, code, b->state == SDL_PRESSED), INPUT_EV(EV_SYN, SYN_REPORT, 0) };
 	send(vm, KV_INPUT_POINTING, ev, 4);
 }
 
@@ -92,8 +81,8 @@ static void pointer_wheel(struct vm *vm, const SDL_MouseWheelEvent *m)
 {
 	if (!m->y)
 		return;
-	struct virtio_input_event ev[] = { EV(EV_REL, REL_WHEEL, m->direction == SDL_MOUSEWHEEL_FLIPPED ? -m->y : m->y),
-					   EV(EV_SYN, SYN_REPORT, 0) };
+	struct virtio_input_event ev[] = { INPUT_EV(EV_REL, REL_WHEEL, m->direction == SDL_MOUSEWHEEL_FLIPPED ? -m->y : m->y),
+					   INPUT_EV(EV_SYN, SYN_REPORT, 0) };
 	send(vm, KV_INPUT_POINTING, ev, 2);
 }
 

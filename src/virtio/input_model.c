@@ -85,6 +85,15 @@ void input_config_answer(enum kv_input_kind kind, unsigned index, struct virtio_
 	}
 }
 
+int32_t input_abs_scale(int pos, uint32_t size)
+{
+	if (pos < 0 || size < 2)
+		return 0;
+	if ((uint32_t)pos >= size)
+		pos = (int)size - 1;
+	return (int32_t)((int64_t)pos * INPUT_ABS_MAX / (size - 1));
+}
+
 bool input_pending_add(struct input_pending *p, const struct virtio_input_event *ev, unsigned n)
 {
 	if (n > INPUT_PENDING_MAX - p->count)

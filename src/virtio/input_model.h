@@ -6,12 +6,19 @@
 #define KVKIT_VIRTIO_INPUT_MODEL_H
 #include <kvkit/config.h>
 #include <linux/virtio_input.h>
+#include <endian.h>
 #include <stdbool.h>
 #include "virtq.h"
 
 /* The absolute pointer's range on both axes: a window or VNC client
  * scales its coordinates to it (QEMU's tablet uses the same). */
 #define INPUT_ABS_MAX 32767
+
+/* One event, as the guest reads it (little-endian fields). */
+#define INPUT_EV(t, c, v) { .type = htole16(t), .code = htole16(c), .value = htole32((uint32_t)(v)) }
+
+/* A pointer position on a size-pixel axis (clamped to it) on that range. */
+int32_t input_abs_scale(int pos, uint32_t size);
 
 /* Fill cfg->size and cfg->u for cfg->select/cfg->subsel as the device of
  * that kind answers (index: which device of the kind, for the serial). */

@@ -21,6 +21,7 @@ from pixels import Image, png, xwd
 from rest_client import Api, Lines
 
 FULL = os.environ.get("KVKIT_GUEST_FULL", os.path.join(ROOT, "build", "guest-full"))
+CLOUD = os.path.join(ROOT, "build", "guest")  # no virtio-gpu driver
 needs_x = pytest.mark.skipif(not shutil.which("Xvfb") or not shutil.which("xdotool"),
                              reason="Xvfb and xdotool missing (scripts/setup.sh installs them)")
 RED, BLUE, BLACK = (255, 0, 0), (0, 0, 255), (0, 0, 0)
@@ -28,16 +29,24 @@ RED, BLUE, BLACK = (255, 0, 0), (0, 0, 255), (0, 0, 0)
 # pattern, draw two rectangles, then report what the keyboard sends
 DRAW = ("acpid -d & i=0; while [ ! -e /dev/fb0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; "
         "[ -e /dev/dri/card0 ] && echo DRI-CARD0; kvkit-display info; "
-        "echo 0 > /sys/class/graphics/fbcon/cursor_blink; "
+        "echo 0 > /sys/class/graphics/fbcon/cursor_blink; echo kvkit: the guest console on virtio-gpu > /dev/tty1; "
         "kvkit-display fill 100 100 200 100 ff0000 && kvkit-display fill 400 300 100 150 0000ff && echo PATTERN-DRAWN; ")
 
 
-def full_guest_cmd(run, *args, devices=("virtio-serial,stdio",)):
+def guest_cmd(run, *args, devices=("virtio-serial,stdio",), guest=FULL):
+    """kvkit booting the full-kernel guest (or the cloud one: guest=CLOUD)."""
     cmd = [KVKIT, "--cpus", "1", "--memory", "512", "--bootloader",
-           'linux,kernel=%s/vmlinuz,initrd=%s/initrd.img,cmdline=console=ttyS0 quiet run="%s"' % (FULL, FULL, run)]
+           'linux,kernel=%s/vmlinuz,initrd=%s/initrd.img,cmdline=console=ttyS0 quiet run="%s"' % (guest, guest, run)]
     for d in devices:
         cmd += ["--device", d]
     return cmd + list(args)
+
+
+def reap(p):
+    """After a test, whatever happened: kvkit is gone."""
+    if p.poll() is None:
+        p.kill()
+        p.wait()
 
 
 @pytest.fixture
@@ -139,7 +148,7 @@ def test_gui_window_screen_keys_and_close(xvfb, tmp_path):
     sock = str(tmp_path / "api.sock")
     run = DRAW + "kvkit-display events 'kvkit virtio keyboard' 4; echo KEYS-DONE; sleep 600"
     errf = open(str(tmp_path / "err"), "w+")
-    p = subprocess.Popen(full_guest_cmd(run, "--gui", "--restful-uri", "unix://" + sock), env=xvfb,
+    p = subprocess.Popen(guest_cmd(run, "--gui", "--restful-uri", "unix://" + sock), env=xvfb,
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errf)
     out = Lines(p.stdout)
     try:
@@ -173,9 +182,7 @@ def test_gui_window_screen_keys_and_close(xvfb, tmp_path):
         assert p.wait(timeout=60) == 0
         assert "KVKIT-POWER-BUTTON" in out.lines
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+        reap(p)
     errf.seek(0)
     err = errf.read()
     assert "--gui flag specified but no virtio-gpu device configured, automatically adding it" in err
@@ -194,7 +201,7 @@ def test_podman_debug_argv_pointer_and_inspect(xvfb, tmp_path):
     log = str(tmp_path / "console.log")
     port = free_port()
     run = DRAW + "kvkit-display events 'kvkit virtio tablet' 4; echo POINTER-DONE; sleep 600"
-    p = subprocess.Popen(full_guest_cmd(run, "--restful-uri", "tcp://localhost:%d" % port,
+    p = subprocess.Popen(guest_cmd(run, "--restful-uri", "tcp://localhost:%d" % port,
                                         "--device", "virtio-gpu,width=800,height=600",
                                         "--device", "virtio-input,pointing", "--device", "virtio-input,keyboard",
                                         "--gui", devices=["virtio-rng", "virtio-vsock,port=1025,socketURL=%s,listen"
@@ -234,9 +241,7 @@ def test_podman_debug_argv_pointer_and_inspect(xvfb, tmp_path):
         api.post("Stop")
         assert p.wait(timeout=60) == 0
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+        reap(p)
     err = p.stderr.read().decode()
     assert "automatically adding" not in err  # podman brought its own devices
 
@@ -246,7 +251,7 @@ def test_gui_without_display_fails_and_leaves_nothing(tmp_path):
     (no REST socket, no pidfile)."""
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     sock, pid = str(tmp_path / "api.sock"), str(tmp_path / "pid")
-    r = subprocess.run(full_guest_cmd("true", "--gui", "--restful-uri", "unix://" + sock, "--pidfile", pid),
+    r = subprocess.run(guest_cmd("true", "--gui", "--restful-uri", "unix://" + sock, "--pidfile", pid),
                        env=env, capture_output=True, timeout=30)
     assert r.returncode == 1
     assert r.stderr.decode().strip().splitlines()[-1] == \
@@ -254,7 +259,7 @@ def test_gui_without_display_fails_and_leaves_nothing(tmp_path):
     assert not os.path.exists(sock) and not os.path.exists(pid)
     # a display that is not there is the same error
     env["DISPLAY"] = ":%d" % random.randint(3000, 4000)
-    r = subprocess.run(full_guest_cmd("true", "--gui"), env=env, capture_output=True, timeout=30)
+    r = subprocess.run(guest_cmd("true", "--gui"), env=env, capture_output=True, timeout=30)
     assert r.returncode == 1 and "no display available" in r.stderr.decode(), r.stderr.decode()
 
 
@@ -264,12 +269,8 @@ def test_screenshot_without_gpu_or_before_drawing(tmp_path):
     set up (a kernel without the driver), 409."""
     for devices, status in ((["virtio-serial,stdio"], 400), (["virtio-serial,stdio", "virtio-gpu"], 409)):
         sock = str(tmp_path / ("api%d.sock" % status))
-        p = subprocess.Popen(full_guest_cmd("echo UP; sleep 600", "--restful-uri", "unix://" + sock, devices=devices)
-                             if status == 400 else
-                             [KVKIT, "--cpus", "1", "--memory", "256", "--bootloader",
-                              "linux,kernel=%s/vmlinuz,initrd=%s/initrd.img,cmdline=console=ttyS0 quiet run=\"echo UP; sleep 600\""
-                              % (os.path.join(ROOT, "build", "guest"), os.path.join(ROOT, "build", "guest")),
-                              "--restful-uri", "unix://" + sock] + sum((["--device", d] for d in devices), []),
+        p = subprocess.Popen(guest_cmd("echo UP; sleep 600", "--restful-uri", "unix://" + sock, devices=devices,
+                                            guest=CLOUD),
                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         out = Lines(p.stdout)
         try:
@@ -280,9 +281,7 @@ def test_screenshot_without_gpu_or_before_drawing(tmp_path):
             Api(unix=sock).post("HardStop")
             p.wait(timeout=30)
         finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+            reap(p)
 
 
 class Rfb:
@@ -357,7 +356,7 @@ def test_vnc_without_a_display(tmp_path):
     port, sock = free_port(), str(tmp_path / "api.sock")
     run = (DRAW + "kvkit-display events 'kvkit virtio keyboard' 2; echo KEYS-DONE; "
            "kvkit-display events 'kvkit virtio tablet' 2; echo POINTER-DONE; sleep 600")
-    p = subprocess.Popen(full_guest_cmd(run, "--restful-uri", "unix://" + sock,
+    p = subprocess.Popen(guest_cmd(run, "--restful-uri", "unix://" + sock,
                                         devices=["virtio-serial,stdio", "virtio-gpu,vnc=127.0.0.1:%d" % port,
                                                  "virtio-input,keyboard", "virtio-input,pointing"]),
                          env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -384,12 +383,13 @@ def test_vnc_without_a_display(tmp_path):
         Api(unix=sock).post("Stop")
         assert p.wait(timeout=60) == 0
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    # a unix socket, and the port is free again: nothing is left listening
+        reap(p)
+    # nothing is left listening: the port can be listened on again (the
+    # closed connection's TIME_WAIT does not count with SO_REUSEADDR)
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))
+        s.listen(1)
 
 
 @needs_kvm
@@ -398,10 +398,7 @@ def test_vnc_unix_socket_and_bad_addresses(tmp_path):
     size, and the socket goes away with kvkit; a bad address or a port in
     use is one line before anything starts."""
     vs, sock = str(tmp_path / "vnc.sock"), str(tmp_path / "api.sock")
-    guest = os.path.join(ROOT, "build", "guest")
-    cmd = [KVKIT, "--cpus", "1", "--memory", "256", "--bootloader",
-           'linux,kernel=%s/vmlinuz,initrd=%s/initrd.img,cmdline=console=ttyS0 quiet run="echo UP; sleep 600"'
-           % (guest, guest), "--restful-uri", "unix://" + sock, "--device", "virtio-serial,stdio"]
+    cmd = guest_cmd("echo UP; sleep 600", "--restful-uri", "unix://" + sock, guest=CLOUD)
     p = subprocess.Popen(cmd + ["--device", "virtio-gpu,width=1024,height=768,vnc=unix:" + vs],
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out = Lines(p.stdout)
@@ -415,9 +412,7 @@ def test_vnc_unix_socket_and_bad_addresses(tmp_path):
         Api(unix=sock).post("HardStop")
         p.wait(timeout=30)
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+        reap(p)
     assert not os.path.exists(vs)
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

@@ -341,6 +341,13 @@ static void input_config_space(void **s)
 	assert_int_equal(c.size, 0);
 	assert_int_equal(c.u.bitmap[0], 0);
 	assert_int_equal(ask(KV_INPUT_KEYBOARD, VIRTIO_INPUT_CFG_UNSET, 0).size, 0);
+	/* pointer positions on the tablet's range: ends, middle, clamped */
+	assert_int_equal(input_abs_scale(0, 800), 0);
+	assert_int_equal(input_abs_scale(799, 800), INPUT_ABS_MAX);
+	assert_int_equal(input_abs_scale(400, 801), INPUT_ABS_MAX / 2);
+	assert_int_equal(input_abs_scale(5000, 800), INPUT_ABS_MAX);
+	assert_int_equal(input_abs_scale(-3, 800), 0);
+	assert_int_equal(input_abs_scale(7, 1), 0);
 }
 
 static void key_maps(void **s)
