@@ -136,7 +136,7 @@ echo "  groups run $PARALLEL at a time"
 for g in "efi|tests/e2e/test_efi.py|1|" "qcow2|tests/e2e/test_qcow2.py|1|" "net-stream|tests/e2e/test_net_stream.py|1|" \
 	"boot|tests/e2e/test_boot.py tests/e2e/test_cli.py tests/e2e/test_sandbox.py|1|" "net-pair|tests/e2e/test_net.py|1|socketpair" \
 	"fs|tests/e2e/test_fs.py tests/e2e/test_fs_dax.py|1|" "blk|tests/e2e/test_blk.py tests/e2e/test_nvme.py|1|" \
-	"display|tests/e2e/test_display.py|1|" "api|tests/e2e/test_api.py tests/e2e/test_balloon.py|1|" \
+	"display|tests/e2e/test_display.py|1|" "api|tests/e2e/test_api.py tests/e2e/test_balloon.py tests/e2e/test_many_vms.py|1|" \
 	"vsock|tests/e2e/test_vsock.py|1|" "net|tests/e2e/test_net.py|1|not socketpair"; do
 	IFS='|' read -r name files cpus k <<<"$g"
 	# two groups at a time in the rig: each L1 is one TCG thread, and this

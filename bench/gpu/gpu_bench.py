@@ -74,7 +74,12 @@ def main():
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while not os.path.exists("/tmp/.X11-unix/X%d" % n):
         time.sleep(0.1)
+    # SDL's software renderer for QEMU's window: its default picks OpenGL,
+    # which on a display without a GPU is Mesa's CPU rasterizer (kvkit draws
+    # with plain surface blits either way); BENCH_SDL_RENDER=default keeps it
     env = dict(os.environ, DISPLAY=":%d" % n, SDL_AUDIODRIVER="dummy")
+    if os.environ.get("BENCH_SDL_RENDER", "software") != "default":
+        env["SDL_RENDER_DRIVER"] = "software"
     env.pop("WAYLAND_DISPLAY", None)
     res = {name: [] for name in vmms()}
     try:
@@ -87,7 +92,8 @@ def main():
     finally:
         xvfb.terminate()
     med = {k: (statistics.median(f for f, _ in v), statistics.median(c for _, c in v)) for k, v in res.items()}
-    print("\nmedians over %d rounds, %dx%d, %d s each" % (ROUNDS, W, H, RUNTIME))
+    print("\nmedians over %d rounds, %dx%d, %d s each, SDL renderer: %s"
+          % (ROUNDS, W, H, RUNTIME, env.get("SDL_RENDER_DRIVER", "SDL's default")))
     print("%-8s %12s %18s" % ("", "frames/s", "VMM CPU ms/frame"))
     for k, (f, c) in med.items():
         print("%-8s %12.1f %18.3f" % (k, f, c))

@@ -1,0 +1,106 @@
+#!/usr/bin/python3
+"""bench/scale: N small VMs started at once (1 vCPU, 128 MiB, the busybox
+test guest that reports init, starts acpid and sleeps), under kvkit and
+under QEMU -M microvm, N = BENCH_SCALE (default "10,25,50"), in one run.
+
+For each N and VMM: the time from the first spawn until all N guests
+printed their init line; per VM, the VMM's memory beyond guest RAM
+(RssAnon + RssFile; guest RAM is a memfd for both, counted apart as
+RssShmem, which is the guest RAM actually touched) and the host CPU time
+spent until all were up; then SIGTERM to all and the time until all
+exited (kvkit presses the power button and the guests power off; QEMU
+quits at once), and whether every kvkit exited 0. Inside the nested rig
+these are nested-emulation figures: read the ratios."""
+import os
+import select
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from guest_tools import cpu_seconds  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+KVKIT = os.path.join(ROOT, "build", "kvkit")
+KERNEL = os.path.join(ROOT, "build", "guest", "vmlinuz")
+INITRD = os.path.join(ROOT, "build", "guest", "initrd.img")
+SIZES = [int(n) for n in os.environ.get("BENCH_SCALE", "10,25,50").replace(",", " ").split()]
+MEM = 128
+MARK = b"SCALE-UP"
+CMDLINE = 'console=ttyS0 quiet hvcwait=0 run="acpid; echo SCALE-UP; sleep 100000"'
+
+
+def vmms():
+    kv = [KVKIT, "--cpus", "1", "--memory", str(MEM), "--bootloader",
+          "linux,kernel=%s,initrd=%s,cmdline=%s" % (KERNEL, INITRD, CMDLINE), "--device", "virtio-serial,stdio"]
+    q = ["qemu-system-x86_64", "-enable-kvm", "-cpu", "host", "-smp", "1", "-m", str(MEM),
+         "-object", "memory-backend-memfd,id=ram,size=%dM" % MEM, "-M", "microvm,memory-backend=ram,acpi=on",
+         "-kernel", KERNEL, "-initrd", INITRD, "-append", CMDLINE,
+         "-nographic", "-nodefaults", "-no-reboot", "-serial", "stdio", "-no-user-config"]
+    return {"kvkit": kv, "qemu-microvm": q}
+
+
+def rss(pid):
+    with open("/proc/%d/status" % pid) as f:
+        v = {l.split(":")[0]: int(l.split()[1]) for l in f if l.split(":")[0] in ("RssAnon", "RssFile", "RssShmem")}
+    return (v.get("RssAnon", 0) + v.get("RssFile", 0)) / 1024.0, v.get("RssShmem", 0) / 1024.0
+
+
+def run(name, cmd, n):
+    t0 = time.monotonic()
+    procs = [subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+             for _ in range(n)]
+    spawned = time.monotonic() - t0
+    bufs = {p.stdout.fileno(): b"" for p in procs}
+    up = set()
+    deadline = t0 + 60 + 10 * n
+    while len(up) < n and time.monotonic() < deadline:
+        r, _, _ = select.select(list(bufs), [], [], 1)
+        for fd in r:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                bufs.pop(fd)
+                continue
+            bufs[fd] += chunk
+            if MARK in bufs[fd]:
+                up.add(fd)
+                bufs[fd] = b""
+    all_up = time.monotonic() - t0
+    mem = [rss(p.pid) for p in procs if p.poll() is None]
+    cpu = [cpu_seconds(p.pid) for p in procs if p.poll() is None]
+    t1 = time.monotonic()
+    for p in procs:
+        p.terminate()
+    codes = []
+    for p in procs:
+        try:
+            codes.append(p.wait(timeout=60))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            codes.append(p.wait())
+    stopped = time.monotonic() - t1
+    clean = sum(1 for c in codes if c == 0)
+    res = {"up": len(up), "all_up": all_up, "spawn": spawned, "vmm_mib": statistics.median(m for m, _ in mem),
+           "guest_mib": statistics.median(g for _, g in mem), "cpu": statistics.median(cpu), "stop": stopped,
+           "clean": clean}
+    print("%-13s N=%-3d up %d/%d in %6.2f s  VMM %5.2f MiB/VM (guest RAM touched %5.1f MiB)  CPU %5.3f s/VM  "
+          "stopped in %5.2f s, %d exited 0" % (name, n, len(up), n, all_up, res["vmm_mib"], res["guest_mib"],
+                                               res["cpu"], stopped, clean), flush=True)
+    return res
+
+
+def main():
+    res = {}
+    for n in SIZES:
+        for name, cmd in vmms().items():
+            res[(name, n)] = run(name, cmd, n)
+    print("\nkvkit/qemu-microvm, same run:")
+    print("%-5s %14s %14s %12s %10s" % ("N", "time to all up", "VMM MiB/VM", "CPU/VM", "all up"))
+    for n in SIZES:
+        k, q = res[("kvkit", n)], res[("qemu-microvm", n)]
+        print("%-5d %14.2f %14.2f %12.2f %6d/%d" % (n, k["all_up"] / q["all_up"], k["vmm_mib"] / q["vmm_mib"],
+                                                   k["cpu"] / q["cpu"], k["up"], n))
+
+
+main()
