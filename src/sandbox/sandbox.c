@@ -30,13 +30,27 @@
 #include <string.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
+#include <linux/if_tun.h>
+#include <linux/kvm.h>
 #include <linux/seccomp.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <termios.h>
 #include <unistd.h>
 #include "../util/log.h"
+
+/* The ioctl requests a running kvkit makes outside KVM's own (all of which
+ * a thread with G_IOCTL may make): the terminal's modes (the console on
+ * stdin, restored at exit), bytes waiting on a socket (libslirp's UDP,
+ * X11), non-blocking and close-on-exec flags, and the tap's offloads the
+ * guest negotiates. Not among them, for instance: TIOCSTI, which types
+ * into the user's terminal, and every other driver's requests. Devices,
+ * taps and disks are set up before the filter goes on. */
+static const unsigned long ioctl_requests[] = { TCGETS,	 TCSETS,  TCSETSW, TCSETSF,	  TIOCGWINSZ,
+						FIONREAD, FIONBIO, FIOCLEX, FIONCLEX, TUNSETOFFLOAD };
 
 /* The calls, in groups. Measured on the e2e suite (plain and ASan builds)
  * with strace, thread by thread; see docs/security.md for how to redo it.
@@ -50,7 +64,7 @@ enum {
 	G_EVENTS,   /* event loop and waiting */
 	G_NET,      /* sockets on descriptors, and creating them (socket() checked below) */
 	G_THREADS,  /* creating threads (clone with CLONE_THREAD only, below) */
-	G_IOCTL,    /* KVM, tap, block devices */
+	G_IOCTL,    /* KVM's requests, and the few terminal and tap ones kvkit makes */
 	G_URING,    /* io_uring (its rings are limited to disk I/O) */
 	G_DISPLAY,  /* the --gui window's X11 shared-memory images (only with --gui) */
 	G_COUNT
@@ -82,7 +96,7 @@ static const char *const group_calls[G_COUNT][72] = {
 	[G_NET] = { "socketpair", "bind", "listen", "accept", "accept4", "connect", "getsockname", "getpeername",
 		    "setsockopt", "getsockopt", "sendto", "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg",
 		    "shutdown" },
-	[G_IOCTL] = { "ioctl" },
+	[G_IOCTL] = { NULL }, /* ioctl, by request: build() */
 	[G_URING] = { "io_uring_setup", "io_uring_enter", "io_uring_register" },
 	[G_DISPLAY] = { "shmget", "shmat", "shmdt", "shmctl" },
 };
@@ -221,6 +235,17 @@ static scmp_filter_ctx build(unsigned mask, bool base, uint32_t otherwise)
 		r = add(ctx, SCMP_ACT_ERRNO(EACCES), "openat", 0);
 	if (r == 0 && !base && !learning && !(mask & BIT(G_OPEN)))
 		r = add(ctx, SCMP_ACT_ERRNO(EACCES), "open", 0);
+	/* ioctl: KVM's requests (its type byte, KVMIO) and the list above;
+	 * the window's thread any (a GPU driver's requests, SDL's renderer
+	 * under Wayland, cannot be listed) */
+	if (r == 0 && (mask & BIT(G_DISPLAY)))
+		r = add(ctx, SCMP_ACT_ALLOW, "ioctl", 0);
+	else if (r == 0 && (mask & BIT(G_IOCTL)))
+		r = add(ctx, SCMP_ACT_ALLOW, "ioctl", 1, arg(1, SCMP_CMP_MASKED_EQ, 0xff00, KVMIO << 8));
+	for (size_t i = 0; r == 0 && !(mask & BIT(G_DISPLAY)) && (mask & BIT(G_IOCTL)) &&
+			   i < sizeof(ioctl_requests) / sizeof(ioctl_requests[0]);
+	     i++)
+		r = add(ctx, SCMP_ACT_ALLOW, "ioctl", 1, arg(1, SCMP_CMP_MASKED_EQ, 0xffffffff, ioctl_requests[i]));
 	pid_t pid = getpid();
 	/* threads only: no new processes */
 	if (r == 0 && (mask & BIT(G_THREADS)))
