@@ -17,6 +17,7 @@
 #include <sys/resource.h>
 #include <time.h>
 #include <sys/stat.h>
+#include <sys/fsuid.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
@@ -557,6 +558,43 @@ static bool xattr_privileged(const char *name)
 }
 
 
+/* What a guest user creates in the share is theirs on the host, as with
+ * virtiofsd: when kvkit runs as root, the worker takes the request's uid
+ * and gid as its filesystem ids for the one call that creates (per
+ * thread: other workers are not affected), so the host kernel makes the
+ * file theirs and checks the folder's permissions as that user. Leaving
+ * fsuid 0 takes the worker's file capabilities away for the call; coming
+ * back gives them back. Run as another user (--user, or unprivileged),
+ * kvkit cannot switch, and files are its user's. */
+struct guest_ids {
+	bool switched;
+};
+
+static struct guest_ids as_guest(const struct req *r)
+{
+	struct guest_ids g = { false };
+	if ((r->in.uid == 0 && r->in.gid == 0) || geteuid() != 0)
+		return g;
+	/* setfsuid(-1) and setfsgid(-1) change nothing: they read back */
+	setfsgid(r->in.gid);
+	setfsuid(r->in.uid);
+	g.switched = true;
+	if ((uid_t)setfsuid((uid_t)-1) != r->in.uid || (gid_t)setfsgid((gid_t)-1) != r->in.gid)
+		log_debug("virtio-fs: cannot act as uid %u gid %u; the share's files stay kvkit's", r->in.uid,
+			  r->in.gid);
+	return g;
+}
+
+static void as_kvkit(struct guest_ids g)
+{
+	if (!g.switched)
+		return;
+	int e = errno;
+	setfsuid(0);
+	setfsgid(0);
+	errno = e;
+}
+
 /* FUSE_HANDLE_KILLPRIV_V2: the guest leaves clearing the set-user-ID and
  * set-group-ID bits on a write, truncate or chown by an unprivileged guest
  * user to us (kvkit holds CAP_FSETID, so the host kernel keeps them; it does
@@ -768,8 +806,10 @@ static size_t do_create(struct req *r, struct node *n)
 	struct stat st;
 	if (!(in->flags & O_EXCL) && fstatat(n->fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode))
 		return reply_err(r, S_ISDIR(st.st_mode) ? EISDIR : EACCES);
+	struct guest_ids g = as_guest(r);
 	int fd = openat(n->fd, name, open_flags(in->flags) | O_CREAT | O_NOFOLLOW | O_NONBLOCK | (in->flags & O_EXCL),
 			host_mode(in->mode, false));
+	as_kvkit(g);
 	if (fd < 0)
 		return reply_err(r, -errno);
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
@@ -820,7 +860,10 @@ static size_t do_mknod(struct req *r, struct node *n)
 		return reply_err(r, err);
 	if (!S_ISREG(in->mode) && !S_ISFIFO(in->mode))
 		return reply_err(r, EPERM); /* no device nodes or sockets in the share */
-	return made(r, n, name, mknodat(n->fd, name, (in->mode & S_IFMT) | host_mode(in->mode, false), 0));
+	struct guest_ids g = as_guest(r);
+	int rc = mknodat(n->fd, name, (in->mode & S_IFMT) | host_mode(in->mode, false), 0);
+	as_kvkit(g);
+	return made(r, n, name, rc);
 }
 
 static size_t do_mkdir(struct req *r, struct node *n)
@@ -832,7 +875,10 @@ static size_t do_mkdir(struct req *r, struct node *n)
 		return reply_err(r, EINVAL);
 	if (!name)
 		return reply_err(r, err);
-	return made(r, n, name, mkdirat(n->fd, name, host_mode(in->mode, true)));
+	struct guest_ids g = as_guest(r);
+	int rc = mkdirat(n->fd, name, host_mode(in->mode, true));
+	as_kvkit(g);
+	return made(r, n, name, rc);
 }
 
 static size_t do_symlink(struct req *r, struct node *n)
@@ -845,7 +891,10 @@ static size_t do_symlink(struct req *r, struct node *n)
 	if (!target || !*target || strlen(target) >= PATH_MAX)
 		return reply_err(r, EINVAL);
 	/* the target is only text to the host: it is never followed here */
-	return made(r, n, name, symlinkat(target, n->fd, name));
+	struct guest_ids g = as_guest(r);
+	int rc = symlinkat(target, n->fd, name);
+	as_kvkit(g);
+	return made(r, n, name, rc);
 }
 
 static size_t do_link(struct req *r, struct node *n)

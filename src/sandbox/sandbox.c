@@ -108,8 +108,12 @@ static const char *const group_calls[G_COUNT][72] = {
 /* A shared folder served by root acts for the guest's root: it gives files
  * to the guest's users, reaches files whatever their mode, changes modes
  * and times on files it does not own, and keeps the setgid bit of
- * directories. Nothing else needs a capability once the VM runs. */
-#define SHARE_CAPS (CAP(CAP_CHOWN) | CAP(CAP_DAC_OVERRIDE) | CAP(CAP_DAC_READ_SEARCH) | CAP(CAP_FOWNER) | CAP(CAP_FSETID))
+ * directories; it creates files as the guest user asking (setfsuid and
+ * setfsgid, the only id changes its list allows). Nothing else needs a
+ * capability once the VM runs. */
+#define SHARE_CAPS \
+	(CAP(CAP_CHOWN) | CAP(CAP_DAC_OVERRIDE) | CAP(CAP_DAC_READ_SEARCH) | CAP(CAP_FOWNER) | CAP(CAP_FSETID) | \
+	 CAP(CAP_SETUID) | CAP(CAP_SETGID))
 
 /* What each kind of thread may do once it has taken its list, and the
  * capabilities it keeps when kvkit runs as root without --user. */

@@ -95,6 +95,9 @@ def test_posix_suite_results_on_the_host(shares):
     suite = shares["a"] / "suite"
     st = os.lstat(str(suite / "f"))
     assert (st.st_uid, st.st_gid) == (1234, 5678)  # chown from the guest
+    for name in ("mine/made", "mine/sub"):  # made by guest uid 1234, gid 5678
+        st = os.lstat(str(suite / name))
+        assert (st.st_uid, st.st_gid) == (1234, 5678), (name, st.st_uid, st.st_gid)
     assert os.readlink(str(suite / "sl")) == "f"
     assert (suite / "d" / "sub" / "x").read_text() == "x"
     assert (suite / "r2").read_text() == "three"  # RENAME_EXCHANGE

@@ -157,11 +157,12 @@ def test_sandboxed_guest_uses_disk_nat_vsock_share_and_api(tmp_path, tools, user
             # root without --user: each thread keeps only what its work
             # needs; the shared folder's workers chown, reach and chmod
             # files as the guest's root does (CHOWN, DAC_OVERRIDE,
-            # DAC_READ_SEARCH, FOWNER, FSETID), no other thread keeps any
+            # DAC_READ_SEARCH, FOWNER, FSETID) and create them as the
+            # guest user asking (SETGID, SETUID), no other thread keeps any
             # (io_uring's own kernel workers, iou-wrk-*, run no kvkit code)
             caps = {(t[0], t[4], t[5]) for t in seen["threads"].values() if not t[0].startswith("iou-")}
             assert caps == {(n, c, c) for n, c in (("kvkit", "0" * 16), ("vcpu0", "0" * 16),
-                                                   ("virtio-fs", "000000000000001f"), ("rest-api", "0" * 16))} | \
+                                                   ("virtio-fs", "00000000000000df"), ("rest-api", "0" * 16))} | \
                 ({("blk-io", "0" * 16, "0" * 16)} if any(t[0] == "blk-io" for t in seen["threads"].values()) else set()), \
                 seen["threads"]
         if user:

@@ -231,6 +231,33 @@ static void permissions(void)
 	      WEXITSTATUS(status));
 }
 
+/* What a guest user creates is theirs on the host too (kvkit, as root,
+ * creates it with the user's ids), and the guest sees that owner. */
+static void users_own_what_they_create(void)
+{
+	check(mkdir(p("mine"), 0755) == 0 && chown(p("mine"), 1234, 5678) == 0, "a user's folder", "%s",
+	      strerror(errno));
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (setgid(5678) || setuid(1234))
+			_exit(10);
+		if (write_file(p("mine/made"), "theirs", 0644))
+			_exit(1);
+		if (mkdir(p("mine/sub"), 0755))
+			_exit(2);
+		_exit(0);
+	}
+	int status = 0;
+	waitpid(pid, &status, 0);
+	check(WIFEXITED(status) && WEXITSTATUS(status) == 0, "a user creates in their folder", "step %d",
+	      WEXITSTATUS(status));
+	struct stat st = { 0 }, sd = { 0 };
+	check(stat(p("mine/made"), &st) == 0 && stat(p("mine/sub"), &sd) == 0 && st.st_uid == 1234 &&
+	      st.st_gid == 5678 && sd.st_uid == 1234 && sd.st_gid == 5678,
+	      "what a user creates is theirs", "file %u:%u folder %u:%u", (unsigned)st.st_uid, (unsigned)st.st_gid,
+	      (unsigned)sd.st_uid, (unsigned)sd.st_gid);
+}
+
 /* The guest cannot plant a set-user-ID or set-group-ID file on the host,
  * even as root (kvkit strips the bits), nor give a file capabilities;
  * group inheritance on folders stays. What a write does to such bits is
@@ -414,6 +441,7 @@ int main(int argc, char **argv)
 		links();
 		xattrs_and_statfs();
 		permissions();
+		users_own_what_they_create();
 		no_setuid_from_guest();
 	} else if (!strcmp(argv[1], "escape")) {
 		escape();

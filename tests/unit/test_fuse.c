@@ -17,18 +17,20 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include "../../src/fs/dax_window.h"
+#include <sys/fsuid.h>
 #include "../../src/fs/fuse_server.h"
 
 static char top[256], share[300], outside[300];
 static struct fuse_server *srv;
 static uint8_t reqbuf[1 << 16], repbuf[1 << 17];
 static uint64_t uniq;
+static uint32_t guest_uid, guest_gid; /* the guest user making the requests */
 
 /* one request: header + args (pieces concatenated); returns the error field,
  * the payload is at repbuf + 16 */
 static int call(uint32_t op, uint64_t nodeid, size_t *outlen, int nparts, ...)
 {
-	struct fuse_in_header h = { .opcode = op, .unique = ++uniq, .nodeid = nodeid };
+	struct fuse_in_header h = { .opcode = op, .unique = ++uniq, .nodeid = nodeid, .uid = guest_uid, .gid = guest_gid };
 	size_t len = sizeof(h);
 	va_list ap;
 	va_start(ap, nparts);
@@ -526,6 +528,49 @@ static void no_setuid_or_capabilities_from_the_guest(void **st)
 			      (size_t)2), 0);
 }
 
+static void host_owner(const char *name, uid_t uid, gid_t gid)
+{
+	char path[400];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/%s", share, name);
+	assert_int_equal(lstat(path, &st), 0);
+	if (st.st_uid != uid || st.st_gid != gid)
+		fail_msg("%s belongs to %u:%u, expected %u:%u", name, (unsigned)st.st_uid, (unsigned)st.st_gid,
+			 (unsigned)uid, (unsigned)gid);
+}
+
+/* Issue 23: what a guest user creates is theirs on the host, not root's
+ * (kvkit as root takes the request's ids for the call, as virtiofsd
+ * does), and the host checks the folder's permissions as that user. */
+static void guest_users_own_what_they_create(void **st)
+{
+	if (geteuid() != 0)
+		skip(); /* only root can act as another user */
+	struct fuse_mkdir_in md = { .mode = 0755 };
+	assert_int_equal(call(FUSE_MKDIR, FUSE_ROOT_ID, NULL, 2, &md, sizeof(md), S("home")), 0);
+	uint64_t home = ((struct fuse_entry_out *)(repbuf + 16))->nodeid;
+	host_owner("home", 0, 0);
+	struct fuse_setattr_in sa = { .valid = FATTR_UID | FATTR_GID, .uid = 1234, .gid = 5678 };
+	assert_int_equal(call(FUSE_SETATTR, home, NULL, 1, &sa, sizeof(sa)), 0);
+	guest_uid = 1234, guest_gid = 5678;
+	struct fuse_create_in ci = { .flags = O_RDWR | O_CREAT | O_EXCL, .mode = S_IFREG | 0644 };
+	assert_int_equal(call(FUSE_CREATE, home, NULL, 2, &ci, sizeof(ci), S("file")), 0);
+	assert_int_equal(call(FUSE_MKDIR, home, NULL, 2, &md, sizeof(md), S("dir")), 0);
+	struct fuse_mknod_in mk = { .mode = S_IFIFO | 0600 };
+	assert_int_equal(call(FUSE_MKNOD, home, NULL, 2, &mk, sizeof(mk), S("fifo")), 0);
+	assert_int_equal(call(FUSE_SYMLINK, home, NULL, 2, S("link"), S("file")), 0);
+	/* the share's top is root's and 0755: this user may not write there */
+	assert_int_equal(call(FUSE_MKDIR, FUSE_ROOT_ID, NULL, 2, &md, sizeof(md), S("no")), -EACCES);
+	guest_uid = guest_gid = 0;
+	for (const char *const *n = (const char *const[]){ "home/file", "home/dir", "home/fifo", "home/link", NULL }; *n; n++)
+		host_owner(*n, 1234, 5678);
+	/* the worker is kvkit again: its ids are back, root creates as root */
+	assert_int_equal(setfsuid((uid_t)-1), 0);
+	assert_int_equal(setfsgid((gid_t)-1), 0);
+	assert_int_equal(call(FUSE_CREATE, home, NULL, 2, &ci, sizeof(ci), S("roots")), 0);
+	host_owner("home/roots", 0, 0);
+}
+
 /* a missing name is a negative entry the guest may cache (node 0), except
  * with cache=never, where it is a plain ENOENT */
 static void negative_lookups(void **st)
@@ -712,7 +757,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(create_write_read), T(create_never_opens_fifo_or_device), T(descriptor_budget), T(names_that_escape), T(symlinks_stay_in_the_guest), T(device_nodes_never_open),
 		T(links_renames_and_dirs), T(readdirplus_and_forget), T(bad_requests), T(setattr_xattr_statfs),
-		T(kill_suidgid_on_write_and_truncate), T(no_setuid_or_capabilities_from_the_guest), T(negative_lookups), T(dax_mappings), T(dax_per_inode),
+		T(kill_suidgid_on_write_and_truncate), T(no_setuid_or_capabilities_from_the_guest), T(guest_users_own_what_they_create), T(negative_lookups), T(dax_mappings), T(dax_per_inode),
 		T(root_moves_to_new_descriptors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

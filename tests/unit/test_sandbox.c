@@ -184,7 +184,7 @@ static void root_threads_keep_only_the_capabilities_they_need(void **s)
 	assert_int_equal(caps_after(SANDBOX_HTTP, true, false), 0);
 	assert_int_equal(caps_after(SANDBOX_SHARE, true, false),
 			 (1ull << CAP_CHOWN) | (1ull << CAP_DAC_OVERRIDE) | (1ull << CAP_DAC_READ_SEARCH) |
-				 (1ull << CAP_FOWNER) | (1ull << CAP_FSETID));
+				 (1ull << CAP_FOWNER) | (1ull << CAP_FSETID) | (1ull << CAP_SETUID) | (1ull << CAP_SETGID));
 	/* --user takes them all by itself; --sandbox off keeps them */
 	assert_int_equal(caps_after(SANDBOX_VCPU, true, true), all);
 	assert_int_equal(caps_after(SANDBOX_SHARE, false, false), all);
