@@ -7,6 +7,11 @@
           guest reads and writes the host's page cache in place), mounted
           -o dax (every file) and, as kvkit-daxi, -o dax=inode (kvkit
           picks the files of 2 MiB and more)
+  virtiofsd  QEMU 10 with vhost-user-fs-pci and the C virtiofsd of
+          Debian 12's QEMU 7.2 (build/virtiofsd, run.sh extracts it): what
+          QEMU users share folders with; -o cache=auto, and as
+          virtiofsd-always -o cache=always (the pairs of kvkit's modes);
+          no DAX (that virtiofsd has none)
   9p      the guest mounts QEMU's virtio-9p (-virtfs, security_model=none,
           msize 512 KiB, cache=loose): what Linux users have built in
 Jobs (seconds, lower is better): untar 10,000 small files, re-read them all
@@ -43,7 +48,11 @@ BIG_MIB = int(os.environ.get("BENCH_BIG_MIB", "1024"))
 SHARE_TMPFS = os.environ.get("BENCH_SHARE_TMPFS") == "1"
 CPUS, MEM = 1, 2048  # one vCPU: see docs/testing.md on two-vCPU guests in the rig
 # which guests run (BENCH_VMMS, comma-separated; the host always does)
-VMMS = os.environ.get("BENCH_VMMS", "kvkit,kvkit-always,kvkit-dax,kvkit-daxi,9p").split(",")
+VMMS = os.environ.get("BENCH_VMMS", "kvkit,kvkit-always,kvkit-dax,kvkit-daxi,virtiofsd,virtiofsd-always,9p").split(",")
+VIRTIOFSD = os.path.join(ROOT, "build", "virtiofsd", "virtiofsd")
+VIRTIOFSD_CACHE = {"virtiofsd": "auto", "virtiofsd-always": "always"}
+# each kvkit mode and the virtiofsd mode it is compared with
+PEERS = {"kvkit": "virtiofsd", "kvkit-always": "virtiofsd-always"}
 # the DAX window (BENCH_DAX_MIB to choose): by default the power of two at
 # least 1.25 times the big file, as the guest's driver starts giving pieces
 # back once less than 20% of the window is free; kvkit-dax256 is -o dax
@@ -151,23 +160,61 @@ def run_guest(name, cmd):
     return res
 
 
+def run_virtiofsd(name, share, disk, append, d):
+    """QEMU 10 and its own virtiofsd on the folder: the daemon listens, QEMU
+    connects (guest RAM in a shared memfd, which vhost-user needs)."""
+    sock = os.path.join(d, "virtiofsd.sock")
+    if os.path.exists(sock):
+        os.unlink(sock)
+    log = open(os.path.join(os.environ.get("BENCH_LOG_DIR") or WORK, "bench-fs-%s.virtiofsd" % name), "w")
+    daemon = subprocess.Popen([VIRTIOFSD, "--socket-path=%s" % sock, "-o", "source=%s" % share,
+                               "-o", "cache=%s" % VIRTIOFSD_CACHE[name]], stdin=subprocess.DEVNULL,
+                              stdout=log, stderr=log)
+    try:
+        for _ in range(100):
+            if os.path.exists(sock) or daemon.poll() is not None:
+                break
+            time.sleep(0.1)
+        if not os.path.exists(sock):
+            sys.exit("%s: virtiofsd did not listen (see %s)" % (name, log.name))
+        return run_guest(name, [
+            "qemu-system-x86_64", "-enable-kvm", "-cpu", "host", "-M", "q35", "-smp", str(CPUS), "-m", str(MEM),
+            "-object", "memory-backend-memfd,id=mem,size=%dM,share=on" % MEM, "-numa", "node,memdev=mem",
+            "-nographic", "-nodefaults", "-no-reboot", "-serial", "stdio", "-kernel", KERNEL, "-initrd", INITRD,
+            "-append", append,
+            "-drive", "file=%s,if=none,id=d1,format=raw,readonly=on" % disk, "-device", "virtio-blk-pci,drive=d1",
+            "-chardev", "socket,id=vfs,path=%s" % sock, "-device", "vhost-user-fs-pci,chardev=vfs,tag=share"])
+    finally:
+        daemon.terminate()
+        try:
+            daemon.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+        log.close()
+
+
 def report(results):
-    """The table: seconds per job, then ratios against 9p and the host."""
+    """The table: seconds per job, then ratios against virtiofsd, 9p and
+    the host."""
     label = {"host": "host", "kvkit": "auto", "kvkit-always": "always", "kvkit-dax": "dax", "kvkit-daxi": "daxi",
-             "kvkit-dax256": "dax256", "9p": "9p"}
-    cols = [c for c in ("host", "kvkit", "kvkit-always", "kvkit-dax", "kvkit-daxi", "kvkit-dax256", "9p")
-            if c in results]
+             "kvkit-dax256": "dax256", "virtiofsd": "vfsd", "virtiofsd-always": "vfsd-alw", "9p": "9p"}
+    cols = [c for c in ("host", "kvkit", "kvkit-always", "kvkit-dax", "kvkit-daxi", "kvkit-dax256", "virtiofsd",
+                        "virtiofsd-always", "9p") if c in results]
     kv = [c for c in cols if c.startswith("kvkit")]
+    pairs = [(k, v) for k, v in PEERS.items() if k in results and v in results]
     print("seconds, lower is better (auto, always, dax, daxi: kvkit's cache=auto, cache=always, cache=auto with "
-          "dax=%d mounted -o dax and -o dax=inode; dax256: dax=256, -o dax); 9p/X above 1: kvkit faster than 9p; "
-          "host/X: 1 = host speed" % DAX_MIB)
+          "dax=%d mounted -o dax and -o dax=inode; dax256: dax=256, -o dax; vfsd, vfsd-alw: virtiofsd -o cache=auto, "
+          "-o cache=always); vfsd/auto, vfsd-alw/always, 9p/X above 1: kvkit faster; host/X: 1 = host speed" % DAX_MIB)
     head = ["job"] + [label[c] for c in cols]
+    head += ["%s/%s" % (label[v], label[k]) for k, v in pairs]
     if "9p" in results:
         head += ["9p/" + label[c] for c in kv]
     head += ["host/" + label[c] for c in kv]
     print("%-9s" % head[0] + "".join(" %11s" % h for h in head[1:]))
     for j in JOBS:
         line = "%-9s" % j + "".join(" %10.2fs" % results[c][j] for c in cols)
+        line += "".join(" %14.2fx" % (results[v][j] / results[k][j]) for k, v in pairs)
         if "9p" in results:
             line += "".join(" %10.2fx" % (results["9p"][j] / results[c][j]) for c in kv)
         line += "".join(" %11.2f" % (results["host"][j] / results[c][j]) for c in kv)
@@ -235,6 +282,9 @@ def main():
                                                                              else "kvkit.sh")),
             "--device", "virtio-serial,stdio", "--device", "virtio-blk,path=%s,readonly" % disk,
             "--device", "virtio-fs,sharedDir=%s,mountTag=share%s" % (share, opt)])
+        print("%-13s" % name + " ".join("%s=%.2fs" % (j, results[name][j]) for j in JOBS), flush=True)
+    for name in [v for v in VMMS if v in VIRTIOFSD_CACHE]:
+        results[name] = run_virtiofsd(name, share, disk, cmdline("kvkit.sh"), d)
         print("%-13s" % name + " ".join("%s=%.2fs" % (j, results[name][j]) for j in JOBS), flush=True)
     if "9p" in VMMS:
         results["9p"] = run_guest("9p", [
