@@ -22,12 +22,6 @@ static bool always(const struct kv_device *d)
 	return true;
 }
 
-static bool never(const struct kv_device *d)
-{
-	(void)d;
-	return false;
-}
-
 /* ---------------- disks: virtio-blk, nvme, usb-mass-storage ---------------- */
 
 static const struct kv_opt_name disk_types[] = { { "image", KV_DISK_IMAGE }, { "dev", KV_DISK_DEV }, { NULL, 0 } };
@@ -193,7 +187,13 @@ static const char *forward_check(const char *v)
 /* the socket kind: datagrams (gvproxy's vfkit protocol, vmnet-helper) or
  * a stream with QEMU's length-prefixed frames (passt, gvproxy -listen-qemu) */
 static const struct kv_opt_name net_types[] = { { "unixgram", 0 }, { "unixstream", 1 }, { NULL, 0 } };
-static const struct kv_opt_name net_offloads[] = { { "off", 0 }, { NULL, 0 } };
+static const struct kv_opt_name net_offloads[] = { { "off", KV_NET_OFFLOAD_OFF }, { "on", KV_NET_OFFLOAD_ON }, { NULL, 0 } };
+/* written only for a tap, where it changes something (a socket takes off
+ * alone, which is what it has anyway) */
+static bool net_tap_offload(const struct kv_device *d)
+{
+	return d->u.net.tap && d->u.net.offloading != KV_NET_OFFLOAD_DEFAULT;
+}
 
 enum {
 	NET_NAT, NET_FD, NET_UNIX, NET_MAGIC, NET_MAC, NET_TAP, NET_FORWARD, NET_LOOPBACK, NET_TYPE, NET_PATH, NET_OFFLOAD,
@@ -219,14 +219,15 @@ static const struct kv_opt net_opts[] = {
 	[NET_TYPE] = { .key = "type", .kind = KV_OPT_ENUM, FIELD(net.stream), .names = net_types,
 		       .bad = "unsupported virtio-net type: %s (expected unixgram or unixstream)", .print_if = net_typed },
 	[NET_PATH] = { .key = "path", .kind = KV_OPT_STRING, FIELD(net.unix_path), .print_if = net_typed_path },
-	[NET_OFFLOAD] = { .key = "offloading", .kind = KV_OPT_ENUM, .names = net_offloads,
-			  .bad = "invalid value for offloading: %s (only 'off' is supported)", .print_if = never },
+	[NET_OFFLOAD] = { .key = "offloading", .json = "offloading", .kind = KV_OPT_ENUM, FIELD(net.offloading),
+			  .names = net_offloads, .bad = "invalid value for offloading: %s (expected on or off)",
+			  .print_if = net_tap_offload, .json_if = net_tap_offload },
 	/* kvkit's JSON key for the socket kind: "unixstream" (absent: datagrams) */
 	[NET_JSON_TYPE] = { .json = "type", .kind = KV_OPT_ENUM, FIELD(net.stream), .names = net_types,
 			    .bad = "unsupported virtio-net type: %s (expected unixgram or unixstream)", .json_if = net_stream },
 };
 static const char *const net_print_order[] = { "fd", "tap", "unixSocketPath", "type", "path", "vfkitMagic", "nat",
-					       "forward", "hostLoopback", "mac", NULL };
+					       "forward", "hostLoopback", "mac", "offloading", NULL };
 
 static void net_init(struct kv_device *d)
 {
@@ -245,7 +246,7 @@ static int net_derive(struct kv_device *d, uint64_t seen, char *err, size_t errl
 		return kv_fail(err, errlen, "'type' takes 'path', not 'unixSocketPath'");
 	if (k->stream && (seen & KV_SEEN(NET_MAGIC)) && k->vfkit_magic)
 		return kv_fail(err, errlen, "'vfkitMagic=on' is for unixgram sockets, not type=unixstream");
-	if ((seen & KV_SEEN(NET_OFFLOAD)) && !has_type)
+	if ((seen & KV_SEEN(NET_OFFLOAD)) && !has_type && !k->tap)
 		return kv_fail(err, errlen, "'offloading' option requires 'type' to be specified");
 	if (k->unix_path && !*k->unix_path) {
 		free(k->unix_path);
@@ -280,6 +281,11 @@ static int net_rules(const struct kv_device *d, char *err, size_t errlen)
 		return kv_fail(err, errlen, "'forward' needs a 'nat' network");
 	if (k->host_loopback && !k->nat)
 		return kv_fail(err, errlen, "'hostLoopback' needs a 'nat' network");
+	/* krunkit hands the header to vmnet-helper; gvproxy, passt and
+	 * libslirp take complete frames, so kvkit refuses rather than send
+	 * them headers they would read as frames */
+	if (k->offloading == KV_NET_OFFLOAD_ON && !k->tap)
+		return kv_fail(err, errlen, "offloading=on needs tap=: only a tap carries the virtio-net header (gvproxy, passt and nat take complete frames)");
 	return 0;
 }
 

@@ -64,6 +64,10 @@ struct kv_nbd {
 	bool readonly;
 };
 
+/* krunkit's offloading=on|off: checksum and TSO offloads with the virtio-net
+ * header. Only tap carries the header, so only tap takes on (its default). */
+enum kv_net_offload { KV_NET_OFFLOAD_DEFAULT = 0, KV_NET_OFFLOAD_OFF, KV_NET_OFFLOAD_ON };
+
 struct kv_net {
 	bool nat;
 	int fd;               /* -1 when unset */
@@ -77,6 +81,7 @@ struct kv_net {
 	char **forwards;      /* kvkit: forward=tcp|udp:[HOSTADDR]:HOSTPORT:GUESTPORT (nat) */
 	size_t nforwards;
 	bool host_loopback;   /* kvkit: hostLoopback (nat): 10.0.2.2 reaches the host's 127.0.0.1 */
+	enum kv_net_offload offloading; /* krunkit's offloading=: tap offloads unless off; sockets only off */
 };
 
 struct kv_vsock {

@@ -1,8 +1,9 @@
 /* virtio-net (1af4:1041): one receive and one transmit queue, mergeable
  * receive buffers (frames up to 64 KiB, so an MTU of 4000 or more works),
  * link status, a MAC. Checksum and segmentation offloads are offered only
- * over backends that carry the virtio-net header (tap): gvproxy and libslirp
- * expect complete, checksummed frames, so those NICs get none. Backends
+ * over backends that carry the virtio-net header (tap, unless
+ * offloading=off): gvproxy and libslirp expect complete, checksummed
+ * frames, so those NICs get none. Backends
  * live in src/net/. */
 #include <errno.h>
 #include <stdio.h>
@@ -203,7 +204,7 @@ static int nic_init(struct vm *vm, struct kv_net *cfg, struct net_backend *be, c
 	be->dev = n;
 	n->link_up = true;
 	n->ops = net_ops;
-	if (be->vnet_hdr)
+	if (be->vnet_hdr && cfg->offloading != KV_NET_OFFLOAD_OFF) /* a tap, unless offloading=off */
 		n->ops.features |= NET_OFFLOADS;
 	int rc = virtio_dev_init(&n->dev, vm, &n->ops, n);
 	if (rc < 0) {

@@ -3,6 +3,7 @@ peer plays gvproxy on the unixgram protocol; two guests share a socketpair
 through fd=; the nat network reaches servers on the host's loopback and
 serves the host through a port forward; a tap device in a network namespace
 the test creates."""
+import contextlib
 import hashlib
 import http.server
 import os
@@ -12,8 +13,6 @@ import struct
 import subprocess
 import threading
 import time
-
-import pytest
 
 from conftest import KERNEL, KVKIT, kvkit_cmd, needs_kvm, wait_for_line
 
@@ -63,7 +62,7 @@ class GvproxyPeer(threading.Thread):
                 self.sock.sendto(reply, addr)
 
     def answer(self, f):
-        dst, src, etype = f[0:6], f[6:12], struct.unpack("!H", f[12:14])[0]
+        src, etype = f[6:12], struct.unpack("!H", f[12:14])[0]
         if etype == 0x0806 and f[20:22] == b"\0\1" and f[38:42] == self.IP:  # ARP request for us
             return (src + self.HWADDR + b"\x08\x06" + f[14:20] + b"\0\2" + self.HWADDR + self.IP + f[22:28] + f[28:32])
         if etype == 0x0800 and f[23] == 1 and f[14 + (f[14] & 15) * 4] == 8:  # ICMP echo request
@@ -258,18 +257,16 @@ def test_nat_dhcp_outbound_tcp_dns_and_port_forward(tmp_path):
         dns.close()
 
 
-@needs_kvm
-def test_tap_reaches_a_network_namespace_with_offloads(tmp_path):
-    """tap carries the virtio-net header: the guest negotiates checksum and
-    TSO offloads, and 32 MiB cross both ways intact (TSO frames of up to
-    64 KiB, partial checksums finished by the host kernel)."""
+@contextlib.contextmanager
+def tap_namespace(tmp_path, size):
+    """A network namespace with a tap kvtap0 at 10.9.0.1/24 and an HTTP
+    server there serving a random blob: yields (exec prefix, sha256)."""
     ns = "kvkit-test-%d" % os.getpid()
     subprocess.run(["ip", "netns", "add", ns], check=True)
     www = tmp_path / "www"
     www.mkdir()
-    blob = os.urandom(32 << 20)
+    blob = os.urandom(size)
     (www / "blob").write_bytes(blob)
-    want = hashlib.sha256(blob).hexdigest()
     srv = None
     try:
         ex = ["ip", "netns", "exec", ns]
@@ -279,13 +276,30 @@ def test_tap_reaches_a_network_namespace_with_offloads(tmp_path):
         subprocess.run(ex + ["ip", "link", "set", "lo", "up"], check=True)
         srv = subprocess.Popen(ex + ["python3", "-m", "http.server", "-b", "10.9.0.1", "-d", str(www), "8000"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        run = ("ip addr add 10.9.0.2/24 dev eth0; ip link set eth0 up; "
-               "for d in /sys/bus/virtio/devices/*; do [ $(cat $d/device) = 0x0001 ] && echo FEATURES=$(cat $d/features); done; "
-               "ping -c 2 -W 3 10.9.0.1 | grep transmitted | sed s/^/PING=/; "
+        yield ex, hashlib.sha256(blob).hexdigest()
+    finally:
+        if srv:
+            srv.kill()
+        subprocess.run(["ip", "netns", "del", ns])
+
+
+TAP_GUEST_UP = ("ip addr add 10.9.0.2/24 dev eth0; ip link set eth0 up; "
+                "for d in /sys/bus/virtio/devices/*; do [ $(cat $d/device) = 0x0001 ] && echo FEATURES=$(cat $d/features); done; "
+                "ping -c 2 -W 3 10.9.0.1 | grep transmitted | sed s/^/PING=/; ")
+
+
+@needs_kvm
+def test_tap_reaches_a_network_namespace_with_offloads(tmp_path):
+    """tap carries the virtio-net header: the guest negotiates checksum and
+    TSO offloads, and 32 MiB cross both ways intact (TSO frames of up to
+    64 KiB, partial checksums finished by the host kernel)."""
+    with tap_namespace(tmp_path, 32 << 20) as (ex, want):
+        run = (TAP_GUEST_UP +
                "wget -q -O - http://10.9.0.1:8000/blob | sha256sum | sed s/^/H2G=/; "
                "wget -q -O /tmp/blob http://10.9.0.1:8000/blob; mkdir -p /tmp/www; mv /tmp/blob /tmp/www/; "
                "httpd -p 8080 -h /tmp/www; echo GUEST-SERVING; sleep 60")
-        p = subprocess.Popen(ex + kvkit_cmd(run=run, memory=1024, devices=["virtio-serial,stdio", "virtio-net,tap=kvtap0"]),
+        p = subprocess.Popen(ex + kvkit_cmd(run=run, memory=1024, devices=["virtio-serial,stdio",
+                                                                           "virtio-net,tap=kvtap0,offloading=on"]),
                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             out = wait_for_line(p.stdout, "GUEST-SERVING", timeout=180)
@@ -299,11 +313,28 @@ def test_tap_reaches_a_network_namespace_with_offloads(tmp_path):
         # CSUM, GUEST_CSUM, GUEST_TSO4, HOST_TSO4 negotiated
         assert all(feats[b] == "1" for b in (0, 1, 7, 11)), feats
         assert "H2G=" + want in out, out
-        assert len(g2h) == len(blob) and hashlib.sha256(g2h).hexdigest() == want
-    finally:
-        if srv:
-            srv.kill()
-        subprocess.run(["ip", "netns", "del", ns])
+        assert len(g2h) == 32 << 20 and hashlib.sha256(g2h).hexdigest() == want
+
+
+@needs_kvm
+def test_tap_with_offloading_off(tmp_path):
+    """offloading=off (krunkit's option): the same tap, no offload offered,
+    and a download still arrives intact, in frames the guest checksummed."""
+    with tap_namespace(tmp_path, 4 << 20) as (ex, want):
+        run = TAP_GUEST_UP + "wget -q -O - http://10.9.0.1:8000/blob | sha256sum | sed s/^/H2G=/; echo TAP-DONE"
+        p = subprocess.Popen(ex + kvkit_cmd(run=run, memory=512, devices=["virtio-serial,stdio",
+                                                                          "virtio-net,tap=kvtap0,offloading=off"]),
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            out = wait_for_line(p.stdout, "TAP-DONE", timeout=180)
+        finally:
+            p.kill()
+            p.wait()
+        assert "PING=2 packets transmitted, 2 packets received" in out, out
+        feats = re.search(r"FEATURES=([01]+)", out).group(1)
+        assert all(feats[b] == "0" for b in (0, 1, 7, 8, 11, 12)), feats  # no CSUM, GUEST_CSUM, TSO either way
+        assert feats[15] == "1", feats  # MRG_RXBUF: the NIC is otherwise the same
+        assert "H2G=" + want in out, out
 
 
 def test_bad_network_options(tmp_path):

@@ -324,7 +324,13 @@ static void net(void **s)
 	ERR("'path' option requires 'type' to be specified", BOOT, "--device", "virtio-net,path=/p");
 	ERR("invalid value for vfkitMagic: yes (expected on/off)", BOOT, "--device", "virtio-net,unixSocketPath=/p,vfkitMagic=yes");
 	ERR("'offloading' option requires 'type' to be specified", BOOT, "--device", "virtio-net,unixSocketPath=/p,offloading=off");
-	ERR("invalid value for offloading: on (only 'off' is supported)", BOOT, "--device", "virtio-net,type=unixgram,path=/p,offloading=on");
+	ERR("offloading=on needs tap=: only a tap carries the virtio-net header (gvproxy, passt and nat take complete frames)",
+	    BOOT, "--device", "virtio-net,type=unixgram,path=/p,offloading=on");
+	ERR("offloading=on needs tap=: only a tap carries the virtio-net header (gvproxy, passt and nat take complete frames)",
+	    BOOT, "--device", "virtio-net,type=unixstream,path=/p,offloading=on");
+	ERR("invalid value for offloading: maybe (expected on or off)", BOOT, "--device", "virtio-net,tap=t0,offloading=maybe");
+	OK(BOOT, "--device", "virtio-net,tap=t0,offloading=off");
+	OK(BOOT, "--device", "virtio-net,tap=t0,offloading=on");
 	ERR("'nat' and 'fd' cannot be set at the same time", BOOT, "--device", "virtio-net,nat,fd=3");
 	ERR("'nat' and 'unixSocketPath' cannot be set at the same time", BOOT, "--device", "virtio-net,nat,unixSocketPath=/p");
 	ERR("'fd' and 'unixSocketPath' cannot be set at the same time", BOOT, "--device", "virtio-net,fd=3,unixSocketPath=/p");

@@ -61,6 +61,8 @@ static const char *devices[] = {
 	"virtio-net,type=unixstream,fd=5",
 	"virtio-net,type=unixgram,fd=6",
 	"virtio-net,tap=kvtap0,mac=52:54:00:00:00:01",
+	"virtio-net,tap=kvtap1,offloading=off",
+	"virtio-net,tap=kvtap2,offloading=on",
 	"virtio-net,nat,forward=tcp:127.0.0.1:2222:22,forward=udp::5353:53",
 	"virtio-net,nat,hostLoopback,mac=52:54:00:00:00:02",
 	"virtio-vsock,port=1025,socketURL=/r/ready.sock,listen",
