@@ -456,5 +456,6 @@ int main(int argc, char **argv)
 		log_info("VM is stopped");
 	}
 	cleanup();
+	log_phase("exit");
 	return status;
 }

@@ -6,8 +6,18 @@ For each run: time from exec to the guest init's first console line
 (KVKIT-INIT-STARTED) and to process exit, and the VMM's peak memory beyond
 the guest RAM it touched (RssAnon + RssFile from /proc/PID/status, with guest RAM in a memfd for
 every VMM so it is counted apart, as RssShmem). Prints medians and ratios.
+
+Then the start-up anatomy (BENCH_PHASE_RUNS runs each of kvkit and QEMU
+microvm): the VMM's own start-up, from exec to vCPU 0's first KVM_RUN, and
+its shut-down, from the guest's power-off request to process exit, each in
+wall time and CPU time. kvkit reports both events itself (--log-level debug:
+"phase ...", with its CPU time from CLOCK_PROCESS_CPUTIME_ID); QEMU through
+its trace events (the first kvm_vcpu_ioctl of KVM_RUN, and
+qemu_system_shutdown_request), with its CPU time read from
+/proc/PID/task/*/schedstat every 2 ms (so approximate: marked ~).
 Inside the nested rig these are nested-emulation figures: read the ratios."""
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -28,6 +38,14 @@ SANDBOX = os.environ.get("BENCH_SANDBOX", "0") == "1"
 # BENCH_KVKIT_OLD=PATH: another kvkit build (say, before a redesign) in the
 # same run, so the two are compared under the same load
 OLD = os.environ.get("BENCH_KVKIT_OLD", "")
+PHASE_RUNS = int(os.environ.get("BENCH_PHASE_RUNS", "3"))
+# what each VMM writes on stderr at the two events (the wall clock, seconds)
+KVKIT_EVENTS = {"start": re.compile(r"phase first KVM_RUN: at ([\d.]+), [\d.]+ ms after start, CPU ([\d.]+) ms"),
+                "stop": re.compile(r"phase power-off requested: at ([\d.]+), [\d.]+ ms after start, CPU ([\d.]+) ms"),
+                "exit": re.compile(r"phase exit: at ([\d.]+), [\d.]+ ms after start, CPU ([\d.]+) ms")}
+QEMU_EVENTS = {"start": re.compile(r"^\d+@([\d.]+):kvm_vcpu_ioctl cpu_index 0, type 0xae80\b", re.M),
+               "stop": re.compile(r"^\d+@([\d.]+):qemu_system_shutdown_request", re.M)}
+QEMU_TRACE = ["-trace", "kvm_vcpu_ioctl", "-trace", "qemu_system_shutdown_request", "-msg", "timestamp=on"]
 
 
 def vmms():
@@ -98,6 +116,99 @@ def one(cmd, marks=(MARK,)):
     return ok, seen, t_exit, peak[0] / 1024.0
 
 
+def task_cpu_ms(pid):
+    """CPU time of the live threads of pid, from the scheduler (ns)."""
+    total = 0
+    for t in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, t)) as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total / 1e6
+
+
+def one_phases(name, cmd):
+    """One run for the anatomy: {start_wall, start_cpu, stop_wall, stop_cpu}
+    in ms, or None if the run failed or an event is missing."""
+    err = tempfile.TemporaryFile()
+    samples = []  # (wall clock, CPU ms)
+    t0 = time.time()
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            try:
+                samples.append((time.time(), task_cpu_ms(p.pid)))
+            except OSError:
+                pass
+            time.sleep(0.002)
+
+    th = threading.Thread(target=sample)
+    th.start()
+    while os.read(p.stdout.fileno(), 65536):
+        pass
+    _, status, ru = os.wait4(p.pid, 0)
+    t_exit = time.time()
+    p.returncode = os.waitstatus_to_exitcode(status)
+    done.set()
+    th.join()
+    err.seek(0)
+    text = err.read().decode(errors="replace")
+    err.close()
+    events = KVKIT_EVENTS if name.startswith("kvkit") else QEMU_EVENTS
+    got = {k: r.search(text) for k, r in events.items()}
+    if p.returncode != 0 or not all(got.values()):
+        print("%s: anatomy run failed (status %d, events %s)\n  %s" %
+              (name, p.returncode, {k: bool(v) for k, v in got.items()}, text[-800:]), file=sys.stderr)
+        return None
+
+    def cpu_at(t):  # the sampled CPU time at wall clock t, interpolated
+        before = [x for x in samples if x[0] <= t]
+        after = [x for x in samples if x[0] > t]
+        if not before:
+            return 0.0
+        if not after:
+            return before[-1][1]
+        (ta, ca), (tb, cb) = before[-1], after[0]
+        return ca + (cb - ca) * (t - ta) / (tb - ta)
+    start, stop = float(got["start"].group(1)), float(got["stop"].group(1))
+    r = {"start_wall": (start - t0) * 1e3, "stop_wall": (t_exit - stop) * 1e3}
+    if name.startswith("kvkit"):  # kvkit's own clock
+        r["start_cpu"] = float(got["start"].group(2))
+        r["stop_cpu"] = float(got["exit"].group(2)) - float(got["stop"].group(2))
+    else:
+        r["start_cpu"] = cpu_at(start)
+        r["stop_cpu"] = (ru.ru_utime + ru.ru_stime) * 1e3 - cpu_at(stop)
+    return r
+
+
+def anatomy(v):
+    """The phases of kvkit and QEMU microvm, alternating, medians."""
+    cmds = {"kvkit": v["kvkit"] + ["--log-level", "debug"], "qemu-microvm": v["qemu-microvm"] + QEMU_TRACE}
+    res = {k: [] for k in cmds}
+    for i in range(PHASE_RUNS):
+        for name, cmd in cmds.items():
+            r = one_phases(name, cmd)
+            if r:
+                res[name].append(r)
+                print("phases %2d %-13s exec->first KVM_RUN %.1f ms (CPU %.1f ms)  power-off->exit %.1f ms (CPU %.1f ms)"
+                      % (i, name, r["start_wall"], r["start_cpu"], r["stop_wall"], r["stop_cpu"]), flush=True)
+    med = {k: {f: statistics.median(x[f] for x in r) for f in r[0]} for k, r in res.items() if r}
+    print("\nstart-up anatomy, medians over %d runs (ms; QEMU's CPU time sampled: ~)" % PHASE_RUNS)
+    print("%-13s %14s %12s %16s %13s" % ("VMM", "exec->KVM_RUN", "its CPU", "power-off->exit", "its CPU"))
+    for name, m in med.items():
+        q = "~" if name.startswith("qemu") else " "
+        print("%-13s %13.1f %11s%s %15.1f %12s%s" % (name, m["start_wall"], "%.1f" % m["start_cpu"], q, m["stop_wall"],
+                                                  "%.1f" % m["stop_cpu"], q))
+    if len(med) == 2:
+        k, q = med["kvkit"], med["qemu-microvm"]
+        print("kvkit/qemu-microvm  exec->KVM_RUN %.2f (CPU %.2f)  power-off->exit %.2f (CPU %.2f)" %
+              (k["start_wall"] / q["start_wall"], k["start_cpu"] / max(q["start_cpu"], 0.001),
+               k["stop_wall"] / q["stop_wall"], k["stop_cpu"] / max(q["stop_cpu"], 0.001)))
+
+
 def main():
     v = vmms()
     res = {k: [] for k in v}
@@ -130,6 +241,9 @@ def main():
         if k and peer in med:
             print("kvkit/%-12s to init %.2f  to exit %.2f  overhead %.2f" %
                   (peer, k[0] / med[peer][0], k[1] / med[peer][1], k[2] / med[peer][2]))
+    if PHASE_RUNS:
+        print()
+        anatomy(v)
 
 
 if __name__ == "__main__":

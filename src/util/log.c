@@ -31,6 +31,18 @@ void log_init(enum log_level level)
 	}
 }
 
+void log_phase(const char *what)
+{
+	if (!log_enabled(LOG_DEBUG))
+		return;
+	struct timespec wall, cpu;
+	clock_gettime(CLOCK_REALTIME, &wall);
+	/* a system call (no vDSO for it), in every thread's seccomp list */
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+	log_msg(LOG_DEBUG, "phase %s: at %lld.%06ld, %.3f ms after start, CPU %.3f ms", what, (long long)wall.tv_sec,
+		wall.tv_nsec / 1000, log_uptime_ms(), cpu.tv_sec * 1e3 + cpu.tv_nsec / 1e6);
+}
+
 void log_set_level(enum log_level level) { g_level = level; }
 bool log_enabled(enum log_level level) { return level <= g_level; }
 

@@ -14,6 +14,10 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 /* Format a one-line error into err for the caller to report; returns -1. */
 int errorf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 double log_uptime_ms(void);
+/* At debug level: a start-up or shut-down milestone with the wall clock
+ * (CLOCK_REALTIME, so a benchmark can set it beside its own and another
+ * VMM's trace), the time since start and the process's CPU time so far. */
+void log_phase(const char *what);
 
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)

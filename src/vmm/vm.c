@@ -207,6 +207,8 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason why, const char *detail)
 	uint64_t one = 1;
 	pthread_mutex_lock(&vm->lock);
 	if (vm->stop_reason == STOP_NONE) {
+		if (why == STOP_POWEROFF)
+			log_phase("power-off requested"); /* bench/boot: kvkit's shut-down starts */
 		vm->stop_reason = why;
 		if (detail)
 			snprintf(vm->error, sizeof(vm->error), "%s", detail);
@@ -369,6 +371,8 @@ static void *vcpu_thread(void *arg)
 	sandbox_thread(SANDBOX_VCPU);
 	sandbox_test_hook("vcpu");
 
+	if (c->id == 0)
+		log_phase("first KVM_RUN"); /* bench/boot: kvkit's own start-up ends here */
 	while (!c->vm->vcpus_exit) {
 		if (__atomic_load_n(&c->vm->pause_req, __ATOMIC_SEQ_CST)) {
 			vcpu_park(c);
