@@ -109,6 +109,16 @@ def parse(lines):
     return out
 
 
+def stop(p, grace):
+    """SIGTERM, then SIGKILL after grace seconds."""
+    p.terminate()
+    try:
+        p.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
 def run_guest(name, cmd):
     # stderr to a file: a full pipe would stall the VMM
     # BENCH_LOG_DIR: keep the VMM's stderr and the console there, to watch a run
@@ -134,12 +144,7 @@ def run_guest(name, cmd):
             if lines[-1].startswith("JOB"):
                 print("  %s: %s" % (name, lines[-1]), flush=True)  # progress, for a log read live
     # kvkit stops on SIGTERM and (at --log-level debug) counts the requests
-    p.terminate()
-    try:
-        p.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
+    stop(p, 30)
     err.seek(0)
     text = err.read()
     err.close()
@@ -185,12 +190,7 @@ def run_virtiofsd(name, share, disk, append, d):
             "-drive", "file=%s,if=none,id=d1,format=raw,readonly=on" % disk, "-device", "virtio-blk-pci,drive=d1",
             "-chardev", "socket,id=vfs,path=%s" % sock, "-device", "vhost-user-fs-pci,chardev=vfs,tag=share"])
     finally:
-        daemon.terminate()
-        try:
-            daemon.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
+        stop(daemon, 10)
         log.close()
 
 
