@@ -25,6 +25,9 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from report import publish, table  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 KVKIT = os.path.join(ROOT, "build", "kvkit")
 KERNEL = os.path.join(ROOT, "build", "guest", "vmlinuz")
@@ -212,6 +215,7 @@ def anatomy(v):
         print("kvkit/qemu-microvm  exec->KVM_RUN %.2f (CPU %.2f)  power-off->exit %.2f (CPU %.2f)" %
               (k["start_wall"] / q["start_wall"], k["start_cpu"] / max(q["start_cpu"], 0.001),
                k["stop_wall"] / q["stop_wall"], k["stop_cpu"] / max(q["stop_cpu"], 0.001)))
+    return med
 
 
 def main():
@@ -246,9 +250,29 @@ def main():
         if k and peer in med:
             print("kvkit/%-12s to init %.2f  to exit %.2f  overhead %.2f" %
                   (peer, k[0] / med[peer][0], k[1] / med[peer][1], k[2] / med[peer][2]))
+    phases = {}
     if PHASE_RUNS:
         print()
-        anatomy(v)
+        phases = anatomy(v)
+    rows = [[name, "%.2f s" % m[0], "%.2f s" % m[1], "%.1f MiB" % m[2]] for name, m in med.items()]
+    lines = table(["VMM", "exec → init", "exec → exit", "VMM memory beyond guest RAM"], rows)
+    if k:
+        lines += [""] + ["kvkit/%s: %.2f to init, %.2f to exit, %.2f of the memory." %
+                         (peer, k[0] / med[peer][0], k[1] / med[peer][1], k[2] / med[peer][2])
+                         for peer in ("qemu-microvm", "qemu-q35") if peer in med]
+    if len(phases) == 2:
+        lines += ["", "Start-up anatomy (medians of %d runs; QEMU's CPU time sampled, so approximate):" % PHASE_RUNS,
+                  ""]
+        lines += table(["VMM", "exec → first KVM_RUN", "its CPU", "power-off request → exit", "its CPU"],
+                       [[n, "%.0f ms" % m["start_wall"], "%.0f ms" % m["start_cpu"], "%.0f ms" % m["stop_wall"],
+                         "%.0f ms" % m["stop_cpu"]] for n, m in phases.items()])
+        pk, pq = phases["kvkit"], phases["qemu-microvm"]
+        lines += ["", "kvkit/qemu-microvm: exec → first KVM_RUN %.2f (CPU %.2f), power-off → exit %.2f (CPU %.2f); "
+                  "kvkit's last line comes %.0f ms after the power-off request, the rest is the kernel tearing "
+                  "the process down." % (pk["start_wall"] / pq["start_wall"], pk["start_cpu"] / max(pq["start_cpu"], 0.001),
+                                         pk["stop_wall"] / pq["stop_wall"], pk["stop_cpu"] / max(pq["stop_cpu"], 0.001),
+                                         pk.get("stop_own", 0))]
+    publish("boot", "%d vCPU, %d MiB, the busybox test guest, medians of %d runs" % (CPUS, MEM, RUNS), lines)
 
 
 if __name__ == "__main__":

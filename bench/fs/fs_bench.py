@@ -35,6 +35,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from guest_tools import GUEST_RUN, tools_disk  # noqa: E402
+from report import publish, table  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 KVKIT = os.path.join(ROOT, "build", "kvkit")
@@ -222,6 +223,16 @@ def report(results):
     mb = BIG_MIB * 1.048576
     for j in ("write", "read", "read-ra1m", "read-warm"):
         print("%-9s MB/s  " % j + "  ".join("%s %.0f" % (label[c], mb / results[c][j]) for c in cols))
+    head = ["job"] + [label[c] for c in cols] + ["%s/%s" % (label[v], label[k]) for k, v in pairs]
+    head += ["9p/" + label[c] for c in kv if "9p" in results]
+    rows = [[j] + ["%.2f s" % results[c][j] for c in cols] +
+            ["**%.2f**" % (results[v][j] / results[k][j]) for k, v in pairs] +
+            ["%.2f" % (results["9p"][j] / results[c][j]) for c in kv if "9p" in results] for j in JOBS]
+    publish("fs", "a shared folder: %d small files, a %d MiB file, seconds (lower is better); X/Y columns: above 1, "
+            "kvkit's Y is faster than X" % (FILES, BIG_MIB),
+            table(head, rows), "auto, always: kvkit's cache=auto and cache=always; dax, daxi: cache=auto with a "
+            "%d MiB DAX window, mounted -o dax and -o dax=inode; vfsd, vfsd-alw: QEMU 10 with Debian 12's C virtiofsd, "
+            "-o cache=auto and -o cache=always; 9p: QEMU's virtio-9p, cache=loose." % DAX_MIB)
 
 
 def main():

@@ -20,6 +20,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from guest_tools import cpu_seconds  # noqa: E402
+from report import publish, table  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 KVKIT = os.path.join(ROOT, "build", "kvkit")
@@ -81,9 +82,9 @@ def run(name, cmd, n):
             codes.append(p.wait())
     stopped = time.monotonic() - t1
     clean = sum(1 for c in codes if c == 0)
-    res = {"up": len(up), "all_up": all_up, "spawn": spawned, "vmm_mib": statistics.median(m for m, _ in mem),
-           "guest_mib": statistics.median(g for _, g in mem), "cpu": statistics.median(cpu), "stop": stopped,
-           "clean": clean}
+    med = lambda xs: statistics.median(xs) if xs else float("nan")  # noqa: E731 (none left: all died)
+    res = {"up": len(up), "all_up": all_up, "spawn": spawned, "vmm_mib": med([m for m, _ in mem]),
+           "guest_mib": med([g for _, g in mem]), "cpu": med(cpu), "stop": stopped, "clean": clean}
     print("%-13s N=%-3d up %d/%d in %6.2f s  VMM %5.2f MiB/VM (guest RAM touched %5.1f MiB)  CPU %5.3f s/VM  "
           "stopped in %5.2f s, %d exited 0" % (name, n, len(up), n, all_up, res["vmm_mib"], res["guest_mib"],
                                                res["cpu"], stopped, clean), flush=True)
@@ -101,6 +102,17 @@ def main():
         k, q = res[("kvkit", n)], res[("qemu-microvm", n)]
         print("%-5d %14.2f %14.2f %12.2f %6d/%d" % (n, k["all_up"] / q["all_up"], k["vmm_mib"] / q["vmm_mib"],
                                                    k["cpu"] / q["cpu"], k["up"], n))
+    rows = [[n, name, "%d/%d" % (r["up"], n), "%.1f s" % r["all_up"], "%.2f MiB" % r["vmm_mib"],
+             "%.1f MiB" % r["guest_mib"], "%.3f s" % r["cpu"], "%.1f s, %d exited 0" % (r["stop"], r["clean"])]
+            for n in SIZES for name in vmms() for r in [res[(name, n)]]]
+    lines = table(["N", "VMM", "up", "time to all up", "VMM memory per VM", "guest RAM touched", "CPU per VM",
+                   "SIGTERM to all gone"], rows)
+    lines += [""] + ["N=%d: kvkit/qemu-microvm %.2f of the time to all up, %.2f of the VMM memory, %.2f of the CPU." %
+                     (n, res[("kvkit", n)]["all_up"] / res[("qemu-microvm", n)]["all_up"],
+                      res[("kvkit", n)]["vmm_mib"] / res[("qemu-microvm", n)]["vmm_mib"],
+                      res[("kvkit", n)]["cpu"] / res[("qemu-microvm", n)]["cpu"]) for n in SIZES]
+    publish("scale", "N VMs started at once (1 vCPU, %d MiB, the busybox test guest), kvkit vs QEMU microvm" % MEM,
+            lines)
 
 
 main()
