@@ -2,7 +2,8 @@
  * socket kvkit binds itself (TCP, loopback unless the user names another
  * address, or a unix socket), from one thread of kvkit's own: it accepts
  * clients, runs libvncserver's event processing, and copies the scanout
- * into the server's framebuffer when the GPU's update counter moved.
+ * into the server's framebuffer when the GPU's update counter moved, and
+ * the guest's cursor into RFB's cursor shape.
  * RFB has no real authentication: docs/display.md says so. libvncserver
  * is loaded when the server starts (vnc_lib.h). */
 #define _GNU_SOURCE
@@ -24,6 +25,7 @@
 #include "../util/log.h"
 #include "../util/unixsock.h"
 #include "../virtio/devices.h"
+#include "../virtio/gpu_ctrl.h"
 #include "../virtio/input_model.h"
 #include "keymap.h"
 #include "vnc_lib.h"
@@ -40,6 +42,7 @@ static struct {
 	bool running;
 	int quit; /* __atomic */
 	int buttons; /* the pointer's last button mask */
+	struct gpu_cursor_image cursor; /* the one the clients have (rgba NULL: none) */
 } v = { .listen_fd = -1 };
 
 static void rfb_log(const char *fmt, ...)
@@ -82,6 +85,8 @@ static void on_pointer(int mask, int x, int y, rfbClientPtr cl)
 		ev[n++] = (struct virtio_input_event)INPUT_EV(EV_REL, REL_WHEEL, -1);
 	ev[n++] = (struct virtio_input_event)INPUT_EV(EV_SYN, SYN_REPORT, 0);
 	v.buttons = mask;
+	/* where libvncserver draws the cursor for clients that take no shape */
+	v.screen->cursorX = x, v.screen->cursorY = y;
 	virtio_input_send(v.vm, KV_INPUT_POINTING, ev, n);
 }
 
@@ -111,6 +116,63 @@ static void refresh(void)
 	rfbMarkRectAsModified(v.screen, 0, 0, (int)w, (int)h);
 }
 
+static bool same_cursor(const struct gpu_cursor_image *a, const struct gpu_cursor_image *b)
+{
+	return a->width == b->width && a->height == b->height && a->hot_x == b->hot_x && a->hot_y == b->hot_y &&
+	       !!a->rgba == !!b->rgba && (!a->rgba || !memcmp(a->rgba, b->rgba, (size_t)a->width * a->height * 4));
+}
+
+/* The guest's cursor as RFB's cursor shape: clients that take shapes draw
+ * it at their own pointer, libvncserver draws it into the frames of the
+ * others. Only set again when the image changes. Until the guest shows
+ * one, clients get libvncserver's arrow; once it hid its own, none. */
+static void update_cursor(void)
+{
+	struct gpu_cursor_image c = { 0 };
+	if (virtio_gpu_cursor(v.vm, &c) < 0)
+		c = (struct gpu_cursor_image){ 0 };
+	if (same_cursor(&c, &v.cursor)) {
+		free(c.rgba);
+		return;
+	}
+	size_t n = (size_t)c.width * c.height, stride = (c.width + 7) / 8;
+	if (!c.rgba || !n) { /* the guest hid its cursor: clients get none */
+		rfbSetCursor(v.screen, NULL);
+		free(c.rgba);
+		free(v.cursor.rgba);
+		v.cursor = (struct gpu_cursor_image){ 0 };
+		return;
+	}
+	rfbCursorPtr cur = calloc(1, sizeof(*cur));
+	if (cur) {
+		cur->richSource = malloc(n * 4);
+		cur->mask = calloc(stride * c.height, 1);
+	}
+	if (!cur || !cur->richSource || !cur->mask) {
+		if (cur)
+			free(cur->richSource), free(cur->mask);
+		free(cur);
+		free(c.rgba);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		/* the screen's pixel layout (red, green, blue, unused), and a
+		 * mask bit (most significant first) where the pixel is opaque */
+		memcpy(cur->richSource + 4 * i, c.rgba + 4 * i, 3);
+		cur->richSource[4 * i + 3] = 0;
+		if (c.rgba[4 * i + 3] >= 128)
+			cur->mask[(i / c.width) * stride + (i % c.width) / 8] |= (unsigned char)(0x80 >> (i % c.width % 8));
+	}
+	cur->width = (unsigned short)c.width, cur->height = (unsigned short)c.height;
+	/* the guest's hot spot, kept inside the image */
+	cur->xhot = (unsigned short)(c.hot_x < c.width ? c.hot_x : c.width - 1);
+	cur->yhot = (unsigned short)(c.hot_y < c.height ? c.hot_y : c.height - 1);
+	cur->cleanup = cur->cleanupSource = cur->cleanupMask = cur->cleanupRichSource = TRUE;
+	rfbSetCursor(v.screen, cur); /* frees the one before */
+	free(v.cursor.rgba);
+	v.cursor = c;
+}
+
 static void *vnc_main(void *arg)
 {
 	uint64_t shown = 0;
@@ -129,6 +191,7 @@ static void *vnc_main(void *arg)
 		if (u != shown) {
 			shown = u;
 			refresh();
+			update_cursor();
 		}
 		rfbProcessEvents(v.screen, FRAME_US);
 	}
@@ -221,6 +284,8 @@ void vnc_close(void)
 		free(fb);
 		v.screen = NULL;
 	}
+	free(v.cursor.rgba);
+	v.cursor = (struct gpu_cursor_image){ 0 };
 	if (v.listen_fd >= 0)
 		close(v.listen_fd);
 	v.listen_fd = -1;

@@ -18,6 +18,7 @@
 	X(rfbMarkRectAsModified) \
 	X(rfbShutdownServer) \
 	X(rfbScreenCleanup) \
+	X(rfbSetCursor) \
 	X(rfbLog) \
 	X(rfbErr)
 
@@ -38,6 +39,7 @@ int vnc_lib_load(char *err, size_t errlen);
 #define rfbMarkRectAsModified (*vnc_lib.rfbMarkRectAsModified)
 #define rfbShutdownServer (*vnc_lib.rfbShutdownServer)
 #define rfbScreenCleanup (*vnc_lib.rfbScreenCleanup)
+#define rfbSetCursor (*vnc_lib.rfbSetCursor)
 #define rfbLog (*vnc_lib.rfbLog)
 #define rfbErr (*vnc_lib.rfbErr)
 #endif

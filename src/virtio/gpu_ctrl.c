@@ -299,8 +299,6 @@ size_t gpu_handle(struct gpu_state *g, const uint8_t *req, size_t len, uint8_t *
 	uint8_t out[GPU_MAX_RESPONSE];
 	size_t n = sizeof(h);
 	uint32_t type;
-	if (room < sizeof(h))
-		return 0;
 	if (len < sizeof(h)) {
 		memset(&h, 0, sizeof(h));
 		type = VIRTIO_GPU_RESP_ERR_UNSPEC;
@@ -345,6 +343,10 @@ size_t gpu_handle(struct gpu_state *g, const uint8_t *req, size_t len, uint8_t *
 	if (type >= VIRTIO_GPU_RESP_ERR_UNSPEC)
 		n = sizeof(h);
 reply:
+	/* a chain without room for a reply still runs: the cursor queue's
+	 * commands come without one (Linux sends none) */
+	if (room < sizeof(h))
+		return 0;
 	if (n > room)
 		n = sizeof(h); /* no room for the data: the header alone says so */
 	if (n == sizeof(h) && type < VIRTIO_GPU_RESP_ERR_UNSPEC && type != VIRTIO_GPU_RESP_OK_NODATA)
@@ -411,13 +413,17 @@ int gpu_cursor_rgba(const struct gpu_state *g, struct gpu_cursor_image *c)
 	/* a cursor is small (64x64 in Linux): a big resource is not one */
 	if (!r || !format_layout4(r->format, &ro, &go, &bo, &ao) || r->width > 256 || r->height > 256)
 		return -1;
+	/* Linux makes its cursors from dumb buffers, which are XRGB resources,
+	 * and fills them with ARGB (the legacy cursor's format): the X byte is
+	 * the alpha, as QEMU reads it too */
+	ao = (int)(6 - ro - go - bo);
 	uint8_t *out = malloc((size_t)r->width * r->height * 4);
 	if (!out)
 		return -1;
 	const uint8_t *src = r->pixels;
 	for (size_t i = 0; i < (size_t)r->width * r->height; i++, src += 4) {
 		out[4 * i] = src[ro], out[4 * i + 1] = src[go], out[4 * i + 2] = src[bo];
-		out[4 * i + 3] = ao < 0 ? 255 : src[ao];
+		out[4 * i + 3] = src[ao];
 	}
 	*c = (struct gpu_cursor_image){ out, r->width, r->height, g->cursor.x, g->cursor.y, g->cursor.hot_x, g->cursor.hot_y };
 	return 0;

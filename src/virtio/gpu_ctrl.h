@@ -61,7 +61,8 @@ void gpu_state_init(struct gpu_state *g, const struct gmem *mem, uint32_t width,
 void gpu_state_free(struct gpu_state *g);
 
 /* One control- or cursor-queue request (its readable bytes) in, the
- * response out; returns the response's length (0: nothing fits in room). */
+ * response out; returns the response's length (0: nothing fits in room,
+ * which the command still ran: cursor commands come without one). */
 size_t gpu_handle(struct gpu_state *g, const uint8_t *req, size_t len, uint8_t *resp, size_t room);
 
 /* One popped chain of the control or cursor queue: its readable part is

@@ -24,7 +24,7 @@ FULL = os.environ.get("KVKIT_GUEST_FULL", os.path.join(ROOT, "build", "guest-ful
 CLOUD = os.path.join(ROOT, "build", "guest")  # no virtio-gpu driver
 needs_x = pytest.mark.skipif(not shutil.which("Xvfb") or not shutil.which("xdotool"),
                              reason="Xvfb and xdotool missing (scripts/setup.sh installs them)")
-RED, BLUE, BLACK = (255, 0, 0), (0, 0, 255), (0, 0, 0)
+RED, BLUE, BLACK, MAGENTA = (255, 0, 0), (0, 0, 255), (0, 0, 0), (255, 0, 255)
 # wait for the framebuffer, stop the console cursor blinking over the
 # pattern, draw two rectangles, then report what the keyboard sends
 DRAW = ("acpid -d & i=0; while [ ! -e /dev/fb0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; "
@@ -143,10 +143,11 @@ def test_gui_window_screen_keys_and_close(xvfb, tmp_path):
     """--gui and no display device of its own: kvkit adds a GPU and a
     keyboard (and says so), the guest has /dev/dri/card0 and draws; the
     window and the screenshot show the drawing where it was drawn; keys
-    typed into the window reach the guest's keyboard; closing the window
+    typed into the window reach the guest's keyboard; the guest's cursor is
+    drawn in the window where the guest put it; closing the window
     powers the guest off and kvkit exits 0."""
     sock = str(tmp_path / "api.sock")
-    run = DRAW + "kvkit-display events 'kvkit virtio keyboard' 4; echo KEYS-DONE; sleep 600"
+    run = DRAW + "kvkit-display events 'kvkit virtio keyboard' 4; echo KEYS-DONE; kvkit-display cursor 600 50 & sleep 600"
     errf = open(str(tmp_path / "err"), "w+")
     p = subprocess.Popen(guest_cmd(run, "--gui", "--restful-uri", "unix://" + sock), env=xvfb,
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errf)
@@ -178,6 +179,17 @@ def test_gui_window_screen_keys_and_close(xvfb, tmp_path):
         x(xvfb, "xdotool", "key", "a", "b")
         out.wait(lambda o: "KEYS-DONE" in o.lines, 60)
         assert events(out, 4) == [(1, 30, 1), (1, 30, 0), (1, 48, 1), (1, 48, 0)], out.lines  # KEY_A, KEY_B
+        # the guest's cursor, drawn over the screen where the guest put it:
+        # its opaque corner magenta, its clear part showing the screen
+        out.wait(lambda o: "CURSOR-SET" in o.lines, 60)
+        deadline = time.monotonic() + 20
+        while True:
+            img = xwd(subprocess.run(["xwd", "-root", "-silent"], env=xvfb, check=True, capture_output=True).stdout)
+            seen = (img.pixel(wx + 605, wy + 55), img.pixel(wx + 631, wy + 81), img.pixel(wx + 645, wy + 95))
+            if seen == (MAGENTA, MAGENTA, BLACK) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert seen == (MAGENTA, MAGENTA, BLACK), seen
         close_window(xvfb, wid)
         assert p.wait(timeout=60) == 0
         assert "KVKIT-POWER-BUTTON" in out.lines
@@ -304,7 +316,8 @@ class Rfb:
         self.shifts = fmt[10:13]  # red, green, blue
         self.name = self.read(struct.unpack(">I", self.read(4))[0]).decode()
         assert self.bpp == 32
-        self.s.sendall(struct.pack(">BxHi", 2, 1, 0))  # SetEncodings: raw
+        self.s.sendall(struct.pack(">BxHii", 2, 2, 0, -239))  # SetEncodings: raw, RichCursor
+        self.cursor = None  # the last cursor shape: (w, h, hot x, hot y, pixel(x, y), opaque(x, y))
 
     def read(self, n):
         b = b""
@@ -326,6 +339,9 @@ class Rfb:
         pix = bytearray(self.width * self.height * 4)
         for _ in range(struct.unpack(">H", self.read(2))[0]):
             x0, y0, w, h, enc = struct.unpack(">HHHHi", self.read(12))
+            if enc == -239:  # the cursor: pixels, then a bit mask (rows of whole bytes)
+                self.cursor_shape(x0, y0, w, h, self.read(w * h * 4), self.read((w + 7) // 8 * h))
+                continue
             assert enc == 0, enc
             data = self.read(w * h * 4)
             for row in range(h):
@@ -339,6 +355,17 @@ class Rfb:
             return tuple((v >> s) & 0xff for s in self.shifts)
         return Image(self.width, self.height, pixel)
 
+    def cursor_shape(self, hx, hy, w, h, data, mask):
+        order = "big" if self.big_endian else "little"
+
+        def pixel(px, py):
+            v = int.from_bytes(data[(py * w + px) * 4:(py * w + px) * 4 + 4], order)
+            return tuple((v >> s) & 0xff for s in self.shifts)
+
+        def opaque(px, py):
+            return bool(mask[py * ((w + 7) // 8) + px // 8] & (0x80 >> (px % 8)))
+        self.cursor = (w, h, hx, hy, pixel, opaque)
+
     def key(self, sym):
         for down in (1, 0):
             self.s.sendall(struct.pack(">BBxxI", 4, down, sym))
@@ -351,11 +378,12 @@ class Rfb:
 def test_vnc_without_a_display(tmp_path):
     """A host with no display at all: virtio-gpu,vnc= serves the guest's
     screen over RFB on loopback; a key and a pointer move sent by the VNC
-    client arrive in the guest."""
+    client arrive in the guest; the guest's cursor reaches the client as
+    its cursor shape."""
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     port, sock = free_port(), str(tmp_path / "api.sock")
     run = (DRAW + "kvkit-display events 'kvkit virtio keyboard' 2; echo KEYS-DONE; "
-           "kvkit-display events 'kvkit virtio tablet' 2; echo POINTER-DONE; sleep 600")
+           "kvkit-display events 'kvkit virtio tablet' 2; echo POINTER-DONE; kvkit-display cursor 600 50 & sleep 600")
     p = subprocess.Popen(guest_cmd(run, "--restful-uri", "unix://" + sock,
                                         devices=["virtio-serial,stdio", "virtio-gpu,vnc=127.0.0.1:%d" % port,
                                                  "virtio-input,keyboard", "virtio-input,pointing"]),
@@ -380,6 +408,16 @@ def test_vnc_without_a_display(tmp_path):
         out.wait(lambda o: "POINTER-DONE" in o.lines, 60)
         ptr = [tuple(int(v) for v in l.split()[1:]) for l in out.lines if l.startswith("INPUT-EV ")][2:]
         assert dict((code, v) for t, code, v in ptr if t == 3) == {0: 32767, 1: 32767}, ptr
+        # the guest's cursor reaches the client as its cursor shape
+        out.wait(lambda o: "CURSOR-SET" in o.lines, 60)
+        deadline = time.monotonic() + 30
+        while not (c.cursor and c.cursor[:2] == (64, 64)) and time.monotonic() < deadline:
+            c.frame()
+            time.sleep(0.5)
+        assert c.cursor and c.cursor[:4] == (64, 64, 0, 0), c.cursor and c.cursor[:4]
+        pixel, opaque = c.cursor[4], c.cursor[5]
+        assert opaque(5, 5) and pixel(5, 5) == MAGENTA and opaque(31, 31), (pixel(5, 5), opaque(5, 5))
+        assert not opaque(40, 40) and not opaque(5, 40)  # the clear part
         Api(unix=sock).post("Stop")
         assert p.wait(timeout=60) == 0
     finally:

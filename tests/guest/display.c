@@ -6,6 +6,10 @@
  *   kvkit-display drmloop SECONDS        full-screen frames through a DRM dumb
  *                                        buffer for SECONDS (bench/gpu):
  *                                        "DRM-FPS fps frames seconds WxH"
+ *   kvkit-display cursor X Y             a 64x64 cursor whose top-left 32x32
+ *                                        is opaque magenta (the rest clear),
+ *                                        shown at X,Y; prints "CURSOR-SET"
+ *                                        and keeps it (closing would drop it)
  * Static, no libraries (the DRM structures come from the kernel's uapi
  * headers, which libdrm-dev carries): it runs in the busybox initramfs. */
 #include <dirent.h>
@@ -165,8 +169,40 @@ static int drmloop(double seconds)
 	return 0;
 }
 
+/* The legacy cursor ioctl on the first CRTC (fbcon drives its mode): the
+ * driver sends the image and the place as UPDATE_CURSOR. */
+static int cursor(int x, int y)
+{
+	int fd = open("/dev/dri/card0", O_RDWR | O_CLOEXEC);
+	uint32_t crtcs[8];
+	struct drm_mode_card_res res = { .crtc_id_ptr = (uintptr_t)crtcs, .count_crtcs = 8 };
+	if (fd < 0 || ioctl(fd, DRM_IOCTL_MODE_GETRESOURCES, &res) < 0 || !res.count_crtcs)
+		return perror("cursor: /dev/dri/card0"), 1;
+	struct drm_mode_create_dumb cd = { .width = 64, .height = 64, .bpp = 32 };
+	if (ioctl(fd, DRM_IOCTL_MODE_CREATE_DUMB, &cd) < 0)
+		return perror("cursor: dumb buffer"), 1;
+	struct drm_mode_map_dumb md = { .handle = cd.handle };
+	uint32_t *px = ioctl(fd, DRM_IOCTL_MODE_MAP_DUMB, &md) < 0 ? MAP_FAILED :
+		       mmap(NULL, cd.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, md.offset);
+	if (px == MAP_FAILED)
+		return perror("cursor: map"), 1;
+	for (unsigned r = 0; r < 64; r++)
+		for (unsigned c = 0; c < 64; c++)
+			px[r * cd.pitch / 4 + c] = r < 32 && c < 32 ? 0xffff00ff : 0; /* ARGB */
+	struct drm_mode_cursor mc = { .flags = DRM_MODE_CURSOR_BO | DRM_MODE_CURSOR_MOVE, .crtc_id = crtcs[0],
+				      .x = x, .y = y, .width = 64, .height = 64, .handle = cd.handle };
+	if (ioctl(fd, DRM_IOCTL_MODE_CURSOR, &mc) < 0)
+		return perror("cursor: set"), 1;
+	printf("CURSOR-SET\n");
+	fflush(stdout);
+	for (;;)
+		pause();
+}
+
 int main(int argc, char **argv)
 {
+	if (argc >= 4 && !strcmp(argv[1], "cursor"))
+		return cursor(atoi(argv[2]), atoi(argv[3]));
 	if (argc >= 3 && !strcmp(argv[1], "drmloop"))
 		return drmloop(atof(argv[2]));
 	if (argc >= 2 && !strcmp(argv[1], "info")) {
@@ -180,6 +216,6 @@ int main(int argc, char **argv)
 		return fill(argc, argv);
 	if (argc >= 4 && !strcmp(argv[1], "events"))
 		return events(argv[2], atoi(argv[3]));
-	fprintf(stderr, "usage: kvkit-display info | fill X Y W H RRGGBB | events NAME COUNT\n");
+	fprintf(stderr, "usage: kvkit-display info | fill X Y W H RRGGBB | events NAME COUNT | drmloop SECONDS | cursor X Y\n");
 	return 2;
 }

@@ -295,6 +295,22 @@ static void cursor_image(void **s)
 	u.hdr.type = VIRTIO_GPU_CMD_UPDATE_CURSOR;
 	u.resource_id = 99;
 	assert_int_equal(send(&u, sizeof(u), resp), VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID);
+	/* Linux's cursor queue: no room for a reply, the command runs all
+	 * the same; its cursors are XRGB dumb buffers filled with ARGB: the
+	 * X byte is the alpha */
+	assert_int_equal(create(6, VIRTIO_GPU_FORMAT_B8G8R8X8_UNORM, 1, 1), VIRTIO_GPU_RESP_OK_NODATA);
+	p = ram + 0x3000;
+	p[0] = 4, p[1] = 5, p[2] = 6, p[3] = 0;
+	addr[0] = RAM_GPA + 0x3000, len[0] = 4;
+	assert_int_equal(attach(6, addr, len, 1, 1), VIRTIO_GPU_RESP_OK_NODATA);
+	assert_int_equal(transfer(6, 0, 0, 1, 1, 0), VIRTIO_GPU_RESP_OK_NODATA);
+	u.resource_id = 6, u.pos.x = 7;
+	assert_int_equal(gpu_handle(&g, (const uint8_t *)&u, sizeof(u), resp, 0), 0);
+	assert_int_equal(gpu_cursor_rgba(&g, &c), 0);
+	assert_int_equal(c.x, 7);
+	uint8_t clear[4] = { 6, 5, 4, 0 };
+	assert_memory_equal(c.rgba, clear, 4);
+	free(c.rgba);
 }
 
 static struct virtio_input_config ask(enum kv_input_kind kind, uint8_t select, uint8_t subsel)
