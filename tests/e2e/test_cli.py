@@ -67,8 +67,8 @@ def test_unsupported_device_is_refused_and_nothing_created():
         # refusal comes before either
         p = kv("--pidfile", pidfile, "--bootloader", "linux,kernel=" + KERNEL,
                "--device", "virtio-vsock,port=2222,socketURL=%s,connect" % sock,
-               "--device", "virtio-input,keyboard")
-        one_error(p, "--device virtio-input: not supported yet")
+               "--device", "usb-mass-storage,path=%s" % os.path.join(d, "usb.img"))
+        one_error(p, "--device usb-mass-storage: not supported yet")
         assert os.listdir(d) == []
 
 
