@@ -3,7 +3,7 @@ import os
 import subprocess
 import tempfile
 
-from conftest import KVKIT, KERNEL, INITRD
+from conftest import KVKIT, KERNEL
 
 
 def kv(*args, argv0=None, env=None):
