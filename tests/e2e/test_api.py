@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import KERNEL, INITRD, KVKIT, free_port, kvkit_cmd, needs_kvm, run_to_end, wait_for_line
+from conftest import KERNEL, INITRD, KVKIT, free_port, kvkit_cmd, needs_kvm, run_to_end
 from rest_client import Api, Lines
 
 
