@@ -29,7 +29,7 @@ INITRD = os.path.join(ROOT, "build", "guest", "initrd.img")
 SIZES = [int(n) for n in os.environ.get("BENCH_SCALE", "10,25,50").replace(",", " ").split()]
 MEM = 128
 MARK = b"SCALE-UP"
-CMDLINE = 'console=ttyS0 quiet hvcwait=0 run="acpid; echo SCALE-UP; sleep 100000"'
+CMDLINE = 'console=ttyS0 quiet hvcwait=0 run="acpid -d & echo SCALE-UP; sleep 100000"'
 
 
 def vmms():

@@ -20,7 +20,7 @@ def test_ten_vms_at_once_do_not_interfere(tmp_path):
              (("api", ".sock"), ("console", ".log"), ("pid", ".pid"))}
         # the kernel hands vmid=i to init as an environment variable
         cmd = [KVKIT, "--cpus", "1", "--memory", "128", "--bootloader",
-               'linux,kernel=%s,initrd=%s,cmdline=console=hvc0 quiet vmid=%d run="acpid; echo VM-ID $vmid; '
+               'linux,kernel=%s,initrd=%s,cmdline=console=hvc0 quiet vmid=%d run="acpid -d & echo VM-ID $vmid; '
                'sleep 600"' % (KERNEL, INITRD, i),
                "--device", "virtio-serial,logFilePath=" + d["console"], "--restful-uri", "unix://" + d["api"],
                "--pidfile", d["pid"]]
