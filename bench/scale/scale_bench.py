@@ -5,8 +5,9 @@ under QEMU -M microvm, N = BENCH_SCALE (default "10,25,50"), in one run.
 
 For each N and VMM: the time from the first spawn until all N guests
 printed their init line; per VM, the VMM's memory beyond guest RAM
-(RssAnon + RssFile; guest RAM is a memfd for both, counted apart as
-RssShmem, which is the guest RAM actually touched) and the host CPU time
+(its proportional share, Pss_Anon + Pss_File, and its RSS; guest RAM is
+a memfd for both, counted apart as RssShmem, which is the guest RAM
+actually touched) and the host CPU time
 spent until all were up; then SIGTERM to all and the time until all
 exited (kvkit presses the power button and the guests power off; QEMU
 quits at once), and whether every kvkit exited 0. Inside the nested rig
@@ -43,9 +44,16 @@ def vmms():
 
 
 def rss(pid):
+    """MiB: the VMM's resident memory beyond guest RAM (RssAnon + RssFile),
+    the guest RAM touched (RssShmem), and the VMM's proportional share
+    (Pss_Anon + Pss_File: pages of the binary and libraries that N
+    processes share count 1/N each, which is what N VMs cost a host)."""
     with open("/proc/%d/status" % pid) as f:
         v = {l.split(":")[0]: int(l.split()[1]) for l in f if l.split(":")[0] in ("RssAnon", "RssFile", "RssShmem")}
-    return (v.get("RssAnon", 0) + v.get("RssFile", 0)) / 1024.0, v.get("RssShmem", 0) / 1024.0
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        v.update({l.split(":")[0]: int(l.split()[1]) for l in f if l.split(":")[0] in ("Pss_Anon", "Pss_File")})
+    return ((v.get("RssAnon", 0) + v.get("RssFile", 0)) / 1024.0, v.get("RssShmem", 0) / 1024.0,
+            (v.get("Pss_Anon", 0) + v.get("Pss_File", 0)) / 1024.0)
 
 
 def run(name, cmd, n):
@@ -83,11 +91,13 @@ def run(name, cmd, n):
     stopped = time.monotonic() - t1
     clean = sum(1 for c in codes if c == 0)
     med = lambda xs: statistics.median(xs) if xs else float("nan")  # noqa: E731 (none left: all died)
-    res = {"up": len(up), "all_up": all_up, "spawn": spawned, "vmm_mib": med([m for m, _ in mem]),
-           "guest_mib": med([g for _, g in mem]), "cpu": med(cpu), "stop": stopped, "clean": clean}
-    print("%-13s N=%-3d up %d/%d in %6.2f s  VMM %5.2f MiB/VM (guest RAM touched %5.1f MiB)  CPU %5.3f s/VM  "
-          "stopped in %5.2f s, %d exited 0" % (name, n, len(up), n, all_up, res["vmm_mib"], res["guest_mib"],
-                                               res["cpu"], stopped, clean), flush=True)
+    res = {"up": len(up), "all_up": all_up, "spawn": spawned, "vmm_mib": med([m[2] for m in mem]),
+           "vmm_rss": med([m[0] for m in mem]), "guest_mib": med([m[1] for m in mem]), "cpu": med(cpu),
+           "stop": stopped, "clean": clean}
+    print("%-13s N=%-3d up %d/%d in %6.2f s  VMM %5.2f MiB/VM PSS (%5.2f RSS; guest RAM touched %5.1f MiB)  "
+          "CPU %5.3f s/VM  stopped in %5.2f s, %d exited 0" %
+          (name, n, len(up), n, all_up, res["vmm_mib"], res["vmm_rss"], res["guest_mib"], res["cpu"], stopped, clean),
+          flush=True)
     return res
 
 
@@ -103,10 +113,11 @@ def main():
         print("%-5d %14.2f %14.2f %12.2f %6d/%d" % (n, k["all_up"] / q["all_up"], k["vmm_mib"] / q["vmm_mib"],
                                                    k["cpu"] / q["cpu"], k["up"], n))
     rows = [[n, name, "%d/%d" % (r["up"], n), "%.1f s" % r["all_up"], "%.2f MiB" % r["vmm_mib"],
-             "%.1f MiB" % r["guest_mib"], "%.3f s" % r["cpu"], "%.1f s, %d exited 0" % (r["stop"], r["clean"])]
+             "%.2f MiB" % r["vmm_rss"], "%.1f MiB" % r["guest_mib"], "%.3f s" % r["cpu"],
+             "%.1f s, %d exited 0" % (r["stop"], r["clean"])]
             for n in SIZES for name in vmms() for r in [res[(name, n)]]]
-    lines = table(["N", "VMM", "up", "time to all up", "VMM memory per VM", "guest RAM touched", "CPU per VM",
-                   "SIGTERM to all gone"], rows)
+    lines = table(["N", "VMM", "up", "time to all up", "VMM memory per VM (PSS)", "(RSS)", "guest RAM touched",
+                   "CPU per VM", "SIGTERM to all gone"], rows)
     lines += [""] + ["N=%d: kvkit/qemu-microvm %.2f of the time to all up, %.2f of the VMM memory, %.2f of the CPU." %
                      (n, res[("kvkit", n)]["all_up"] / res[("qemu-microvm", n)]["all_up"],
                       res[("kvkit", n)]["vmm_mib"] / res[("qemu-microvm", n)]["vmm_mib"],
