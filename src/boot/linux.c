@@ -296,9 +296,9 @@ static int host_unpack(struct vm *vm, const struct kv_bootloader *b, struct file
 	uint64_t size = kernel_payload_size(tail, sizeof(tail));
 	if (c == KC_UNKNOWN)
 		return snprintf(why, whylen, "payload compression not handled here"), -1;
-	/* the initrd's place at the top of low RAM, the kernel below it */
-	uint64_t top = vm->low_ram & ~0xfffULL;
-	uint64_t above = round_up(initrd_size, 4096);
+	/* the payload at the top of low RAM, below it the initrd's place, the kernel below both */
+	uint64_t top = vm->low_ram & ~0xfffULL, in_len = round_up(plen, 4096);
+	uint64_t above = in_len > round_up(initrd_size, 4096) ? in_len : round_up(initrd_size, 4096);
 	uint64_t reserve = round_up(size > init_size ? size : init_size, align);
 	if (size < sizeof(Elf64_Ehdr) || above > top || top - above < link + reserve)
 		return snprintf(why, whylen, "%llu-byte kernel: no room to unpack it", (unsigned long long)size), -1;
@@ -319,19 +319,15 @@ static int host_unpack(struct vm *vm, const struct kv_bootloader *b, struct file
 	uint64_t phys = link;
 	if (kaslr)
 		phys += random_below((limit - reserve - link) / align + 1) * align;
-	uint8_t *blob = gmem_ptr(&vm->mem, phys, reserve);
+	uint64_t in_gpa = top - in_len;
+	uint8_t *in = gmem_ptr(&vm->mem, in_gpa, plen), *blob = gmem_ptr(&vm->mem, phys, reserve);
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	/* the payload straight from the file's page cache: no copy, and no
-	 * guest RAM faulted in as scratch and given back */
-	uint64_t map_off = poff & ~0xfffULL;
-	size_t map_len = (size_t)(poff + plen - map_off);
-	void *map = mmap(NULL, map_len, PROT_READ, MAP_PRIVATE, k->fd, (off_t)map_off);
-	const uint8_t *in = map == MAP_FAILED ? NULL : (const uint8_t *)map + (poff - map_off);
+	populate(vm, in_gpa, in_len);
 	populate(vm, phys, round_up(size, 4096));
 	int r = -1;
 	struct vmlinux_layout l;
-	if (!in || !blob) {
+	if (!in || !blob || file_read_at(k, poff, in, plen) < 0) {
 		snprintf(why, whylen, "cannot read the payload: %s", strerror(errno));
 		goto done;
 	}
@@ -360,8 +356,7 @@ static int host_unpack(struct vm *vm, const struct kv_bootloader *b, struct file
 		  (unsigned long long)delta, kaslr ? "" : " (no KASLR)");
 	r = 0;
 done:
-	if (map != MAP_FAILED)
-		munmap(map, map_len);
+	discard(vm, in_gpa, in_len);
 	if (r < 0)
 		discard(vm, phys, reserve);
 	return r;
