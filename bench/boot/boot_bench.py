@@ -42,6 +42,8 @@ SANDBOX = os.environ.get("BENCH_SANDBOX", "0") == "1"
 # same run, so the two are compared under the same load
 OLD = os.environ.get("BENCH_KVKIT_OLD", "")
 PHASE_RUNS = int(os.environ.get("BENCH_PHASE_RUNS", "3"))
+# BENCH_VMMS=kvkit,kvkit-nosb: only these (say, a long run pricing the sandbox)
+ONLY = [x for x in os.environ.get("BENCH_VMMS", "").split(",") if x]
 # what each VMM writes on stderr at the two events (the wall clock, seconds)
 KVKIT_EVENTS = {"start": re.compile(r"phase first KVM_RUN: at ([\d.]+), [\d.]+ ms after start, CPU ([\d.]+) ms"),
                 "stop": re.compile(r"phase power-off requested: at ([\d.]+), [\d.]+ ms after start, CPU ([\d.]+) ms"),
@@ -58,11 +60,12 @@ def vmms():
          "-nographic", "-nodefaults", "-no-reboot", "-serial", "stdio", "-no-user-config"]
     kv = [KVKIT, "--cpus", str(CPUS), "--memory", str(MEM), "--bootloader",
           'linux,kernel=%s,initrd=%s,cmdline="%s"' % (KERNEL, INITRD, CMDLINE), "--device", "virtio-serial,stdio"]
-    return dict([("kvkit", kv)] + ([("kvkit-nosb", kv + ["--sandbox", "off"])] if SANDBOX else []) +
+    all_ = dict([("kvkit", kv)] + ([("kvkit-nosb", kv + ["--sandbox", "off"])] if SANDBOX else []) +
                 ([("kvkit-old", [OLD] + kv[1:])] if OLD else []) + [
         ("qemu-microvm", q + ["-M", "microvm,memory-backend=ram,acpi=on"]),
         ("qemu-q35", q + ["-M", "q35,memory-backend=ram"]),
     ])
+    return {k: c for k, c in all_.items() if not ONLY or k in ONLY}
 
 
 def overhead_kib(pid):
@@ -103,8 +106,10 @@ def one(cmd, marks=(MARK,)):
         for i, mark in enumerate(marks):
             if seen[i] is None and mark in buf:
                 seen[i] = time.monotonic() - t0
-    p.wait()
+    _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
     t_exit = time.monotonic() - t0
+    cpu = ru.ru_utime + ru.ru_stime
     done.set()
     th.join()
     ok = p.returncode == 0 and None not in seen
@@ -116,7 +121,7 @@ def one(cmd, marks=(MARK,)):
               (os.path.basename(cmd[0]), p.returncode, seen, tail or "(empty)",
                buf[-800:].decode(errors="replace").strip()), file=sys.stderr)
     err.close()
-    return ok, seen, t_exit, peak[0] / 1024.0
+    return ok, seen, t_exit, peak[0] / 1024.0, cpu
 
 
 def task_cpu_ms(pid):
@@ -192,7 +197,8 @@ def one_phases(name, cmd):
 
 def anatomy(v):
     """The phases of kvkit and QEMU microvm, alternating, medians."""
-    cmds = {"kvkit": v["kvkit"] + ["--log-level", "debug"], "qemu-microvm": v["qemu-microvm"] + QEMU_TRACE}
+    cmds = {k: v[k] + (["--log-level", "debug"] if k.startswith("kvkit") else QEMU_TRACE)
+            for k in ("kvkit", "kvkit-nosb", "qemu-microvm") if k in v}
     res = {k: [] for k in cmds}
     for i in range(PHASE_RUNS):
         for name, cmd in cmds.items():
@@ -210,7 +216,7 @@ def anatomy(v):
         q = "~" if name.startswith("qemu") else " "
         print("%-13s %13.1f %11s%s %15.1f %12s%s" % (name, m["start_wall"], "%.1f" % m["start_cpu"], q, m["stop_wall"],
                                                   "%.1f" % m["stop_cpu"], q))
-    if len(med) == 2:
+    if "kvkit" in med and "qemu-microvm" in med:
         k, q = med["kvkit"], med["qemu-microvm"]
         print("kvkit/qemu-microvm  exec->KVM_RUN %.2f (CPU %.2f)  power-off->exit %.2f (CPU %.2f)" %
               (k["start_wall"] / q["start_wall"], k["start_cpu"] / max(q["start_cpu"], 0.001),
@@ -223,25 +229,26 @@ def main():
     res = {k: [] for k in v}
     for i in range(RUNS):
         for name, cmd in v.items():
-            ok, (ti,), te, mib = one(cmd)
+            ok, (ti,), te, mib, cpu = one(cmd)
             if not ok:
                 print("run %d %s failed" % (i, name), file=sys.stderr)
                 continue
-            res[name].append((ti, te, mib))
-            print("run %2d %-13s init %.3f s  exit %.3f s  overhead %.1f MiB" % (i, name, ti, te, mib), flush=True)
+            res[name].append((ti, te, mib, cpu))
+            print("run %2d %-13s init %.3f s  exit %.3f s  overhead %.1f MiB  CPU %.3f s" % (i, name, ti, te, mib, cpu),
+                  flush=True)
     med = {}
     print("\nmedians over %d runs (%d vCPU, %d MiB)" % (RUNS, CPUS, MEM))
-    print("%-13s %10s %10s %14s" % ("VMM", "to init", "to exit", "VMM overhead"))
+    print("%-13s %10s %10s %14s %10s" % ("VMM", "to init", "to exit", "VMM overhead", "VMM CPU"))
     for name, r in res.items():
         if not r:
             continue
-        med[name] = tuple(statistics.median(x[i] for x in r) for i in range(3))
-        print("%-13s %9.3fs %9.3fs %11.1f MiB" % ((name,) + med[name]))
+        med[name] = tuple(statistics.median(x[i] for x in r) for i in range(4))
+        print("%-13s %9.3fs %9.3fs %11.1f MiB %9.3fs" % ((name,) + med[name]))
     k = med.get("kvkit")
     if k and "kvkit-nosb" in med:
         nosb = med["kvkit-nosb"]
-        print("kvkit/kvkit --sandbox off  to init %.3f  to exit %.3f  overhead %.3f" %
-              (k[0] / nosb[0], k[1] / nosb[1], k[2] / nosb[2]))
+        print("kvkit/kvkit --sandbox off  to init %.3f  to exit %.3f  overhead %.3f  CPU %.3f" %
+              (k[0] / nosb[0], k[1] / nosb[1], k[2] / nosb[2], k[3] / nosb[3]))
     if k and "kvkit-old" in med:
         old = med["kvkit-old"]
         print("kvkit/kvkit-old            to init %.3f  to exit %.3f  overhead %.3f" %
@@ -254,13 +261,17 @@ def main():
     if PHASE_RUNS:
         print()
         phases = anatomy(v)
-    rows = [[name, "%.2f s" % m[0], "%.2f s" % m[1], "%.1f MiB" % m[2]] for name, m in med.items()]
-    lines = table(["VMM", "exec → init", "exec → exit", "VMM memory beyond guest RAM"], rows)
+    rows = [[name, "%.2f s" % m[0], "%.2f s" % m[1], "%.1f MiB" % m[2], "%.2f s" % m[3]] for name, m in med.items()]
+    lines = table(["VMM", "exec → init", "exec → exit", "VMM memory beyond guest RAM", "VMM CPU"], rows)
+    if k and "kvkit-nosb" in med:
+        nosb = med["kvkit-nosb"]
+        lines += ["", "The sandbox's cost, kvkit/kvkit --sandbox off: %.3f to init, %.3f to exit, %.3f of the CPU." %
+                  (k[0] / nosb[0], k[1] / nosb[1], k[3] / nosb[3])]
     if k:
         lines += [""] + ["kvkit/%s: %.2f to init, %.2f to exit, %.2f of the memory." %
                          (peer, k[0] / med[peer][0], k[1] / med[peer][1], k[2] / med[peer][2])
                          for peer in ("qemu-microvm", "qemu-q35") if peer in med]
-    if len(phases) == 2:
+    if "kvkit" in phases and "qemu-microvm" in phases:
         lines += ["", "Start-up anatomy (medians of %d runs; QEMU's CPU time sampled, so approximate):" % PHASE_RUNS,
                   ""]
         lines += table(["VMM", "exec → first KVM_RUN", "its CPU", "power-off request → exit", "its CPU"],
@@ -272,7 +283,8 @@ def main():
                   "the process down." % (pk["start_wall"] / pq["start_wall"], pk["start_cpu"] / max(pq["start_cpu"], 0.001),
                                          pk["stop_wall"] / pq["stop_wall"], pk["stop_cpu"] / max(pq["stop_cpu"], 0.001),
                                          pk.get("stop_own", 0))]
-    publish("boot", "%d vCPU, %d MiB, the busybox test guest, medians of %d runs" % (CPUS, MEM, RUNS), lines)
+    # a run of some VMMs only (BENCH_VMMS) does not replace the full table
+    publish("boot" if not ONLY else "boot-" + "-".join(ONLY), "%d vCPU, %d MiB, the busybox test guest, medians of %d runs" % (CPUS, MEM, RUNS), lines)
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ def main():
     res = {k: [] for k in vmms}
     for i in range(RUNS):
         for name, cmd in vmms.items():
-            ok, (t_init, t_mu), t_exit, mib = one(cmd, MARKS)
+            ok, (t_init, t_mu), t_exit, mib, _ = one(cmd, MARKS)
             if not ok:
                 print("run %d %s failed" % (i, name), file=sys.stderr)
                 continue
