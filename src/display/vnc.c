@@ -175,7 +175,7 @@ static void update_cursor(void)
 
 static void *vnc_main(void *arg)
 {
-	uint64_t shown = 0;
+	uint64_t shown = 0, cursor_shown = 0;
 	pthread_setname_np(pthread_self(), "vnc");
 	while (!__atomic_load_n(&v.quit, __ATOMIC_ACQUIRE)) {
 		sandbox_thread(SANDBOX_DISPLAY);
@@ -187,10 +187,13 @@ static void *vnc_main(void *arg)
 			else if (fd >= 0)
 				log_info("vnc: a client connected");
 		}
-		uint64_t u = virtio_gpu_updates(v.vm);
+		uint64_t cu = 0, u = virtio_gpu_updates(v.vm, &cu);
 		if (u != shown) {
 			shown = u;
 			refresh();
+		}
+		if (cu != cursor_shown) {
+			cursor_shown = cu;
 			update_cursor();
 		}
 		rfbProcessEvents(v.screen, FRAME_US);

@@ -198,7 +198,7 @@ static void *window_main(void *arg)
 		}
 		if (!vm)
 			continue;
-		uint64_t u = virtio_gpu_updates(vm);
+		uint64_t u = virtio_gpu_updates(vm, NULL);
 		if (u != shown || expose) {
 			shown = u;
 			redraw(vm);

@@ -565,29 +565,24 @@ static bool xattr_privileged(const char *name)
  * file theirs and checks the folder's permissions as that user. Leaving
  * fsuid 0 takes the worker's file capabilities away for the call; coming
  * back gives them back. Run as another user (--user, or unprivileged),
- * kvkit cannot switch, and files are its user's. */
-struct guest_ids {
-	bool switched;
-};
-
-static struct guest_ids as_guest(const struct req *r)
+ * kvkit cannot switch, and files are its user's. as_guest() says whether
+ * it switched, and as_kvkit() takes that to switch back. */
+static bool as_guest(const struct req *r)
 {
-	struct guest_ids g = { false };
 	if ((r->in.uid == 0 && r->in.gid == 0) || geteuid() != 0)
-		return g;
+		return false;
 	/* setfsuid(-1) and setfsgid(-1) change nothing: they read back */
 	setfsgid(r->in.gid);
 	setfsuid(r->in.uid);
-	g.switched = true;
 	if ((uid_t)setfsuid((uid_t)-1) != r->in.uid || (gid_t)setfsgid((gid_t)-1) != r->in.gid)
 		log_debug("virtio-fs: cannot act as uid %u gid %u; the share's files stay kvkit's", r->in.uid,
 			  r->in.gid);
-	return g;
+	return true;
 }
 
-static void as_kvkit(struct guest_ids g)
+static void as_kvkit(bool switched)
 {
-	if (!g.switched)
+	if (!switched)
 		return;
 	int e = errno;
 	setfsuid(0);
@@ -806,7 +801,7 @@ static size_t do_create(struct req *r, struct node *n)
 	struct stat st;
 	if (!(in->flags & O_EXCL) && fstatat(n->fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode))
 		return reply_err(r, S_ISDIR(st.st_mode) ? EISDIR : EACCES);
-	struct guest_ids g = as_guest(r);
+	bool g = as_guest(r);
 	int fd = openat(n->fd, name, open_flags(in->flags) | O_CREAT | O_NOFOLLOW | O_NONBLOCK | (in->flags & O_EXCL),
 			host_mode(in->mode, false));
 	as_kvkit(g);
@@ -860,7 +855,7 @@ static size_t do_mknod(struct req *r, struct node *n)
 		return reply_err(r, err);
 	if (!S_ISREG(in->mode) && !S_ISFIFO(in->mode))
 		return reply_err(r, EPERM); /* no device nodes or sockets in the share */
-	struct guest_ids g = as_guest(r);
+	bool g = as_guest(r);
 	int rc = mknodat(n->fd, name, (in->mode & S_IFMT) | host_mode(in->mode, false), 0);
 	as_kvkit(g);
 	return made(r, n, name, rc);
@@ -875,7 +870,7 @@ static size_t do_mkdir(struct req *r, struct node *n)
 		return reply_err(r, EINVAL);
 	if (!name)
 		return reply_err(r, err);
-	struct guest_ids g = as_guest(r);
+	bool g = as_guest(r);
 	int rc = mkdirat(n->fd, name, host_mode(in->mode, true));
 	as_kvkit(g);
 	return made(r, n, name, rc);
@@ -891,7 +886,7 @@ static size_t do_symlink(struct req *r, struct node *n)
 	if (!target || !*target || strlen(target) >= PATH_MAX)
 		return reply_err(r, EINVAL);
 	/* the target is only text to the host: it is never followed here */
-	struct guest_ids g = as_guest(r);
+	bool g = as_guest(r);
 	int rc = symlinkat(target, n->fd, name);
 	as_kvkit(g);
 	return made(r, n, name, rc);

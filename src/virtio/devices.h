@@ -43,8 +43,10 @@ int virtio_gpu_scanout_rgb(struct vm *vm, uint8_t **rgb, uint32_t *width, uint32
 struct gpu_cursor_image;
 int virtio_gpu_cursor(struct vm *vm, struct gpu_cursor_image *c);
 /* A counter that moves whenever what the first GPU shows changes (0 with
- * no GPU): a display polls it and redraws when it moved. Any thread. */
-uint64_t virtio_gpu_updates(struct vm *vm);
+ * no GPU): a display polls it and redraws when it moved. cursor_updates
+ * (when not NULL) gets the one that moves only when the cursor changes.
+ * Any thread. */
+uint64_t virtio_gpu_updates(struct vm *vm, uint64_t *cursor_updates);
 
 /* virtio-input: events for the first device of that kind (a batch ends
  * with EV_SYN), from any thread. -ENODEV: none; -ENOSPC: the guest has

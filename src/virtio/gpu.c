@@ -140,11 +140,13 @@ int virtio_gpu_cursor(struct vm *vm, struct gpu_cursor_image *c)
 	return rc < 0 ? -EAGAIN : 0;
 }
 
-uint64_t virtio_gpu_updates(struct vm *vm)
+uint64_t virtio_gpu_updates(struct vm *vm, uint64_t *cursor_updates)
 {
 	struct device *d = device_first(vm, &virtio_gpu_device);
 	if (!d)
 		return 0;
 	struct gpu *g = virtio_device_model(d);
+	if (cursor_updates)
+		*cursor_updates = __atomic_load_n(&g->state.cursor_updates, __ATOMIC_ACQUIRE);
 	return __atomic_load_n(&g->state.updates, __ATOMIC_ACQUIRE);
 }

@@ -40,35 +40,30 @@ static struct gpu_resource *find(const struct gpu_state *g, uint32_t id)
 	return NULL;
 }
 
-/* Byte offsets of red, green, blue and alpha (-1: none) in a pixel of a
- * 32-bit format the Linux driver may pick; false for any other format. */
-static bool format_layout4(uint32_t format, unsigned *ro, unsigned *go, unsigned *bo, int *ao)
+/* Byte offsets of red, green and blue in a pixel of a 32-bit format the
+ * Linux driver may pick (the fourth byte is alpha or unused); false for any
+ * other format. */
+static bool format_layout(uint32_t format, unsigned *ro, unsigned *go, unsigned *bo)
 {
 	switch (format) {
 	case VIRTIO_GPU_FORMAT_B8G8R8A8_UNORM:
 	case VIRTIO_GPU_FORMAT_B8G8R8X8_UNORM:
-		*bo = 0, *go = 1, *ro = 2, *ao = format == VIRTIO_GPU_FORMAT_B8G8R8A8_UNORM ? 3 : -1;
+		*bo = 0, *go = 1, *ro = 2;
 		return true;
 	case VIRTIO_GPU_FORMAT_A8R8G8B8_UNORM:
 	case VIRTIO_GPU_FORMAT_X8R8G8B8_UNORM:
-		*ro = 1, *go = 2, *bo = 3, *ao = format == VIRTIO_GPU_FORMAT_A8R8G8B8_UNORM ? 0 : -1;
+		*ro = 1, *go = 2, *bo = 3;
 		return true;
 	case VIRTIO_GPU_FORMAT_R8G8B8A8_UNORM:
 	case VIRTIO_GPU_FORMAT_R8G8B8X8_UNORM:
-		*ro = 0, *go = 1, *bo = 2, *ao = format == VIRTIO_GPU_FORMAT_R8G8B8A8_UNORM ? 3 : -1;
+		*ro = 0, *go = 1, *bo = 2;
 		return true;
 	case VIRTIO_GPU_FORMAT_X8B8G8R8_UNORM:
 	case VIRTIO_GPU_FORMAT_A8B8G8R8_UNORM:
-		*bo = 1, *go = 2, *ro = 3, *ao = format == VIRTIO_GPU_FORMAT_A8B8G8R8_UNORM ? 0 : -1;
+		*bo = 1, *go = 2, *ro = 3;
 		return true;
 	}
 	return false;
-}
-
-static bool format_layout(uint32_t format, unsigned *ro, unsigned *go, unsigned *bo)
-{
-	int ao;
-	return format_layout4(format, ro, go, bo, &ao);
 }
 
 /* Is r inside a width x height resource? (64-bit sums: no wrap-around) */
@@ -118,8 +113,10 @@ static uint32_t unref(struct gpu_state *g, uint32_t id)
 		g->mem_used -= (uint64_t)r->width * r->height * 4;
 		if (g->scanout.resource_id == id)
 			g->scanout.resource_id = 0;
-		if (g->cursor.resource_id == id)
+		if (g->cursor.resource_id == id) {
 			g->cursor.resource_id = 0;
+			__atomic_add_fetch(&g->cursor_updates, 1, __ATOMIC_RELEASE);
+		}
 		free_resource(r);
 		return VIRTIO_GPU_RESP_OK_NODATA;
 	}
@@ -194,6 +191,8 @@ static uint32_t transfer_to_host(struct gpu_state *g, const struct virtio_gpu_tr
 		uint8_t *dst = r->pixels + (rc.y + h) * stride + (uint64_t)rc.x * 4;
 		iov_to_buf(r->backing, r->nbacking, off + h * stride, dst, row);
 	}
+	if (g->cursor.resource_id == r->id)
+		__atomic_add_fetch(&g->cursor_updates, 1, __ATOMIC_RELEASE);
 	return VIRTIO_GPU_RESP_OK_NODATA;
 }
 
@@ -271,6 +270,7 @@ static uint32_t cursor(struct gpu_state *g, const struct virtio_gpu_update_curso
 	g->cursor.x = le32toh(u->pos.x);
 	g->cursor.y = le32toh(u->pos.y);
 	__atomic_add_fetch(&g->updates, 1, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&g->cursor_updates, 1, __ATOMIC_RELEASE);
 	return VIRTIO_GPU_RESP_OK_NODATA;
 }
 
@@ -409,14 +409,13 @@ int gpu_cursor_rgba(const struct gpu_state *g, struct gpu_cursor_image *c)
 {
 	const struct gpu_resource *r = g->cursor.resource_id ? find(g, g->cursor.resource_id) : NULL;
 	unsigned ro, go, bo;
-	int ao;
 	/* a cursor is small (64x64 in Linux): a big resource is not one */
-	if (!r || !format_layout4(r->format, &ro, &go, &bo, &ao) || r->width > 256 || r->height > 256)
+	if (!r || !format_layout(r->format, &ro, &go, &bo) || r->width > 256 || r->height > 256)
 		return -1;
 	/* Linux makes its cursors from dumb buffers, which are XRGB resources,
 	 * and fills them with ARGB (the legacy cursor's format): the X byte is
 	 * the alpha, as QEMU reads it too */
-	ao = (int)(6 - ro - go - bo);
+	unsigned ao = 6 - ro - go - bo;
 	uint8_t *out = malloc((size_t)r->width * r->height * 4);
 	if (!out)
 		return -1;

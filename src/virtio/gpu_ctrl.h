@@ -55,6 +55,9 @@ struct gpu_state {
 	 * of its resource): a display redraws when it moved. Written under the
 	 * device's lock, read without it (__atomic). */
 	uint64_t updates;
+	/* Counts each change of the cursor (its image, place or resource), so
+	 * a display that sends the cursor apart (VNC) skips it otherwise. */
+	uint64_t cursor_updates;
 };
 
 void gpu_state_init(struct gpu_state *g, const struct gmem *mem, uint32_t width, uint32_t height);

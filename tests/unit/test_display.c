@@ -150,10 +150,12 @@ static void draw_and_read_back(void **s)
 	uint32_t len[2] = { 20, 12 };
 	assert_int_equal(attach(1, addr, len, 2, 2), VIRTIO_GPU_RESP_OK_NODATA);
 	assert_int_equal(transfer(1, 0, 0, 4, 2, 0), VIRTIO_GPU_RESP_OK_NODATA);
-	uint64_t before = g.updates;
+	uint64_t before = g.updates, cursor_before = g.cursor_updates;
 	assert_int_equal(scanout(0, 1, 0, 0, 4, 2), VIRTIO_GPU_RESP_OK_NODATA);
 	assert_int_equal(flush(1, 0, 0, 4, 2), VIRTIO_GPU_RESP_OK_NODATA);
 	assert_true(g.updates >= before + 2);
+	/* the screen changed, the cursor did not: VNC sends no new shape */
+	assert_true(g.cursor_updates == cursor_before);
 	uint8_t *rgb;
 	uint32_t w, h;
 	assert_int_equal(gpu_scanout_rgb(&g, &rgb, &w, &h), 0);
@@ -280,7 +282,13 @@ static void cursor_image(void **s)
 	struct virtio_gpu_update_cursor u = { .hdr.type = VIRTIO_GPU_CMD_UPDATE_CURSOR, .pos = { 0, 10, 20, 0 },
 					      .resource_id = 5, .hot_x = 1 };
 	uint8_t resp[GPU_MAX_RESPONSE];
+	uint64_t cursor_before = g.cursor_updates;
 	assert_int_equal(send(&u, sizeof(u), resp), VIRTIO_GPU_RESP_OK_NODATA);
+	assert_true(g.cursor_updates > cursor_before);
+	cursor_before = g.cursor_updates;
+	/* new pixels in the cursor's resource are a new cursor image */
+	assert_int_equal(transfer(5, 0, 0, 2, 1, 0), VIRTIO_GPU_RESP_OK_NODATA);
+	assert_true(g.cursor_updates > cursor_before);
 	u.hdr.type = VIRTIO_GPU_CMD_MOVE_CURSOR;
 	u.pos.x = 30;
 	u.resource_id = 99; /* ignored by a move */
