@@ -205,30 +205,50 @@ static void xattrs_and_statfs(void)
 	check(statfs(dir, &sf) == 0 && sf.f_bsize > 0 && sf.f_blocks > 0, "statfs", "%s", strerror(errno));
 }
 
+/* Runs steps() in a child as uid:gid and checks it returned 0; else the
+ * failure names the step it returned (10: the ids could not be taken). */
+static void as_user(uid_t uid, gid_t gid, int (*steps)(void), const char *what)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (setgid(gid) || setuid(uid))
+			_exit(10);
+		_exit(steps());
+	}
+	int status = 0;
+	waitpid(pid, &status, 0);
+	check(WIFEXITED(status) && WEXITSTATUS(status) == 0, what, "step %d", WEXITSTATUS(status));
+}
+
+static int reach_roots_files(void)
+{
+	if (open(p("private"), O_RDONLY) >= 0 || errno != EACCES)
+		return 1;
+	if (open(p("locked/x"), O_WRONLY | O_CREAT, 0644) >= 0 || errno != EACCES)
+		return 2;
+	if (access(p("private"), R_OK) == 0)
+		return 3;
+	if (unlink(p("private")) == 0)
+		return 4;
+	return 0;
+}
+
 /* The guest enforces permissions on what the share reports. */
 static void permissions(void)
 {
 	check(write_file(p("private"), "root only", 0600) == 0 && chown(p("private"), 0, 0) == 0, "private file", "%s",
 	      strerror(errno));
 	check(mkdir(p("locked"), 0700) == 0, "private folder", "%s", strerror(errno));
-	pid_t pid = fork();
-	if (pid == 0) {
-		if (setgid(1000) || setuid(1000))
-			_exit(10);
-		if (open(p("private"), O_RDONLY) >= 0 || errno != EACCES)
-			_exit(1);
-		if (open(p("locked/x"), O_WRONLY | O_CREAT, 0644) >= 0 || errno != EACCES)
-			_exit(2);
-		if (access(p("private"), R_OK) == 0)
-			_exit(3);
-		if (unlink(p("private")) == 0)
-			_exit(4);
-		_exit(0);
-	}
-	int status = 0;
-	waitpid(pid, &status, 0);
-	check(WIFEXITED(status) && WEXITSTATUS(status) == 0, "a user cannot reach root's files", "step %d",
-	      WEXITSTATUS(status));
+	as_user(1000, 1000, reach_roots_files, "a user cannot reach root's files");
+}
+
+static int create_in_own_folder(void)
+{
+	if (write_file(p("mine/made"), "theirs", 0644))
+		return 1;
+	if (mkdir(p("mine/sub"), 0755))
+		return 2;
+	return 0;
 }
 
 /* What a guest user creates is theirs on the host too (kvkit, as root,
@@ -237,20 +257,7 @@ static void users_own_what_they_create(void)
 {
 	check(mkdir(p("mine"), 0755) == 0 && chown(p("mine"), 1234, 5678) == 0, "a user's folder", "%s",
 	      strerror(errno));
-	pid_t pid = fork();
-	if (pid == 0) {
-		if (setgid(5678) || setuid(1234))
-			_exit(10);
-		if (write_file(p("mine/made"), "theirs", 0644))
-			_exit(1);
-		if (mkdir(p("mine/sub"), 0755))
-			_exit(2);
-		_exit(0);
-	}
-	int status = 0;
-	waitpid(pid, &status, 0);
-	check(WIFEXITED(status) && WEXITSTATUS(status) == 0, "a user creates in their folder", "step %d",
-	      WEXITSTATUS(status));
+	as_user(1234, 5678, create_in_own_folder, "a user creates in their folder");
 	struct stat st = { 0 }, sd = { 0 };
 	check(stat(p("mine/made"), &st) == 0 && stat(p("mine/sub"), &sd) == 0 && st.st_uid == 1234 &&
 	      st.st_gid == 5678 && sd.st_uid == 1234 && sd.st_gid == 5678,
