@@ -113,6 +113,11 @@ $(BUILD)/tests/test_virtq: tests/unit/test_virtq.c $(call obj,src/virtio/virtq.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
 
+$(BUILD)/tests/test_net_ctrl: tests/unit/test_net_ctrl.c $(call obj,src/virtio/net_frames.c src/virtio/virtq.c src/util/iov.c \
+		src/vmm/guest_mem.c src/util/log.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LIBS)
+
 $(BUILD)/tests/test_sandbox: tests/unit/test_sandbox.c $(call obj,src/sandbox/sandbox.c src/sandbox/jail.c src/util/log.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lseccomp $(TEST_LIBS)

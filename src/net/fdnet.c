@@ -2,7 +2,8 @@
  *   unixgram  gvproxy's vfkit protocol (spec 6.1): a named client socket
  *             next to the server's, connect, "VFKT", then raw frames
  *   fd=N      an inherited, connected SOCK_DGRAM socket, same framing
- *   tap       a Linux tap device (IFF_TAP|IFF_NO_PI)
+ *   tap       a Linux tap device (IFF_TAP|IFF_NO_PI), or one queue of a
+ *             multiqueue tap (IFF_MULTI_QUEUE: one backend per queue pair)
  * Backpressure both ways: a full peer stalls the guest's transmit queue
  * until the fd is writable; a guest without receive buffers stops us
  * reading (the kernel queue holds the frames, bounded by its buffer). */
@@ -68,7 +69,8 @@ static void receive(struct fd_backend *f)
 		/* MSG_TRUNC: an oversized datagram reports its real length */
 		ssize_t n = f->is_tap ? read(f->fd, f->buf, sizeof(f->buf)) : recv(f->fd, f->buf, sizeof(f->buf), MSG_TRUNC);
 		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
+			/* EBADFD: a multiqueue tap's queue just detached */
+			if (errno == EAGAIN || errno == EINTR || (f->is_tap && errno == EBADFD))
 				return;
 			if (!f->recv_error_logged) {
 				log_warn("%s: receive failed: %m; frames from it are dropped", f->what);
@@ -165,11 +167,32 @@ static void tap_set_offload(struct net_backend *b, bool csum, bool tso4, bool ts
 		log_warn("%s: cannot set offloads %#x: %m", f->what, flags);
 }
 
+/* A detached queue reads nothing and polls as an error, so it leaves the
+ * event loop too; what it held for the guest is dropped. */
+static int tap_queue_enable(struct net_backend *b, bool on)
+{
+	struct fd_backend *f = (struct fd_backend *)b;
+	struct ifreq ifr = { .ifr_flags = on ? IFF_ATTACH_QUEUE : IFF_DETACH_QUEUE };
+	if (ioctl(f->fd, TUNSETQUEUE, &ifr) < 0)
+		return -errno;
+	if (!on) {
+		ev_del(f->ev, &f->watch);
+		if (f->held)
+			f->b.rx_dropped++;
+		f->held = false;
+		return 0;
+	}
+	f->rx_paused = f->want_out = false;
+	f->watch.events = EPOLLIN;
+	return ev_add(f->ev, &f->watch);
+}
+
 static const struct net_backend_ops fd_ops = {
 	.name = "fd", .send = fd_send, .rx_resume = fd_rx_resume, .close = fd_close,
 };
 static const struct net_backend_ops tap_ops = {
 	.name = "tap", .send = fd_send, .rx_resume = fd_rx_resume, .set_offload = tap_set_offload, .close = fd_close,
+	.queue_enable = tap_queue_enable,
 };
 
 
@@ -260,26 +283,101 @@ static int open_inherited(struct fd_backend *f, int fd, char *err, size_t errlen
 	return 0;
 }
 
-static int open_tap(struct fd_backend *f, const char *ifname, char *err, size_t errlen)
+/* One queue of tap ifname: a new fd; multi asks for IFF_MULTI_QUEUE (every
+ * queue of a multiqueue tap is opened with it). */
+static int tap_queue_fd(const char *ifname, bool multi)
 {
-	f->fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
-	if (f->fd < 0) {
-		snprintf(err, errlen, "cannot open tap device %s: /dev/net/tun: %s", ifname, strerror(errno));
-		return -1;
-	}
+	int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
 	/* IFF_VNET_HDR: every frame carries the virtio-net header, so the
 	 * guest's checksum and TSO offloads reach the host stack untouched */
-	struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR };
+	struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | (multi ? IFF_MULTI_QUEUE : 0) };
 	int hdr_sz = sizeof(struct virtio_net_hdr_v1);
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-	if (ioctl(f->fd, TUNSETIFF, &ifr) < 0 || ioctl(f->fd, TUNSETVNETHDRSZ, &hdr_sz) < 0) {
-		snprintf(err, errlen, "cannot open tap device %s: %s", ifname, strerror(errno));
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETVNETHDRSZ, &hdr_sz) < 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	return fd;
+}
+
+int net_tap_open_queues(const char *ifname, unsigned want, int *fds, char *err, size_t errlen)
+{
+	int fd = tap_queue_fd(ifname, want > 1);
+	if (fd == -EINVAL && want > 1) {
+		/* a tap made without multi_queue takes one queue only */
+		fd = tap_queue_fd(ifname, false);
+		if (fd >= 0)
+			log_info("virtio-net tap %s: one queue pair (the tap was made without multi_queue: "
+				 "ip tuntap add dev %s mode tap multi_queue)",
+				 ifname, ifname);
+		want = 1;
+	}
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open tap device %s: %s", ifname,
+			 fd == -ENOENT ? "/dev/net/tun: No such file or directory" : strerror(-fd));
 		return -1;
 	}
+	unsigned n = 0;
+	fds[n++] = fd;
+	while (n < want) {
+		if ((fd = tap_queue_fd(ifname, true)) < 0) {
+			log_warn("virtio-net tap %s: cannot open queue %u: %s; %u queue pairs", ifname, n, strerror(-fd), n);
+			break;
+		}
+		fds[n++] = fd;
+	}
+	return (int)n;
+}
+
+static void as_tap(struct fd_backend *f, int fd, const char *ifname, unsigned queue)
+{
+	f->fd = fd;
 	f->b.vnet_hdr = true;
 	f->b.ops = &tap_ops;
-	snprintf(f->what, sizeof(f->what), "virtio-net tap %s", ifname);
+	if (queue)
+		snprintf(f->what, sizeof(f->what), "virtio-net tap %s queue %u", ifname, queue);
+	else
+		snprintf(f->what, sizeof(f->what), "virtio-net tap %s", ifname);
 	f->is_tap = true;
+}
+
+static int open_tap(struct fd_backend *f, const char *ifname, char *err, size_t errlen)
+{
+	int fd;
+	if (net_tap_open_queues(ifname, 1, &fd, err, errlen) < 0)
+		return -1;
+	as_tap(f, fd, ifname, 0);
+	return 0;
+}
+
+static int watch(struct fd_backend *f, struct eventloop *ev, char *err, size_t errlen)
+{
+	f->ev = ev;
+	f->watch = (struct ev_watch){ .fd = f->fd, .events = EPOLLIN, .fn = on_event, .opaque = f };
+	if (ev_add(ev, &f->watch) < 0) {
+		snprintf(err, errlen, "%s: cannot watch it: %s", f->what, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int net_tap_backend(int fd, const char *ifname, unsigned queue, struct eventloop *ev, struct net_backend **out,
+		    char *err, size_t errlen)
+{
+	struct fd_backend *f = calloc(1, sizeof(*f));
+	if (!f) {
+		snprintf(err, errlen, "virtio-net: out of memory");
+		return -1;
+	}
+	as_tap(f, fd, ifname, queue);
+	if (watch(f, ev, err, errlen) < 0) {
+		free(f);
+		return -1;
+	}
+	*out = &f->b;
 	return 0;
 }
 
@@ -292,17 +390,11 @@ int net_fd_open(const struct kv_net *cfg, struct eventloop *ev, struct net_backe
 	}
 	f->fd = -1;
 	f->b.ops = &fd_ops;
-	f->ev = ev;
 	int r = cfg->tap ? open_tap(f, cfg->tap, err, errlen)
 		: cfg->fd >= 0 ? open_inherited(f, cfg->fd, err, errlen)
 			       : open_unixgram(f, cfg, err, errlen);
-	if (r == 0) {
-		f->watch = (struct ev_watch){ .fd = f->fd, .events = EPOLLIN, .fn = on_event, .opaque = f };
-		if (ev_add(ev, &f->watch) < 0) {
-			snprintf(err, errlen, "%s: cannot watch it: %s", f->what, strerror(errno));
-			r = -1;
-		}
-	}
+	if (r == 0)
+		r = watch(f, ev, err, errlen);
 	if (r < 0) {
 		if (cfg->fd >= 0 && f->fd == cfg->fd)
 			f->fd = -1; /* an inherited fd stays open on error: not ours to close yet */

@@ -33,6 +33,9 @@ struct net_backend_ops {
 	/* vnet_hdr backends: which offloads the guest accepts in frames it
 	 * receives (it negotiated GUEST_CSUM/TSO4/TSO6/ECN) */
 	void (*set_offload)(struct net_backend *b, bool csum, bool tso4, bool tso6, bool ecn);
+	/* a queue of a multiqueue tap: let the kernel put received frames on
+	 * it and read them (on), or neither (off); the backend's own thread */
+	int (*queue_enable)(struct net_backend *b, bool on);
 	void (*close)(struct net_backend *b);
 };
 
@@ -59,6 +62,14 @@ int net_backend_open(const struct kv_net *cfg, struct eventloop *ev, struct net_
 		     size_t errlen);
 /* Checks before anything is created: socket path lengths, fd= type. */
 int net_fd_check(const struct kv_net *cfg, char *err, size_t errlen);
+/* Multiqueue tap: open up to want queues of tap ifname into fds (one, with
+ * a log line, when the tap was made without multi_queue); returns how
+ * many, or -1 with err. */
+int net_tap_open_queues(const char *ifname, unsigned want, int *fds, char *err, size_t errlen);
+/* A backend on one of those fds, served by ev's thread; it closes the fd
+ * at close (on failure the fd stays the caller's). */
+int net_tap_backend(int fd, const char *ifname, unsigned queue, struct eventloop *ev, struct net_backend **out,
+		    char *err, size_t errlen);
 int net_fd_open(const struct kv_net *cfg, struct eventloop *ev, struct net_backend **out, char *err, size_t errlen);
 int net_stream_open(const struct kv_net *cfg, struct eventloop *ev, struct net_backend **out, char *err,
 		    size_t errlen);

@@ -45,12 +45,13 @@
 /* The ioctl requests a running kvkit makes outside KVM's own (all of which
  * a thread with G_IOCTL may make): the terminal's modes (the console on
  * stdin, restored at exit), bytes waiting on a socket (libslirp's UDP,
- * X11), non-blocking and close-on-exec flags, and the tap's offloads the
- * guest negotiates. Not among them, for instance: TIOCSTI, which types
+ * X11), non-blocking and close-on-exec flags, the tap's offloads the
+ * guest negotiates and a multiqueue tap's queues the guest uses or stops
+ * using. Not among them, for instance: TIOCSTI, which types
  * into the user's terminal, and every other driver's requests. Devices,
  * taps and disks are set up before the filter goes on. */
 static const unsigned long ioctl_requests[] = { TCGETS,	 TCSETS,  TCSETSW, TCSETSF,	  TIOCGWINSZ,
-						FIONREAD, FIONBIO, FIOCLEX, FIONCLEX, TUNSETOFFLOAD };
+						FIONREAD, FIONBIO, FIOCLEX, FIONCLEX, TUNSETOFFLOAD, TUNSETQUEUE };
 
 /* The calls, in groups. Measured on the e2e suite (plain and ASan builds)
  * with strace, thread by thread; see docs/security.md for how to redo it.

@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <string.h>
 #include <linux/virtio_net.h> /* struct virtio_net_hdr_v1 */
+#include "../util/bytes.h"
+#include "../util/iov.h"
 
 int net_tx_frame(const struct virtq_elem *e, struct iovec *out, size_t max_frame, bool keep_hdr)
 {
@@ -63,4 +65,34 @@ int net_rx_place(struct virtq *vq, struct virtq_elem *e, const struct virtio_net
 	iov_from_buf(first_iov, first_n, 0, &h, sizeof(h));
 	*nused = nb;
 	return 0;
+}
+
+unsigned net_ctrl_command(const struct virtq_elem *e, unsigned max_pairs, bool mq, uint32_t *written)
+{
+	struct virtio_net_ctrl_hdr h = { 0 };
+	uint16_t pairs = 0;
+	unsigned take = 0;
+	size_t got = iov_to_buf(e->iov, e->n_out, 0, &h, sizeof(h));
+	size_t data = iov_to_buf(e->iov, e->n_out, sizeof(h), &pairs, sizeof(pairs));
+	pairs = le16toh(pairs);
+	if (mq && got == sizeof(h) && data == sizeof(pairs) && h.class == VIRTIO_NET_CTRL_MQ &&
+	    h.cmd == VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET && pairs >= VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MIN && pairs <= max_pairs)
+		take = pairs;
+	*written = 0;
+	size_t room = 0;
+	for (unsigned i = 0; i < e->n_in; i++)
+		room += e->iov[e->n_out + i].iov_len;
+	if (!room)
+		return take;
+	size_t at = room - 1;
+	for (unsigned i = 0; i < e->n_in; i++) {
+		const struct iovec *v = &e->iov[e->n_out + i];
+		if (at < v->iov_len) {
+			((uint8_t *)v->iov_base)[at] = take ? VIRTIO_NET_OK : VIRTIO_NET_ERR;
+			break;
+		}
+		at -= v->iov_len;
+	}
+	*written = room > UINT32_MAX ? UINT32_MAX : (uint32_t)room;
+	return take;
 }

@@ -26,4 +26,12 @@ int net_tx_frame(const struct virtq_elem *e, struct iovec *out, size_t max_frame
 int net_rx_place(struct virtq *vq, struct virtq_elem *scratch, const struct virtio_net_hdr_v1 *hdr, const uint8_t *frame,
 		 size_t len, struct vring_used_elem used[NET_RX_MAX_BUFS], unsigned *nused);
 
+/* A control-queue command in a popped chain. The number of queue pairs
+ * (VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET) is the one command taken: when the
+ * driver negotiated multiqueue (mq) and 1 <= pairs <= max_pairs. The ack
+ * (VIRTIO_NET_OK or _ERR) goes into the last byte the driver gave room
+ * for, *written is the used length. Returns the pairs to use, 0 when
+ * refused. */
+unsigned net_ctrl_command(const struct virtq_elem *e, unsigned max_pairs, bool mq, uint32_t *written);
+
 #endif

@@ -75,6 +75,8 @@ static void needs_reset(struct virtio_dev *d)
 
 static void device_reset(struct virtio_dev *d)
 {
+	if (d->ops->quiesce)
+		d->ops->quiesce(d, true);
 	d->status = 0;
 	d->driver_features = 0;
 	d->dfselect = d->gfselect = 0;
@@ -90,6 +92,8 @@ static void device_reset(struct virtio_dev *d)
 	}
 	if (d->ops->reset)
 		d->ops->reset(d);
+	if (d->ops->quiesce)
+		d->ops->quiesce(d, false);
 }
 
 static void queue_kick(void *opaque, uint32_t events)

@@ -39,6 +39,10 @@ struct virtio_ops {
 	bool own_notify;
 	void (*driver_ok)(struct virtio_dev *d);
 	void (*reset)(struct virtio_dev *d);
+	/* device lock held: stop (true) before the core clears the queues at
+	 * a reset, go on (false) after reset(); for a device whose own
+	 * threads use its rings under locks of their own */
+	void (*quiesce)(struct virtio_dev *d, bool stop);
 };
 
 struct virtio_queue {

@@ -258,9 +258,10 @@ def test_nat_dhcp_outbound_tcp_dns_and_port_forward(tmp_path):
 
 
 @contextlib.contextmanager
-def tap_namespace(tmp_path, size):
-    """A network namespace with a tap kvtap0 at 10.9.0.1/24 and an HTTP
-    server there serving a random blob: yields (exec prefix, sha256)."""
+def tap_namespace(tmp_path, size, multi_queue=False):
+    """A network namespace with a tap kvtap0 at 10.9.0.1/24 (multiqueue if
+    asked) and an HTTP server there serving a random blob: yields (exec
+    prefix, sha256)."""
     ns = "kvkit-test-%d" % os.getpid()
     subprocess.run(["ip", "netns", "add", ns], check=True)
     www = tmp_path / "www"
@@ -270,7 +271,8 @@ def tap_namespace(tmp_path, size):
     srv = None
     try:
         ex = ["ip", "netns", "exec", ns]
-        subprocess.run(ex + ["ip", "tuntap", "add", "dev", "kvtap0", "mode", "tap"], check=True)
+        subprocess.run(ex + ["ip", "tuntap", "add", "dev", "kvtap0", "mode", "tap"] +
+                       (["multi_queue"] if multi_queue else []), check=True)
         subprocess.run(ex + ["ip", "addr", "add", "10.9.0.1/24", "dev", "kvtap0"], check=True)
         subprocess.run(ex + ["ip", "link", "set", "kvtap0", "up"], check=True)
         subprocess.run(ex + ["ip", "link", "set", "lo", "up"], check=True)
@@ -322,19 +324,49 @@ def test_tap_with_offloading_off(tmp_path):
     and a download still arrives intact, in frames the guest checksummed."""
     with tap_namespace(tmp_path, 4 << 20) as (ex, want):
         run = TAP_GUEST_UP + "wget -q -O - http://10.9.0.1:8000/blob | sha256sum | sed s/^/H2G=/; echo TAP-DONE"
-        p = subprocess.Popen(ex + kvkit_cmd(run=run, memory=512, devices=["virtio-serial,stdio",
-                                                                          "virtio-net,tap=kvtap0,offloading=off"]),
+        # two vCPUs on a tap made without multi_queue: one pair, said once
+        p = subprocess.Popen(ex + kvkit_cmd(run=run, cpus=2, memory=512,
+                                            devices=["virtio-serial,stdio", "virtio-net,tap=kvtap0,offloading=off"]),
                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             out = wait_for_line(p.stdout, "TAP-DONE", timeout=180)
         finally:
-            p.kill()
-            p.wait()
+            p.terminate()
+            err = p.communicate(timeout=60)[1].decode(errors="replace")
+        assert "one queue pair (the tap was made without multi_queue" in err, err
         assert "PING=2 packets transmitted, 2 packets received" in out, out
         feats = re.search(r"FEATURES=([01]+)", out).group(1)
         assert all(feats[b] == "0" for b in (0, 1, 7, 8, 11, 12)), feats  # no CSUM, GUEST_CSUM, TSO either way
         assert feats[15] == "1", feats  # MRG_RXBUF: the NIC is otherwise the same
         assert "H2G=" + want in out, out
+
+
+@needs_kvm
+def test_tap_multiqueue_with_two_vcpus(tmp_path):
+    """A multiqueue tap and 2 vCPUs: a queue pair per vCPU. The guest sees
+    two receive and two transmit queues; downloads started from each vCPU
+    (the driver sends from CPU i on queue i, and the tap answers a flow on
+    the queue it came from) all arrive intact, and both pairs carried
+    frames both ways."""
+    with tap_namespace(tmp_path, 8 << 20, multi_queue=True) as (ex, want):
+        get = "wget -q -O - http://10.9.0.1:8000/blob | sha256sum | sed s/^/H2G=/"
+        run = (TAP_GUEST_UP + "echo QUEUES=$(ls /sys/class/net/eth0/queues); " +
+               "".join("(taskset %d sh -c '%s') & " % (cpu, get) for cpu in (1, 2, 1, 2, 1, 2)) +
+               "wait; grep virtio.-input /proc/interrupts | sed s/^/IRQ=/; echo TAP-DONE")
+        p = subprocess.Popen(ex + kvkit_cmd(run=run, cpus=2, memory=512,
+                                            devices=["virtio-serial,stdio", "virtio-net,tap=kvtap0"]),
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            out = wait_for_line(p.stdout, "TAP-DONE", timeout=240)
+        finally:
+            p.terminate()
+            err = p.communicate(timeout=60)[1].decode(errors="replace")
+        assert "QUEUES=rx-0 rx-1 tx-0 tx-1" in out, out
+        assert out.count("H2G=" + want) == 6, out
+        assert "virtio-net tap kvtap0: 2 queue pairs, each with its own thread" in err, err
+        pairs = re.findall(r"queue pair (\d) received (\d+) and sent (\d+) frames", err)
+        assert [p_[0] for p_ in pairs] == ["0", "1"], err
+        assert all(int(rx) > 100 and int(tx) > 100 for _, rx, tx in pairs), pairs
 
 
 def test_bad_network_options(tmp_path):

@@ -1,7 +1,8 @@
 /* libFuzzer: what a hostile guest gives virtio-net. The input is a guest
  * memory image holding a receive ring and a transmit ring, then a frame
  * from the network: the frame is placed into the receive buffers (mergeable,
- * header written last), and every transmit chain is read as a frame. */
+ * header written last), and every transmit chain is read as a frame and
+ * as a control-queue command. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				for (size_t b = 0; b < frame_iov[j].iov_len; b += 97)
 					sink ^= ((uint8_t *)frame_iov[j].iov_base)[b];
 			(void)sink;
+			uint32_t written;
+			unsigned pairs = net_ctrl_command(&elem, 8, data[6] & 1, &written);
+			if (pairs > 8 || written > elem.in_len)
+				__builtin_trap();
 			virtq_push(&tx, elem.head, 0);
 		}
 	}
