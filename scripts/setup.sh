@@ -8,7 +8,7 @@ python3 python3-pytest libc6-dev
 liblz4-dev libzstd-dev liblzma-dev zlib1g-dev
 liburing-dev libnbd-dev libmicrohttpd-dev libjson-c-dev libisofs-dev libslirp-dev libseccomp-dev curl
 qemu-utils e2fsprogs util-linux iproute2 xorriso fio iperf3 socat qemu-guest-agent openssl
-ovmf mmdebstrap dosfstools mtools fdisk passt libpng-dev"
+ovmf mmdebstrap dosfstools mtools fdisk passt libpng-dev ethtool"
 # The display (--gui, VNC) and its tests. From bookworm-backports: QEMU 10
 # below brings backports' libdrm and libwayland, which bookworm's SDL2
 # development package cannot sit beside.

@@ -86,7 +86,7 @@ step "e2e tests: $MODE"
 # still dies or times out is run once more, and the output says so. Test
 # failures are never retried. TMPDIR: disk images go on a disk-backed filesystem (O_DIRECT; the
 # rig's --scratch disk is mounted there).
-SAN_K='nvme or debian_boots or bad_firmware or one_cpu or reboot or sigterm or pidfile or test_cli or two_disks or mkfs or discard or bad_disks or fallback or unix_socket_state or bad_requests or config_file or rest_startup or balloon or cloud_init or gvproxy or socketpair or nat_dhcp or bad_network or peer_closing or stream_socket or vsock or podman_ready or ignition or timesync or test_fs or qcow2_disks or qcow2_image or sandbox or gui_window or vnc_without or screenshot_without'
+SAN_K='nvme or multiqueue or debian_boots or bad_firmware or one_cpu or reboot or sigterm or pidfile or test_cli or two_disks or mkfs or discard or bad_disks or fallback or unix_socket_state or bad_requests or config_file or rest_startup or balloon or cloud_init or gvproxy or socketpair or nat_dhcp or bad_network or peer_closing or stream_socket or vsock or podman_ready or ignition or timesync or test_fs or qcow2_disks or qcow2_image or sandbox or gui_window or vnc_without or screenshot_without'
 GROUP_TIMEOUT=${KVKIT_E2E_GROUP_TIMEOUT:-1500}
 complete() { grep -aqE '^=+ .* in [0-9.]+s' "$1" 2>/dev/null; }
 run_group() { # name, test files, L1 CPUs, -k expression narrowing the group ("" = all)

@@ -3,7 +3,9 @@
 kvkit's nat vs QEMU's -netdev user (both user-mode NAT stacks, libslirp in
 both; the host iperf3 server on 127.0.0.1, which the guest reaches as
 10.0.2.2), kvkit's tap vs QEMU's tap without vhost (the same tap device,
-the server on its host address), and kvkit type=unixstream vs QEMU
+the server on its host address), the same on a multiqueue tap (a queue
+pair per vCPU in both; two iperf3 clients, one pinned to each guest CPU,
+so their flows take both pairs), and kvkit type=unixstream vs QEMU
 -netdev stream, each on its own passt (the server on 127.0.0.1, which
 passt maps to the guest's gateway). The whole run is in a network namespace
 of its own (an uplink tap gives passt its addresses). Guest to host and host to guest (-R), Gbit/s, and the
@@ -32,27 +34,39 @@ JOBS = [("guest-to-host", ""), ("host-to-guest", "-R")]
 
 
 TAP, TAP_HOST, TAP_GUEST = "kvbench0", "10.10.0.1", "10.10.0.2"
+MQTAP, MQTAP_HOST, MQTAP_GUEST = "kvbenchmq0", "10.11.0.1", "10.11.0.2"
 UPLINK, UPLINK_ADDR, UPLINK_GW = "kvup0", "10.88.0.2", "10.88.0.1"
-NETS = ("nat", "tap", "passt")
+NETS = tuple(x for x in os.environ.get("BENCH_NETS", "nat,tap,tap-mq,passt").split(",") if x)
+STREAMS = {"tap-mq": 2}  # iperf3 clients at once (one per guest CPU), 1 elsewhere
 
 
 def guest_script():
     # the kernel command line says which network: net=nat or net=tap
     s = ('if [ "$net" = tap ]; then ip addr add %s/24 dev eth0; ip link set eth0 up; SRV=%s; sleep 1; '
+         'elif [ "$net" = tap-mq ]; then ip addr add %s/24 dev eth0; ip link set eth0 up; SRV=%s; sleep 1; '
          'elif [ "$net" = passt ]; then udhcpc -i eth0 -n -q -t 10 -T 1 >/dev/null 2>&1; SRV=%s; '
-         'else udhcpc -i eth0 -n -q -t 10 -T 1 >/dev/null 2>&1; SRV=10.0.2.2; fi\n' % (TAP_GUEST, TAP_HOST, UPLINK_GW))
+         'else udhcpc -i eth0 -n -q -t 10 -T 1 >/dev/null 2>&1; SRV=10.0.2.2; fi\n'
+         % (TAP_GUEST, TAP_HOST, MQTAP_GUEST, MQTAP_HOST, UPLINK_GW))
     for name, flag in JOBS:
-        s += ("echo JOB-START %s; chroot /t iperf3 -c $SRV -p %d -t %d -J %s | tr -d '\\n'; echo; echo JOB-END\n"
-              % (name, PORT, RUNTIME, flag))
+        # tap-mq: a client per guest CPU, each to its own server port; the
+        # results go to files first so the two JSON texts do not mix
+        s += ('echo JOB-START %s; if [ "$net" = tap-mq ]; then '
+              'taskset 1 chroot /t iperf3 -c $SRV -p %d -t %d -J %s > /tmp/a & '
+              'taskset 2 chroot /t iperf3 -c $SRV -p %d -t %d -J %s > /tmp/b; wait; '
+              "tr -d '\\n' < /tmp/a; echo; tr -d '\\n' < /tmp/b; echo; "
+              "else chroot /t iperf3 -c $SRV -p %d -t %d -J %s | tr -d '\\n'; echo; fi; echo JOB-END\n"
+              % (name, PORT, RUNTIME, flag, PORT + 1, RUNTIME, flag, PORT, RUNTIME, flag))
     return s
 
 
-def run_vmm(name, cmd, bind="127.0.0.1"):
+def run_vmm(name, cmd, bind="127.0.0.1", streams=1):
     out = {}
-    # one server for the whole run, listening before the guest can connect
-    srv = subprocess.Popen(["iperf3", "-s", "-B", bind, "-p", str(PORT)],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # one server per client for the whole run, listening before the guest
+    # can connect
+    srvs = [subprocess.Popen(["iperf3", "-s", "-B", bind, "-p", str(PORT + i)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(streams)]
     time.sleep(0.5)
+    parts = []
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     start, job = 0, None
     deadline = time.monotonic() + 300
@@ -60,7 +74,7 @@ def run_vmm(name, cmd, bind="127.0.0.1"):
         line = raw.decode(errors="replace").strip()
         m = re.search(r"JOB-START (\S+)", line)
         if m:
-            job, start = m.group(1), cpu_seconds(p.pid)
+            job, start, parts = m.group(1), cpu_seconds(p.pid), []
             continue
         if line.startswith("{") and job:
             try:
@@ -71,17 +85,20 @@ def run_vmm(name, cmd, bind="127.0.0.1"):
                 continue
             if "error" in js:
                 sys.exit("%s: iperf3 in the guest: %s" % (name, js["error"]))
-            end = js["end"]
-            moved = end["sum_received"]["bytes"]
-            bps = end["sum_received"]["bits_per_second"]
+            parts.append(js["end"]["sum_received"])
+            if len(parts) < streams:
+                continue
+            moved = sum(x["bytes"] for x in parts)
+            bps = sum(x["bits_per_second"] for x in parts)
             out[job] = (bps / 1e9, moved, cpu_seconds(p.pid) - start)
             job = None
         if len(out) == len(JOBS) or time.monotonic() > deadline:
             break
     p.kill()
     p.wait()
-    srv.kill()
-    srv.wait()
+    for srv in srvs:
+        srv.kill()
+        srv.wait()
     if len(out) != len(JOBS):
         sys.exit("%s: only %d of %d jobs reported; stderr:\n%s" % (name, len(out), len(JOBS), p.stderr.read().decode()))
     return out
@@ -108,7 +125,8 @@ def own_netns():
               "ip addr add %s/24 dev %s" % (UPLINK_ADDR, UPLINK), "ip link set %s up" % UPLINK,
               "ip route add default via %s dev %s onlink" % (UPLINK_GW, UPLINK),
               "ip tuntap add dev %s mode tap" % TAP, "ip addr add %s/24 dev %s" % (TAP_HOST, TAP),
-              "ip link set %s up" % TAP):
+              "ip link set %s up" % TAP, "ip tuntap add dev %s mode tap multi_queue" % MQTAP,
+              "ip addr add %s/24 dev %s" % (MQTAP_HOST, MQTAP), "ip link set %s up" % MQTAP):
         subprocess.run(c.split(), check=True)
 
 
@@ -124,7 +142,9 @@ def main():
     try:
         for net in NETS:
             cmdline = 'console=ttyS0 quiet hvcwait=0 net=%s run="%s"' % (net, GUEST_RUN % "vda")
-            bind = TAP_HOST if net == "tap" else "127.0.0.1"
+            bind = {"tap": TAP_HOST, "tap-mq": MQTAP_HOST}.get(net, "127.0.0.1")
+            streams = STREAMS.get(net, 1)
+            q_nic = "virtio-net-pci,netdev=n0"
             passts = []
             if net == "passt":
                 pk, kv_sock = start_passt(sockdir, "kvkit")
@@ -134,6 +154,10 @@ def main():
                 q_net = "stream,id=n0,server=off,addr.type=unix,addr.path=" + q_sock
             elif net == "nat":
                 kv_net, q_net = "virtio-net,nat,hostLoopback", "user,id=n0"
+            elif net == "tap-mq":  # kvkit gives a multiqueue tap a pair per vCPU
+                kv_net = "virtio-net,tap=" + MQTAP
+                q_net = "tap,id=n0,ifname=%s,script=no,downscript=no,vhost=off,queues=%d" % (MQTAP, CPUS)
+                q_nic += ",mq=on,vectors=%d" % (2 * CPUS + 2)
             else:
                 kv_net = "virtio-net,tap=" + TAP
                 q_net = "tap,id=n0,ifname=%s,script=no,downscript=no,vhost=off" % TAP
@@ -141,13 +165,14 @@ def main():
             res["kvkit"] = run_vmm("kvkit", [KVKIT, "--cpus", str(CPUS), "--memory", str(MEM), "--bootloader",
                                              "linux,kernel=%s,initrd=%s,cmdline=%s" % (KERNEL, INITRD, cmdline),
                                              "--device", "virtio-serial,stdio",
-                                             "--device", "virtio-blk,path=%s,readonly" % tools, "--device", kv_net], bind)
+                                             "--device", "virtio-blk,path=%s,readonly" % tools, "--device", kv_net],
+                                   bind, streams)
             res["qemu"] = run_vmm("qemu", ["qemu-system-x86_64", "-enable-kvm", "-cpu", "host", "-M", "q35", "-smp",
                                            str(CPUS), "-m", str(MEM), "-nographic", "-nodefaults", "-no-reboot",
                                            "-serial", "stdio", "-kernel", KERNEL, "-initrd", INITRD, "-append", cmdline,
                                            "-drive", "file=%s,if=none,id=t,format=raw,readonly=on" % tools,
                                            "-device", "virtio-blk-pci,drive=t",
-                                           "-netdev", q_net, "-device", "virtio-net-pci,netdev=n0"], bind)
+                                           "-netdev", q_net, "-device", q_nic], bind, streams)
             for p in passts:
                 p.kill()
                 p.wait()

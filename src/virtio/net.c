@@ -262,7 +262,7 @@ static void serve_control(struct net_dev *n)
 			pairs_lock(n, true);
 			set_active(n, pairs);
 			pairs_lock(n, false);
-			log_debug("virtio-net tap %s: the driver uses %u queue pairs", n->tap, pairs);
+			log_debug("virtio-net tap %s: the driver uses %u of %u queue pairs", n->tap, pairs, n->npairs);
 		}
 		virtq_push(&d->q[cq].vq, e.head, written);
 		any = true;

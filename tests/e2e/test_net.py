@@ -350,10 +350,14 @@ def test_tap_multiqueue_with_two_vcpus(tmp_path):
     frames both ways."""
     with tap_namespace(tmp_path, 8 << 20, multi_queue=True) as (ex, want):
         get = "wget -q -O - http://10.9.0.1:8000/blob | sha256sum | sed s/^/H2G=/"
-        run = (TAP_GUEST_UP + "echo QUEUES=$(ls /sys/class/net/eth0/queues); " +
+        run = (TAP_GUEST_UP + "echo QUEUES=$(ls /sys/class/net/eth0/queues); "
+               "echo CHANNELS=$(ethtool -l eth0 | grep Combined); " +
+               # one pair, then two again: the tap's second queue is
+               # detached and attached, and traffic goes on
+               "ethtool -L eth0 combined 1 && " + get.replace("H2G=", "ONE=") + "; ethtool -L eth0 combined 2; " +
                "".join("(taskset %d sh -c '%s') & " % (cpu, get) for cpu in (1, 2, 1, 2, 1, 2)) +
-               "wait; grep virtio.-input /proc/interrupts | sed s/^/IRQ=/; echo TAP-DONE")
-        p = subprocess.Popen(ex + kvkit_cmd(run=run, cpus=2, memory=512,
+               "wait; echo TAP-DONE")
+        p = subprocess.Popen(ex + kvkit_cmd("--log-level", "debug", run=run, cpus=2, memory=512,
                                             devices=["virtio-serial,stdio", "virtio-net,tap=kvtap0"]),
                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
@@ -362,8 +366,12 @@ def test_tap_multiqueue_with_two_vcpus(tmp_path):
             p.terminate()
             err = p.communicate(timeout=60)[1].decode(errors="replace")
         assert "QUEUES=rx-0 rx-1 tx-0 tx-1" in out, out
+        assert "CHANNELS=Combined: 2 Combined: 2" in out, out  # maximum and current
+        assert "ONE=" + want in out, out
         assert out.count("H2G=" + want) == 6, out
         assert "virtio-net tap kvtap0: 2 queue pairs, each with its own thread" in err, err
+        uses = re.findall(r"the driver uses (\d) of 2 queue pairs", err)
+        assert uses[-3:] == ["2", "1", "2"], uses  # at probe, then ethtool -L 1 and 2
         pairs = re.findall(r"queue pair (\d) received (\d+) and sent (\d+) frames", err)
         assert [p_[0] for p_ in pairs] == ["0", "1"], err
         assert all(int(rx) > 100 and int(tx) > 100 for _, rx, tx in pairs), pairs
