@@ -285,6 +285,18 @@ def tap_namespace(tmp_path, size, multi_queue=False):
         subprocess.run(["ip", "netns", "del", ns])
 
 
+def run_until(cmd, marker, timeout):
+    """Run kvkit until the guest prints marker, then stop it: (stdout so
+    far, all of stderr, which has kvkit's lines from its exit too)."""
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out = wait_for_line(p.stdout, marker, timeout=timeout)
+    finally:
+        p.terminate()
+        err = p.communicate(timeout=60)[1].decode(errors="replace")
+    return out, err
+
+
 TAP_GUEST_UP = ("ip addr add 10.9.0.2/24 dev eth0; ip link set eth0 up; "
                 "for d in /sys/bus/virtio/devices/*; do [ $(cat $d/device) = 0x0001 ] && echo FEATURES=$(cat $d/features); done; "
                 "ping -c 2 -W 3 10.9.0.1 | grep transmitted | sed s/^/PING=/; ")
@@ -325,14 +337,9 @@ def test_tap_with_offloading_off(tmp_path):
     with tap_namespace(tmp_path, 4 << 20) as (ex, want):
         run = TAP_GUEST_UP + "wget -q -O - http://10.9.0.1:8000/blob | sha256sum | sed s/^/H2G=/; echo TAP-DONE"
         # two vCPUs on a tap made without multi_queue: one pair, said once
-        p = subprocess.Popen(ex + kvkit_cmd(run=run, cpus=2, memory=512,
+        out, err = run_until(ex + kvkit_cmd(run=run, cpus=2, memory=512,
                                             devices=["virtio-serial,stdio", "virtio-net,tap=kvtap0,offloading=off"]),
-                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            out = wait_for_line(p.stdout, "TAP-DONE", timeout=180)
-        finally:
-            p.terminate()
-            err = p.communicate(timeout=60)[1].decode(errors="replace")
+                             "TAP-DONE", 180)
         assert "one queue pair (the tap was made without multi_queue" in err, err
         assert "PING=2 packets transmitted, 2 packets received" in out, out
         feats = re.search(r"FEATURES=([01]+)", out).group(1)
@@ -357,14 +364,9 @@ def test_tap_multiqueue_with_two_vcpus(tmp_path):
                "ethtool -L eth0 combined 1 && " + get.replace("H2G=", "ONE=") + "; ethtool -L eth0 combined 2; " +
                "".join("(taskset %d sh -c '%s') & " % (cpu, get) for cpu in (1, 2, 1, 2, 1, 2)) +
                "wait; echo TAP-DONE")
-        p = subprocess.Popen(ex + kvkit_cmd("--log-level", "debug", run=run, cpus=2, memory=512,
+        out, err = run_until(ex + kvkit_cmd("--log-level", "debug", run=run, cpus=2, memory=512,
                                             devices=["virtio-serial,stdio", "virtio-net,tap=kvtap0"]),
-                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            out = wait_for_line(p.stdout, "TAP-DONE", timeout=240)
-        finally:
-            p.terminate()
-            err = p.communicate(timeout=60)[1].decode(errors="replace")
+                             "TAP-DONE", 240)
         assert "QUEUES=rx-0 rx-1 tx-0 tx-1" in out, out
         assert "CHANNELS=Combined: 2 Combined: 2" in out, out  # maximum and current
         assert "ONE=" + want in out, out
