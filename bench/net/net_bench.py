@@ -51,10 +51,10 @@ def guest_script():
         # tap-mq: a client per guest CPU, each to its own server port; the
         # results go to files first so the two JSON texts do not mix
         s += ('echo JOB-START %s; if [ "$net" = tap-mq ]; then '
-              'taskset 1 chroot /t iperf3 -c $SRV -p %d -t %d -J %s > /tmp/a & '
-              'taskset 2 chroot /t iperf3 -c $SRV -p %d -t %d -J %s > /tmp/b; wait; '
+              'taskset 1 chroot /t iperf3 -c $SRV -p %d -t %d -i 0 -J %s > /tmp/a & '
+              'taskset 2 chroot /t iperf3 -c $SRV -p %d -t %d -i 0 -J %s > /tmp/b; wait; '
               "tr -d '\\n' < /tmp/a; echo; tr -d '\\n' < /tmp/b; echo; "
-              "else chroot /t iperf3 -c $SRV -p %d -t %d -J %s | tr -d '\\n'; echo; fi; echo JOB-END\n"
+              "else chroot /t iperf3 -c $SRV -p %d -t %d -i 0 -J %s | tr -d '\\n'; echo; fi; echo JOB-END\n"
               % (name, PORT, RUNTIME, flag, PORT + 1, RUNTIME, flag, PORT, RUNTIME, flag))
     return s
 
@@ -99,8 +99,9 @@ def run_vmm(name, cmd, bind="127.0.0.1", streams=1):
     for srv in srvs:
         srv.kill()
         srv.wait()
-    if len(out) != len(JOBS):
-        sys.exit("%s: only %d of %d jobs reported; stderr:\n%s" % (name, len(out), len(JOBS), p.stderr.read().decode()))
+    if len(out) != len(JOBS):  # the table says n/a; the other pairings still run
+        print("%s: only %d of %d jobs reported; stderr:\n%s" % (name, len(out), len(JOBS),
+                                                               p.stderr.read().decode()[-2000:]), file=sys.stderr)
     return out
 
 
@@ -179,6 +180,9 @@ def main():
             print("%s: %-14s %12s %12s %9s   %s" % (net, "direction", "kvkit", "qemu", "kv/qemu",
                                                   "VMM CPU s/GB kvkit qemu"))
             for j, _ in JOBS:
+                if j not in res["kvkit"] or j not in res["qemu"]:
+                    print("%s: %-14s n/a (a VMM did not report it)" % (net, j), flush=True)
+                    continue
                 k, q = res["kvkit"][j], res["qemu"][j]
                 print("%s: %-14s %8.3f Gb/s %8.3f Gb/s %9.2f   %.2f %.2f" % (
                     net, j, k[0], q[0], k[0] / q[0], k[2] / (k[1] / 1e9), q[2] / (q[1] / 1e9)), flush=True)
