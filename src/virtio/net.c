@@ -273,31 +273,54 @@ static void serve_control(struct net_dev *n)
 
 /* ---------------- multiqueue: a thread per pair ---------------- */
 
-/* A kick on one of the pair's queues (or the control queue). One look at
- * the rings serves every kick, so all of them are drained. */
-static void pair_kick(void *opaque, uint32_t events)
+/* A kick's eventfd read; false when the VM is paused (kicked again at
+ * resume). */
+static bool take_kick(struct net_pair *p, int fd)
+{
+	uint64_t v;
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_debug("virtio-net: queue pair %u: notify eventfd: %m", p->index);
+	return !virtio_dev_paused(&p->n->dev);
+}
+
+/* The guest posted receive buffers: the pair's lock only. */
+static void rx_kick(void *opaque, uint32_t events)
+{
+	struct net_pair *p = opaque;
+	(void)events;
+	if (!take_kick(p, p->kick[0].fd))
+		return;
+	pthread_mutex_lock(p->lock);
+	if (virtio_driver_ok(&p->n->dev) && p->index < p->n->active)
+		rx_refilled(p);
+	pthread_mutex_unlock(p->lock);
+}
+
+/* The guest queued frames to send: the pair's lock only. */
+static void tx_kick(void *opaque, uint32_t events)
+{
+	struct net_pair *p = opaque;
+	(void)events;
+	if (!take_kick(p, p->kick[1].fd))
+		return;
+	pthread_mutex_lock(p->lock);
+	if (p->index < p->n->active)
+		tx_run(p);
+	pthread_mutex_unlock(p->lock);
+}
+
+/* A control command (pair 0's thread): under the device lock. */
+static void control_kick(void *opaque, uint32_t events)
 {
 	struct net_pair *p = opaque;
 	struct virtio_dev *d = &p->n->dev;
-	uint64_t v;
 	(void)events;
-	for (unsigned i = 0; i < 3; i++)
-		if (p->kick[i].fd >= 0 && read(p->kick[i].fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-			log_debug("virtio-net: queue pair %u: notify eventfd: %m", p->index);
-	if (virtio_dev_paused(d))
-		return; /* kicked again at resume */
-	if (p->kick[2].fd >= 0) {
-		pthread_mutex_lock(&d->lock);
-		if (virtio_driver_ok(d) && d->q[2 * p->n->npairs].enabled)
-			serve_control(p->n);
-		pthread_mutex_unlock(&d->lock);
-	}
-	pthread_mutex_lock(p->lock);
-	if (virtio_driver_ok(d) && p->index < p->n->active) {
-		rx_refilled(p);
-		tx_run(p);
-	}
-	pthread_mutex_unlock(p->lock);
+	if (!take_kick(p, p->kick[2].fd))
+		return;
+	pthread_mutex_lock(&d->lock);
+	if (virtio_driver_ok(d) && d->q[2 * p->n->npairs].enabled)
+		serve_control(p->n);
+	pthread_mutex_unlock(&d->lock);
 }
 
 /* Quit, or follow the number of pairs the driver uses. */
@@ -347,12 +370,12 @@ static int pair_start(struct net_pair *p)
 {
 	struct virtio_dev *d = &p->n->dev;
 	unsigned qs[3] = { p->rxq, p->txq, 2 * p->n->npairs };
+	const ev_handler fn[3] = { rx_kick, tx_kick, control_kick };
 	for (unsigned i = 0; i < 3; i++) {
 		p->kick[i] = (struct ev_watch){ .fd = -1 };
 		if (i == 2 && p->index != 0)
 			continue;
-		p->kick[i] = (struct ev_watch){ .fd = d->q[qs[i]].notify_efd, .events = EPOLLIN, .fn = pair_kick,
-						.opaque = p };
+		p->kick[i] = (struct ev_watch){ .fd = d->q[qs[i]].notify_efd, .events = EPOLLIN, .fn = fn[i], .opaque = p };
 		int r = ev_add(&p->ev, &p->kick[i]);
 		if (r < 0)
 			return r;
