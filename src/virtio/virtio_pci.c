@@ -55,7 +55,9 @@ void virtio_notify(struct virtio_dev *d, unsigned q)
 	struct virtio_queue *vq = &d->q[q];
 	if (!virtq_should_notify(&vq->vq))
 		return;
-	d->isr |= 1;
+	/* atomic: a multiqueue device's queue threads notify without the
+	 * device lock */
+	__atomic_or_fetch(&d->isr, 1, __ATOMIC_RELAXED);
 	msix_notify(&d->msix, vq->msix_vector);
 }
 
@@ -293,8 +295,7 @@ static void bar_io(void *opaque, uint64_t off, uint8_t *data, unsigned len, bool
 	} else if (off == OFF_ISR) {
 		if (!is_write) {
 			memset(data, 0, len);
-			data[0] = d->isr;
-			d->isr = 0;
+			data[0] = __atomic_exchange_n(&d->isr, 0, __ATOMIC_RELAXED);
 		}
 	} else if (off >= OFF_DEVICE && off < OFF_DEVICE + d->ops->config_size) {
 		unsigned o = off - OFF_DEVICE;
