@@ -79,6 +79,7 @@ struct net_dev {
 	bool link_up; /* until the backend's peer goes away */
 	unsigned npairs;
 	unsigned active; /* pairs the driver uses (VQ_PAIRS_SET); 1 until it says */
+	bool on_bus;     /* virtio_dev_init() put it on the PCI bus */
 	char *tap;       /* multiqueue: the tap's name, for log lines */
 	struct net_pair pairs[];
 };
@@ -485,6 +486,7 @@ static int nic_init(struct vm *vm, struct net_dev *n, const struct kv_net *cfg, 
 		snprintf(err, errlen, "virtio-net: cannot create device: %s", strerror(-rc));
 		return rc;
 	}
+	n->on_bus = true;
 	for (unsigned i = 0; multiqueue(n) && i < n->npairs; i++)
 		if ((rc = pair_start(&n->pairs[i])) < 0) {
 			snprintf(err, errlen, "virtio-net tap %s: cannot start queue pair %u: %s", n->tap, i, strerror(-rc));
@@ -494,7 +496,9 @@ static int nic_init(struct vm *vm, struct net_dev *n, const struct kv_net *cfg, 
 }
 
 /* Stop the pairs' threads, close the backends (or the tap queues not yet
- * given one), free the device. */
+ * given one), free the device; one that made it onto the PCI bus is left
+ * there (a start that failed after that point ends kvkit, and the bus
+ * still points at it). */
 static void nic_free(struct net_dev *n)
 {
 	for (unsigned i = 0; i < n->npairs; i++)
@@ -509,8 +513,12 @@ static void nic_free(struct net_dev *n)
 			close(p->wake_efd);
 		if (p->ev.epfd >= 0)
 			close(p->ev.epfd);
-		pthread_mutex_destroy(&p->own_lock);
+		p->be = NULL, p->tap_fd = p->wake_efd = p->ev.epfd = -1;
 	}
+	if (n->on_bus)
+		return;
+	for (unsigned i = 0; i < n->npairs; i++)
+		pthread_mutex_destroy(&n->pairs[i].own_lock);
 	free(n->tap);
 	free(n);
 }
