@@ -22,6 +22,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from guest_tools import GUEST_RUN, cpu_seconds, tools_disk  # noqa: E402
+from report import publish, table  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 KVKIT = os.path.join(ROOT, "build", "kvkit")
@@ -131,8 +132,22 @@ def own_netns():
         subprocess.run(c.split(), check=True)
 
 
+PAIRINGS = {"nat": "nat vs `-netdev user`", "tap": "tap vs tap (no vhost)",
+            "tap-mq": "multiqueue tap vs tap `queues=2` (no vhost)", "passt": "unixstream vs `-netdev stream` (passt)"}
+
+
+def row(net, job, k, q):
+    """A table row for one pairing and direction (k, q: kvkit's and QEMU's
+    (Gbit/s, bytes, CPU s), or None when that VMM did not report it)."""
+    if not k or not q:
+        return [PAIRINGS[net], job, "n/a", "n/a", "", ""]
+    return [PAIRINGS[net], job, "%.3f Gbit/s" % k[0], "%.3f Gbit/s" % q[0], "%.2f" % (k[0] / q[0]),
+            "%.1f, %.1f" % (k[2] / (k[1] / 1e9), q[2] / (q[1] / 1e9))]
+
+
 def main():
     own_netns()
+    rows = []
     tools = os.path.join(WORK, "kvkit-bench-net-tools.img")
     tools_disk(tools, ["iperf3"], guest_script(), WORK)
     print("bench/net: iperf3 TCP, %d s per direction, guest %d vCPU %d MiB; nat vs QEMU user-mode, tap vs QEMU tap "
@@ -180,6 +195,7 @@ def main():
             print("%s: %-14s %12s %12s %9s   %s" % (net, "direction", "kvkit", "qemu", "kv/qemu",
                                                   "VMM CPU s/GB kvkit qemu"))
             for j, _ in JOBS:
+                rows.append(row(net, j.replace("-to-", "→"), res["kvkit"].get(j), res["qemu"].get(j)))
                 if j not in res["kvkit"] or j not in res["qemu"]:
                     print("%s: %-14s n/a (a VMM did not report it)" % (net, j), flush=True)
                     continue
@@ -189,6 +205,9 @@ def main():
     finally:
         shutil.rmtree(sockdir, ignore_errors=True)
     os.unlink(tools)
+    publish("net", "iperf3 TCP, %d vCPU, %d MiB, %d s each way; two clients pinned to the two guest CPUs on the "
+            "multiqueue tap" % (CPUS, MEM, RUNTIME),
+            table(["pairing", "direction", "kvkit", "QEMU", "kvkit/QEMU", "VMM CPU s/GB kvkit, QEMU"], rows))
 
 
 if __name__ == "__main__":
