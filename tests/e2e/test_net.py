@@ -11,10 +11,14 @@ import re
 import socket
 import struct
 import subprocess
+import sys
 import threading
 import time
 
 from conftest import KERNEL, KVKIT, kvkit_cmd, needs_kvm, wait_for_line
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench", "lib"))
+from guest_tools import tools_disk  # noqa: E402
 
 MAC = "5a:94:ef:e4:0c:ee"
 
@@ -355,17 +359,24 @@ def test_tap_multiqueue_with_two_vcpus(tmp_path):
     (the driver sends from CPU i on queue i, and the tap answers a flow on
     the queue it came from) all arrive intact, and both pairs carried
     frames both ways."""
+    # ethtool (and its libraries) on a disk of their own: the test guest's
+    # initramfs stays small enough for the 80 MiB boot test
+    tools = str(tmp_path / "ethtool.img")
+    tools_disk(tools, ["ethtool"], "", str(tmp_path), size="16M")
     with tap_namespace(tmp_path, 8 << 20, multi_queue=True) as (ex, want):
         get = "wget -q -O - http://10.9.0.1:8000/blob | sha256sum | sed s/^/H2G=/"
-        run = (TAP_GUEST_UP + "echo QUEUES=$(ls /sys/class/net/eth0/queues); "
-               "echo CHANNELS=$(ethtool -l eth0 | grep Combined); " +
+        run = ("mkdir -p /t; mount -o ro /dev/vda /t; " + TAP_GUEST_UP +
+               "echo QUEUES=$(ls /sys/class/net/eth0/queues); "
+               "echo CHANNELS=$(chroot /t ethtool -l eth0 | grep Combined); " +
                # one pair, then two again: the tap's second queue is
                # detached and attached, and traffic goes on
-               "ethtool -L eth0 combined 1 && " + get.replace("H2G=", "ONE=") + "; ethtool -L eth0 combined 2; " +
+               "chroot /t ethtool -L eth0 combined 1 && " + get.replace("H2G=", "ONE=") +
+               "; chroot /t ethtool -L eth0 combined 2; " +
                "".join("(taskset %d sh -c '%s') & " % (cpu, get) for cpu in (1, 2, 1, 2, 1, 2)) +
                "wait; echo TAP-DONE")
         out, err = run_until(ex + kvkit_cmd("--log-level", "debug", run=run, cpus=2, memory=512,
-                                            devices=["virtio-serial,stdio", "virtio-net,tap=kvtap0"]),
+                                            devices=["virtio-serial,stdio", "virtio-blk,path=%s,readonly" % tools,
+                                                     "virtio-net,tap=kvtap0"]),
                              "TAP-DONE", 240)
         assert "QUEUES=rx-0 rx-1 tx-0 tx-1" in out, out
         assert "CHANNELS=Combined: 2 Combined: 2" in out, out  # maximum and current

@@ -61,7 +61,6 @@ add_bin() { # path [name...]
 }
 add_bin /sbin/mke2fs mkfs.ext4
 add_bin /sbin/blkdiscard # util-linux: -z (WRITE_ZEROES), which busybox lacks
-add_bin /usr/sbin/ethtool # the network tests read and set queue pairs and offloads
 cp /etc/mke2fs.conf "$R/etc/"
 deps() { local d; for d in $(modinfo -k "$KVER" -F depends "$1" 2>/dev/null | tr ',' ' '); do deps "$d"; done; echo "$1"; }
 MODS=$(for m in virtio_pci virtio_console virtio-rng virtio_blk virtio_net virtio_balloon vmw_vsock_virtio_transport virtiofs 9pnet_virtio 9p crc32c_generic ext4 isofs button evdev virtio_input virtio-gpu; do deps "$m"; done | awk '!s[$0]++')
